@@ -1,0 +1,102 @@
+"""The run directory every command writes: config, results, tables, plots, logs, checkpoints.
+
+Files are written to a temporary name and renamed into place, so a crash or Ctrl-C never leaves a
+half-written file. A run that fails on bad input removes the directory it created.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dlclassics import __version__
+from dlclassics.errors import InputError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+class RunDir:
+    """A run directory: `config.json`, `results.json`, `results.md`, `plots/`, `tensorboard/`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def plots(self) -> Path:
+        d = self.path / "plots"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def checkpoints(self) -> Path:
+        d = self.path / "checkpoints"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
+
+    def save_config(self, command: str, config: dict[str, Any]) -> None:
+        write_json(
+            self.path / "config.json",
+            {"command": command, "version": __version__, **config},
+        )
+
+    def save_results(self, results: dict[str, Any], markdown: str) -> None:
+        # The markdown goes first: results.json is the marker of a finished run.
+        atomic_write_text(self.path / "results.md", markdown)
+        write_json(self.path / "results.json", results)
+
+
+def default_out(command: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path("runs") / f"{stamp}-{command.replace(' ', '-')}"
+
+
+def _check_reusable(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--out {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / "config.json").exists():
+        raise InputError(f"--out {path} is a non-empty directory that is not a dlclassics run")
+
+
+@contextlib.contextmanager
+def open_run(out: Path | None, command: str, config: dict[str, Any]) -> Iterator[RunDir]:
+    """Create (or reuse) the run directory, write config.json, and clean up after bad input."""
+    path = Path(out) if out is not None else default_out(command)
+    _check_reusable(path)
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    run = RunDir(path)
+    try:
+        run.save_config(command, config)
+        yield run
+    except InputError:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise

@@ -1,0 +1,1 @@
+"""XOR: hand-set and trained BTU networks, and the hyperparameter study."""

@@ -1,0 +1,203 @@
+"""The XOR hyperparameter study, every run of every configuration trained at once.
+
+Tensors keep the run dimension last (innermost, contiguous), so each elementwise operation is one
+vectorised loop over all runs. Networks of different widths share one padded shape: the widest
+hidden layer, plus two bypass inputs. A fixed 0/1 mask on the output weights removes the units and
+bypass inputs a run does not have; masked weights stay exactly zero, so padding never changes the
+arithmetic of a run. Gradients of sigmoid + binary cross-entropy are written out by hand, which
+keeps an epoch to about thirty small tensor operations whatever the number of runs.
+
+Early stopping is per run: a run that meets the stopping rule has its learning rate masked to
+zero, so its weights stay those of its stopping epoch while the other runs go on.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dlclassics.errors import InputError
+from dlclassics.xor.data import VAL_INPUTS, VAL_TARGETS
+
+
+@dataclass(frozen=True)
+class Config:
+    lr: float
+    hidden: int
+    bypass: bool
+
+
+@dataclass(frozen=True)
+class Protocol:
+    max_epochs: int = 40_000
+    patience: int = 10
+    min_delta: float = 1e-4
+    goal: float = 0.2
+    successes: int = 10
+    max_runs: int = 15
+
+    def validate(self) -> None:
+        if self.max_epochs < 1:
+            raise InputError(f"max epochs must be at least 1, got {self.max_epochs}")
+        if self.patience < 1:
+            raise InputError(f"patience must be at least 1, got {self.patience}")
+        if self.max_runs < 1 or self.successes < 1:
+            raise InputError("successes and max runs must be at least 1")
+        if self.min_delta < 0 or self.goal <= 0:
+            raise InputError("min delta must be >= 0 and the goal loss > 0")
+
+
+DEFAULT_GRID: list[Config] = [
+    *(Config(lr, h, b) for lr in (0.1, 0.01) for h in (2, 4) for b in (False, True)),
+    Config(0.25, 1, True),
+]
+
+
+@dataclass
+class Weights:
+    """Weights of R runs, run dimension last, padded to H hidden units.
+
+    hidden: (3, H, R), rows x1, x2, bias.  out_hidden: (H, R).  out_direct: (3, R), rows x1 and
+    x2 (the bypass), then the output bias.
+    """
+
+    hidden: torch.Tensor
+    out_hidden: torch.Tensor
+    out_direct: torch.Tensor
+
+    def run(self, r: int) -> dict[str, torch.Tensor]:
+        """One run's weights in nn.Linear layout (bypass inputs first in the output layer)."""
+        return {
+            "hidden_weight": self.hidden[:2, :, r].T,
+            "hidden_bias": self.hidden[2, :, r],
+            "out_weight": torch.cat([self.out_direct[:2, r], self.out_hidden[:, r]]),
+            "out_bias": self.out_direct[2, r],
+        }
+
+
+def masks(configs: list[Config], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """1 where a run has a weight: (hidden units, H x R) and (bypass inputs + bias, 3 x R)."""
+    hidden = torch.tensor([[float(j < c.hidden) for c in configs] for j in range(width)])
+    direct = torch.tensor([[float(c.bypass) for c in configs]] * 2 + [[1.0] * len(configs)])
+    return hidden, direct
+
+
+def xavier_init(configs: list[Config], generator: torch.Generator) -> Weights:
+    """Xavier-uniform weights with each run's own fan-in and fan-out, zero biases."""
+    runs, width = len(configs), max(c.hidden for c in configs)
+    hidden_mask, direct_mask = masks(configs, width)
+    hidden = torch.tensor([float(c.hidden) for c in configs])
+    out_fan_in = hidden + torch.tensor([2.0 * c.bypass for c in configs])
+    bound1 = torch.sqrt(6 / (2 + hidden))
+    bound2 = torch.sqrt(6 / (out_fan_in + 1))
+    w1 = (torch.rand(2, width, runs, generator=generator) * 2 - 1) * bound1 * hidden_mask
+    w2 = (torch.rand(2 + width, runs, generator=generator) * 2 - 1) * bound2
+    return Weights(
+        hidden=torch.cat([w1, torch.zeros(1, width, runs)]),
+        out_hidden=w2[2:] * hidden_mask,
+        out_direct=torch.cat([w2[:2] * direct_mask[:2], torch.zeros(1, runs)]),
+    )
+
+
+@dataclass
+class RunResults:
+    """Per run: whether it met the stopping rule, its last epoch, its losses and weights there."""
+
+    succeeded: torch.Tensor
+    epochs: torch.Tensor
+    train_loss: torch.Tensor
+    val_loss: torch.Tensor
+    weights: Weights
+
+
+def train_batched(
+    configs: list[Config],
+    init: Weights,
+    protocol: Protocol,
+    dtype: torch.dtype = torch.float32,
+    quiet: bool = True,
+) -> RunResults:
+    """Full-batch SGD on binary cross-entropy for every run at once, with per-run early stopping.
+
+    An epoch is one step on the four XOR points, then the validation loss, as a one-run loop does
+    it. The XOR points are the first four validation points, so one forward pass over the
+    validation set gives both this epoch's validation loss and the next epoch's training pass.
+    Losses are kept as sums over points (8x the mean), so the thresholds are scaled by 8, which
+    is exact in floating point.
+    """
+    protocol.validate()
+    if any(c.lr <= 0 for c in configs):
+        raise InputError("learning rates must be positive")
+    if any(c.hidden < 1 for c in configs):
+        raise InputError("hidden units must be at least 1")
+    with torch.inference_mode():
+        return _train(configs, init, protocol, dtype, quiet)
+
+
+def _train(
+    configs: list[Config], init: Weights, protocol: Protocol, dtype: torch.dtype, quiet: bool
+) -> RunResults:
+    runs, width = len(configs), init.out_hidden.shape[0]
+    hidden_mask, direct_mask = (m.to(dtype) for m in masks(configs, width))
+    w1 = init.hidden.to(dtype).reshape(3, width * runs).clone()
+    v = init.out_hidden.to(dtype).clone()
+    u = init.out_direct.to(dtype).clone()
+
+    x = torch.cat([VAL_INPUTS, torch.ones(len(VAL_INPUTS), 1)], dim=1).to(dtype)  # bias input
+    n, n_train = len(x), 4
+    x_train_t = x[:n_train].T.contiguous()
+    # BCE(sigmoid(z), y) = softplus(s z) and sigmoid(z) - y = s sigmoid(s z), with s = 1 - 2y.
+    sign = (1 - 2 * VAL_TARGETS).to(dtype)
+    lr = torch.tensor([c.lr for c in configs], dtype=dtype)
+    step = sign[:n_train] / n_train * lr  # (4, R); a stopped run's column becomes zero
+
+    scalar = lambda value: torch.tensor(value, dtype=dtype)  # noqa: E731
+    delta, goal, patience = (
+        scalar(n * protocol.min_delta),
+        scalar(n * protocol.goal),
+        scalar(protocol.patience),
+    )
+    one, zero = scalar(1.0), scalar(0.0)
+    threshold = torch.full((runs,), float("inf"), dtype=dtype)  # best loss - delta
+    bad = torch.zeros(runs, dtype=dtype)  # epochs since the last improvement
+
+    def forward() -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.mm(x, w1).view(n, width, runs).sigmoid_()
+        return h, torch.addmm((h * v).sum(1), x, u).mul_(sign)
+
+    h, signed_logits = forward()
+    epoch, check_every = 0, 500
+    with tqdm(total=protocol.max_epochs, desc="xor sweep", unit="epoch", disable=quiet) as bar:
+        for epoch in range(1, protocol.max_epochs + 1):
+            g = torch.sigmoid(signed_logits[:n_train]).mul_(step)  # lr * dLoss/dlogit
+            h4 = h[:n_train]
+            dh = (h4 - h4 * h4).mul_(v).mul_(g.unsqueeze(1))
+            u.addmm_(x_train_t, g, alpha=-1).mul_(direct_mask)
+            v.sub_((h4 * g.unsqueeze(1)).sum(0)).mul_(hidden_mask)
+            w1.addmm_(x_train_t, dh.view(n_train, width * runs), alpha=-1)
+
+            h, signed_logits = forward()
+            val = F.softplus(signed_logits).sum(0)
+            improved = val < threshold
+            threshold = torch.where(improved, val.sub_(delta), threshold)
+            bad.add_(one).masked_fill_(improved, zero)
+            step.masked_fill_((bad >= patience) & (threshold < goal - delta), zero)
+            if epoch % check_every == 0:
+                bar.update(check_every)
+                if not step.any():
+                    break
+        bar.update(epoch - bar.n)
+
+    losses = F.softplus(signed_logits)
+    succeeded = ~step.any(0)
+    # A stopped run stops improving, so its counter has grown by one every epoch since it
+    # stopped, when it stood at exactly `patience`.
+    epochs = torch.where(succeeded, epoch - (bad - protocol.patience), epoch)
+    return RunResults(
+        succeeded=succeeded,
+        epochs=epochs.long(),
+        train_loss=losses[:n_train].mean(0).float(),
+        val_loss=losses.mean(0).float(),
+        weights=Weights(w1.view(3, width, runs).float(), v.float(), u.float()),
+    )
