@@ -6,6 +6,7 @@ import click
 
 from dlclassics import __version__
 from dlclassics.errors import InputError
+from dlclassics.lm.cli import lm
 from dlclassics.xor.cli import xor
 
 
@@ -16,6 +17,7 @@ def cli() -> None:
 
 
 cli.add_command(xor)
+cli.add_command(lm)
 
 
 def main() -> None:

@@ -1,0 +1,131 @@
+"""Reading a corpus, tokenising it as Keras does, the vocabulary, and the train/val/test split.
+
+One sentence per line. Words follow Keras' `text_to_word_sequence`: lower-cased, the punctuation
+below replaced by spaces, split on white space.
+"""
+
+import json
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dlclassics.errors import InputError
+from dlclassics.rundir import atomic_write_text
+
+PAD, START, UNK, EOS = 0, 1, 2, 3
+SPECIALS = ["<PAD>", "<START>", "<UNK>", "<EOS>"]
+_KERAS_FILTERS = re.compile(r'[!"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]')
+
+DEFAULT_CORPUS_URL = (
+    "https://raw.githubusercontent.com/pbloem/language-models/master/datasets/wikisimple.txt"
+)
+
+
+def words(line: str) -> list[str]:
+    """Keras' `text_to_word_sequence` with its default filters."""
+    return _KERAS_FILTERS.sub(" ", line.lower()).split()
+
+
+def read_sentences(path: Path, max_length: int | None = None) -> list[list[str]]:
+    """The tokenised sentences of a UTF-8 file, one per line; bad files raise InputError."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read corpus {path}: {e.strerror or e}") from e
+    if not data.strip():
+        raise InputError(f"corpus {path} is empty")
+    if b"\x00" in data:
+        raise InputError(f"corpus {path} looks binary (it contains NUL bytes), expected UTF-8 text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"corpus {path} is not UTF-8 text (bad byte at offset {e.start})") from e
+    sentences = [w for w in map(words, text.splitlines()) if w]
+    if max_length is not None:
+        sentences = [s for s in sentences if len(s) <= max_length]
+    if not sentences:
+        limit = f" of at most {max_length} words" if max_length is not None else ""
+        raise InputError(f"corpus {path} has no usable sentence{limit}")
+    return sentences
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("DLCLASSICS_DATA", Path.home() / ".cache" / "dlclassics"))
+
+
+def default_corpus() -> Path:
+    """The original's corpus, downloaded on first use into $DLCLASSICS_DATA."""
+    url = os.environ.get("DLCLASSICS_LM_CORPUS_URL", DEFAULT_CORPUS_URL)
+    path = data_dir() / "lm" / "wikisimple.txt"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".wikisimple.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=30) as response:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+        os.replace(tmp, path)
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise InputError(
+            f"cannot download the default corpus from {url} ({reason}); "
+            "pass a text file with one sentence per line as --corpus PATH"
+        ) from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+@dataclass
+class Vocabulary:
+    words: list[str]
+
+    def __post_init__(self) -> None:
+        self.ids = {w: i for i, w in enumerate(self.words)}
+
+    @classmethod
+    def build(cls, sentences: list[list[str]], size: int) -> "Vocabulary":
+        """The `size` most frequent words after the four special tokens (ties: first seen)."""
+        counts = Counter(w for s in sentences for w in s)
+        return cls(SPECIALS + [w for w, _ in counts.most_common(size)])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, sentence: list[str]) -> list[int]:
+        return [self.ids.get(w, UNK) for w in sentence]
+
+    def unknown(self, sentence: list[str]) -> list[str]:
+        return [w for w in sentence if w not in self.ids]
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.words, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Vocabulary":
+        return cls(json.loads(path.read_text(encoding="utf-8")))
+
+
+@dataclass
+class Splits:
+    train: list[list[str]]
+    val: list[list[str]]
+    test: list[list[str]]
+
+
+def split(sentences: list[list[str]], seed: int) -> Splits:
+    """80/10/10 at the sentence level, shuffled with the run's seed."""
+    order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = n_test = len(sentences) // 10
+    n_train = len(sentences) - n_val - n_test
+    pick = [sentences[i] for i in order]
+    return Splits(pick[:n_train], pick[n_train : n_train + n_val], pick[n_train + n_val :])

@@ -1,0 +1,103 @@
+"""Sampling sentences, sentence probabilities and next-word predictions.
+
+Every function takes and returns words in natural reading order; a reverse model reads them last
+word first, so for it the given words are the end of the sentence and it extends them leftwards.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from dlclassics.errors import InputError
+from dlclassics.lm.batches import model_order
+from dlclassics.lm.corpus import EOS, PAD, START, Vocabulary
+from dlclassics.lm.model import LanguageModel
+
+
+def _prefix_ids(model: LanguageModel, vocab: Vocabulary, given: list[str]) -> torch.Tensor:
+    ids = [START, *vocab.encode(model_order(given, model.config.direction))]
+    return torch.tensor([ids], device=next(model.parameters()).device)
+
+
+def _next_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    # <PAD> and <START> are never targets; keep them out of what the model can say next.
+    logits = logits.float().clone()
+    logits[..., [PAD, START]] = -math.inf
+    return F.log_softmax(logits, dim=-1)
+
+
+@torch.no_grad()
+def generate(
+    model: LanguageModel,
+    vocab: Vocabulary,
+    given: list[str],
+    length: int,
+    temperature: float,
+    generator: torch.Generator | None = None,
+) -> list[str]:
+    """A sentence of up to `length` words that contains `given`, sampled from softmax(logits / T).
+
+    T = 0 is greedy. Generation stops early when the model says <EOS>.
+    """
+    if temperature < 0:
+        raise InputError(f"temperature must be >= 0, got {temperature}")
+    model.eval()
+    produced = model_order(given, model.config.direction)
+    logits, state = model(_prefix_ids(model, vocab, given))
+    while len(produced) < length:
+        scores = _next_log_probs(logits[0, -1])
+        if temperature == 0:
+            token = int(scores.argmax())
+        else:
+            probs = F.softmax(scores / temperature, dim=-1)
+            token = int(torch.multinomial(probs.cpu(), 1, generator=generator))
+        if token == EOS:
+            break
+        produced.append(vocab.words[token])
+        logits, state = model(torch.tensor([[token]], device=logits.device), state)
+    return model_order(produced, model.config.direction)
+
+
+@dataclass
+class SentenceProbability:
+    sentence: str
+    log_probability: float  # log p(w1..wn | <START>)
+    log_probability_eos: float  # the same, times p(<EOS> | w1..wn)
+    unknown: list[str]
+
+    @property
+    def probability(self) -> float:
+        return math.exp(self.log_probability)
+
+    @property
+    def probability_eos(self) -> float:
+        return math.exp(self.log_probability_eos)
+
+
+@torch.no_grad()
+def sentence_probability(
+    model: LanguageModel, vocab: Vocabulary, words: list[str]
+) -> SentenceProbability:
+    model.eval()
+    inputs = _prefix_ids(model, vocab, words)
+    targets = [*inputs[0, 1:].tolist(), EOS]
+    logits, _ = model(inputs)
+    scores = F.log_softmax(logits[0].float(), dim=-1)
+    per_word = scores[torch.arange(len(targets)), torch.tensor(targets)].tolist()
+    return SentenceProbability(
+        " ".join(words), sum(per_word[:-1]), sum(per_word), vocab.unknown(words)
+    )
+
+
+@torch.no_grad()
+def next_words(
+    model: LanguageModel, vocab: Vocabulary, words: list[str], k: int
+) -> list[tuple[str, float]]:
+    """The k likeliest next words (for a reverse model: the words just before) and their p."""
+    model.eval()
+    logits, _ = model(_prefix_ids(model, vocab, words))
+    probs = _next_log_probs(logits[0, -1]).exp()
+    top = torch.topk(probs, min(k, len(vocab)))
+    return [(vocab.words[i], float(p)) for p, i in zip(top.values, top.indices, strict=True)]
