@@ -105,3 +105,32 @@ def test_ci_runs_the_readme_test_command():
     blocks = re.findall(r"```bash\n(.+?)\n```", readme, re.S)
     test_command = next(b for b in blocks if "pytest" in b)
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_sweep_run_directory_and_reproducibility(cli, tmp_path):
+    args = ["xor", "sweep", "--lrs", "0.5", "--hidden", "2", "--max-epochs", "3000"]
+    args += ["--successes", "2", "--max-runs", "4", "--quiet"]
+    results = []
+    for name in ("a", "b"):
+        result = cli(*args, "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        results.append(read_json(tmp_path / name / "results.json"))
+    for r in results:
+        assert r.pop("seconds") > 0
+    assert results[0] == results[1]
+    configs = results[0]["configs"]
+    assert [(c["lr"], c["hidden"], c["bypass"]) for c in configs] == [
+        (0.5, 2, False),
+        (0.5, 2, True),
+        (0.25, 1, True),
+    ]
+    for c in configs:
+        assert c["successes"] + c["failures"] <= 4
+        assert len(c["epochs"]) == c["successes"]
+        if c["successes"]:
+            assert c["mean_epochs"] == sum(c["epochs"]) / len(c["epochs"])
+    (analysis,) = results[0]["hidden_unit"]
+    assert sum(analysis["functions"].values()) == configs[2]["successes"]
+    plots = {p.name for p in (tmp_path / "a" / "plots").iterdir()}
+    assert {"epochs_vs_hidden.png", "epochs_vs_bypass.png", "std_epochs_vs_lr.png"} <= plots
+    assert "| lr | hidden | bypass |" in (tmp_path / "a" / "results.md").read_text()

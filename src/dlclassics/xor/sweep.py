@@ -139,65 +139,110 @@ def _train(
     configs: list[Config], init: Weights, protocol: Protocol, dtype: torch.dtype, quiet: bool
 ) -> RunResults:
     runs, width = len(configs), init.out_hidden.shape[0]
-    hidden_mask, direct_mask = (m.to(dtype) for m in masks(configs, width))
-    w1 = init.hidden.to(dtype).reshape(3, width * runs).clone()
-    v = init.out_hidden.to(dtype).clone()
-    u = init.out_direct.to(dtype).clone()
+    hidden_mask, direct_mask = masks(configs, width)
+    out_mask = torch.cat([direct_mask, hidden_mask]).to(dtype)
+    w1 = init.hidden.to(dtype).clone()  # (3, H, R)
+    w2 = torch.cat([init.out_direct, init.out_hidden]).to(dtype)  # (3 + H, R)
 
     x = torch.cat([VAL_INPUTS, torch.ones(len(VAL_INPUTS), 1)], dim=1).to(dtype)  # bias input
     n, n_train = len(x), 4
     x_train_t = x[:n_train].T.contiguous()
+    # The output layer's inputs, per run: x1, x2, 1 (for the bias), then the hidden units.
+    a = torch.cat([x.unsqueeze(2).expand(n, 3, runs), torch.zeros(n, width, runs)], 1).to(dtype)
     # BCE(sigmoid(z), y) = softplus(s z) and sigmoid(z) - y = s sigmoid(s z), with s = 1 - 2y.
     sign = (1 - 2 * VAL_TARGETS).to(dtype)
     lr = torch.tensor([c.lr for c in configs], dtype=dtype)
     step = sign[:n_train] / n_train * lr  # (4, R); a stopped run's column becomes zero
 
-    scalar = lambda value: torch.tensor(value, dtype=dtype)  # noqa: E731
-    delta, goal, patience = (
-        scalar(n * protocol.min_delta),
-        scalar(n * protocol.goal),
-        scalar(protocol.patience),
-    )
-    one, zero = scalar(1.0), scalar(0.0)
+    delta = torch.tensor(n * protocol.min_delta, dtype=dtype)
+    goal = torch.tensor(n * (protocol.goal - protocol.min_delta), dtype=dtype)
     threshold = torch.full((runs,), float("inf"), dtype=dtype)  # best loss - delta
-    bad = torch.zeros(runs, dtype=dtype)  # epochs since the last improvement
+    last_improved = torch.zeros(runs, dtype=torch.int64)
 
     def forward() -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.mm(x, w1).view(n, width, runs).sigmoid_()
-        return h, torch.addmm((h * v).sum(1), x, u).mul_(sign)
+        width_runs = w1.shape[1] * w1.shape[2]
+        h = torch.mm(x, w1.view(3, width_runs)).view(n, width, -1)
+        torch.sigmoid(h, out=a[:, 3:])
+        terms = a * w2
+        return terms, terms.sum(1).mul_(sign)
 
-    h, signed_logits = forward()
+    result = _Results(runs, width)
+    ids = torch.arange(runs)
+    terms, signed_logits = forward()
     epoch, check_every = 0, 500
     with tqdm(total=protocol.max_epochs, desc="xor sweep", unit="epoch", disable=quiet) as bar:
         for epoch in range(1, protocol.max_epochs + 1):
-            g = torch.sigmoid(signed_logits[:n_train]).mul_(step)  # lr * dLoss/dlogit
-            h4 = h[:n_train]
-            dh = (h4 - h4 * h4).mul_(v).mul_(g.unsqueeze(1))
-            u.addmm_(x_train_t, g, alpha=-1).mul_(direct_mask)
-            v.sub_((h4 * g.unsqueeze(1)).sum(0)).mul_(hidden_mask)
-            w1.addmm_(x_train_t, dh.view(n_train, width * runs), alpha=-1)
+            g = torch.sigmoid(signed_logits[:n_train]).mul_(step).unsqueeze(1)  # lr * dL/dz
+            hv = terms[:n_train, 3:]  # hidden unit times its output weight
+            dh = (hv - hv * a[:n_train, 3:]).mul_(g)
+            w2.sub_((a[:n_train] * g).sum(0)).mul_(out_mask)
+            w1.view(3, -1).addmm_(x_train_t, dh.view(n_train, -1), alpha=-1)
 
-            h, signed_logits = forward()
+            terms, signed_logits = forward()
             val = F.softplus(signed_logits).sum(0)
             improved = val < threshold
             threshold = torch.where(improved, val.sub_(delta), threshold)
-            bad.add_(one).masked_fill_(improved, zero)
-            step.masked_fill_((bad >= patience) & (threshold < goal - delta), zero)
+            last_improved.masked_fill_(improved, epoch)
+            stop = (last_improved <= epoch - protocol.patience) & (threshold < goal)
+            step.masked_fill_(stop, 0)
             if epoch % check_every == 0:
                 bar.update(check_every)
-                if not step.any():
+                running = step.any(0)
+                if not running.any():
                     break
+                # Fewer columns make every operation cheaper: once half the runs have
+                # stopped, record them and carry on with the rest only.
+                if running.sum() <= len(ids) // 2:
+                    done = ~running
+                    result.record(
+                        ids[done],
+                        signed_logits[:, done],
+                        w1[:, :, done],
+                        w2[:, done],
+                        torch.ones_like(ids[done], dtype=torch.bool),
+                        last_improved[done] + protocol.patience,
+                    )
+                    ids, w1, w2, a, step, out_mask, threshold, last_improved = (
+                        t[..., running].contiguous()
+                        for t in (ids, w1, w2, a, step, out_mask, threshold, last_improved)
+                    )
+                    terms, signed_logits = forward()
         bar.update(epoch - bar.n)
 
-    losses = F.softplus(signed_logits)
-    succeeded = ~step.any(0)
-    # A stopped run stops improving, so its counter has grown by one every epoch since it
-    # stopped, when it stood at exactly `patience`.
-    epochs = torch.where(succeeded, epoch - (bad - protocol.patience), epoch)
-    return RunResults(
-        succeeded=succeeded,
-        epochs=epochs.long(),
-        train_loss=losses[:n_train].mean(0).float(),
-        val_loss=losses.mean(0).float(),
-        weights=Weights(w1.view(3, width, runs).float(), v.float(), u.float()),
-    )
+    stopped = ~step.any(0)
+    epochs = torch.where(stopped, last_improved + protocol.patience, epoch)
+    result.record(ids, signed_logits, w1, w2, stopped, epochs)
+    return result.finish()
+
+
+class _Results:
+    """Collects each run's outcome as the batch retires it."""
+
+    def __init__(self, runs: int, width: int) -> None:
+        self.succeeded = torch.zeros(runs, dtype=torch.bool)
+        self.epochs = torch.zeros(runs, dtype=torch.int64)
+        self.train_loss = torch.zeros(runs)
+        self.val_loss = torch.zeros(runs)
+        self.w1 = torch.zeros(3, width, runs)
+        self.w2 = torch.zeros(3 + width, runs)
+
+    def record(
+        self,
+        ids: torch.Tensor,
+        signed_logits: torch.Tensor,
+        w1: torch.Tensor,
+        w2: torch.Tensor,
+        succeeded: torch.Tensor,
+        epochs: torch.Tensor,
+    ) -> None:
+        losses = F.softplus(signed_logits)
+        self.train_loss[ids] = losses[:4].mean(0).float()
+        self.val_loss[ids] = losses.mean(0).float()
+        self.w1[..., ids] = w1.float()
+        self.w2[:, ids] = w2.float()
+        self.succeeded[ids] = succeeded
+        self.epochs[ids] = epochs
+
+    def finish(self) -> RunResults:
+        weights = Weights(self.w1, self.w2[3:], self.w2[:3])
+        return RunResults(self.succeeded, self.epochs, self.train_loss, self.val_loss, weights)
