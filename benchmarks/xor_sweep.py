@@ -43,7 +43,6 @@ def main() -> None:
     loop_us = loop_us_per_run_epoch(args.baseline, args.loop_runs)
     loop_rate = 2 * 1e6 / loop_us  # both cores
 
-    torch.set_num_threads(1)
     study = run_study(DEFAULT_GRID, Protocol(), torch.Generator().manual_seed(0))
     rate = study.run_epochs / study.seconds
 

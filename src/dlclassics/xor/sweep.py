@@ -131,8 +131,15 @@ def train_batched(
         raise InputError("learning rates must be positive")
     if any(c.hidden < 1 for c in configs):
         raise InputError("hidden units must be at least 1")
-    with torch.inference_mode():
-        return _train(configs, init, protocol, dtype, quiet)
+    # Every operation here is tiny: extra threads add only synchronisation, which turns into
+    # long stalls when the other cores are busy.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            return _train(configs, init, protocol, dtype, quiet)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _train(
