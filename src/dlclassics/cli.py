@@ -7,6 +7,8 @@ import click
 from dlclassics import __version__
 from dlclassics.errors import InputError
 from dlclassics.lm.cli import lm
+from dlclassics.mnist.cli import mnist
+from dlclassics.reproduce.cli import reproduce
 from dlclassics.xor.cli import xor
 
 
@@ -17,7 +19,9 @@ def cli() -> None:
 
 
 cli.add_command(xor)
+cli.add_command(mnist)
 cli.add_command(lm)
+cli.add_command(reproduce)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""MNIST from logistic regression to CNNs, on an in-memory data pipeline."""

@@ -1,0 +1,58 @@
+"""Predictions over a whole split, and the classification metrics reported for it."""
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+from torch import nn
+
+from dlclassics.mnist.data import NUM_CLASSES, Split, normalize
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, split: Split, batch_size: int = 2000) -> tuple[torch.Tensor, float]:
+    """Predicted classes and mean cross-entropy loss, in eval mode (no dropout)."""
+    was_training = model.training
+    model.eval()
+    preds, loss = [], torch.zeros(())
+    for start in range(0, len(split), batch_size):
+        logits = model(normalize(split.images[start : start + batch_size]))
+        labels = split.labels[start : start + batch_size]
+        loss += nn.functional.cross_entropy(logits, labels, reduction="sum").cpu()
+        preds.append(logits.argmax(1))
+    model.train(was_training)
+    return torch.cat(preds), loss.item() / len(split)
+
+
+def balanced_accuracy(labels: torch.Tensor, preds: torch.Tensor) -> float:
+    """Mean per-class recall over the classes present, computed on the tensors' device."""
+    hits = torch.zeros(NUM_CLASSES, device=labels.device).index_add_(
+        0, labels, (preds == labels).float()
+    )
+    counts = torch.bincount(labels, minlength=NUM_CLASSES).float()
+    present = counts > 0
+    return (hits[present] / counts[present]).mean().item()
+
+
+def split_metrics(labels: torch.Tensor, preds: torch.Tensor) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, the per-class report and the confusion matrix."""
+    y, p = labels.cpu().numpy(), preds.cpu().numpy()
+    classes = np.arange(NUM_CLASSES)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, p, labels=classes, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y, p)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, p)),
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": support.tolist(),
+        "confusion_matrix": confusion_matrix(y, p, labels=classes).tolist(),
+    }

@@ -1,0 +1,116 @@
+"""The MNIST figures: a first look at the data, training curves, metrics, and what conv1 sees."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlclassics.plotting import plt, save_figure
+
+
+def class_counts(counts: dict[str, list[int]], classes: Sequence[str], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(counts)
+    x = np.arange(len(classes))
+    for i, (split, values) in enumerate(counts.items()):
+        ax.bar(x + i * width, values, width, label=split)
+    ax.set_xticks(x + width * (len(counts) - 1) / 2, classes, rotation=30, ha="right")
+    ax.set_ylabel("images")
+    ax.set_title("Images per class")
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def samples_per_class(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    path: Path,
+    per_class: int = 8,
+) -> Path:
+    fig, axes = plt.subplots(
+        len(classes), per_class, figsize=(per_class, len(classes)), squeeze=False
+    )
+    for c, row in enumerate(axes):
+        picks = torch.nonzero(labels == c).flatten()[:per_class].tolist()
+        for j, ax in enumerate(row):
+            ax.axis("off")
+            if j < len(picks):
+                ax.imshow(images[picks[j]].cpu().numpy(), cmap="gray", vmin=0, vmax=255)
+        row[0].set_title(classes[c], fontsize=7, loc="left")
+    return save_figure(fig, path)
+
+
+def loss_curves(curves: dict[str, dict[str, list[float]]], path: Path) -> Path:
+    """`curves[model] = {"epoch": [...], "train": [...], "val": [...]}`."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, c in curves.items():
+        (line,) = ax.plot(c["epoch"], c["train"], label=f"{name} train")
+        ax.plot(c["epoch"], c["val"], "--", color=line.get_color(), label=f"{name} val")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def val_accuracy_curves(curves: dict[str, tuple[list[int], list[float]]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, (iterations, accuracy) in curves.items():
+        ax.plot(iterations, accuracy, label=name)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation accuracy")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def confusion(matrix: list[list[int]], classes: Sequence[str], title: str, path: Path) -> Path:
+    m = np.array(matrix)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def per_class_metrics(metrics: dict, classes: Sequence[str], title: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(9, 4))
+    x = np.arange(len(classes))
+    for i, key in enumerate(["precision", "recall", "f1"]):
+        ax.bar(x + (i - 1) * 0.27, metrics[key], 0.27, label=key)
+    ax.set_xticks(x, classes, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def _grid(maps: torch.Tensor, title: str, path: Path, cmap: str = "gray") -> Path:
+    """`maps` is (rows, cols, h, w); each panel scaled on its own."""
+    rows, cols = maps.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.4 * rows), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            axes[r][c].imshow(maps[r, c].cpu().numpy(), cmap=cmap)
+            axes[r][c].axis("off")
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def conv_filters(weight: torch.Tensor, path: Path) -> Path:
+    """First-layer filters, (out, 1, k, k)."""
+    return _grid(weight[:, 0].unsqueeze(0), "first conv layer filters", path, cmap="bwr")
+
+
+def images(batch: torch.Tensor, path: Path) -> Path:
+    return _grid(batch.unsqueeze(0), "test images", path)
+
+
+def feature_maps(maps: torch.Tensor, title: str, path: Path) -> Path:
+    """(images, channels, h, w): one row per image, one column per channel."""
+    return _grid(maps, title, path, cmap="viridis")

@@ -1,0 +1,149 @@
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlclassics.errors import InputError
+from dlclassics.mnist import data as mnist_data
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Noise plus a bright 5x5 block whose position gives the class: easy to learn."""
+    images = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        r, col = 4 + 12 * (c // 5), 1 + 5 * (c % 5)
+        images[i, r : r + 5, col : col + 5] = 250
+    return images
+
+
+def write_idx_set(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
+    """The four standard IDX files of a tiny learnable dataset."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        files = {
+            f"{prefix}-images-idx3-ubyte": idx_bytes(make_images(labels, rng), 0x803),
+            f"{prefix}-labels-idx1-ubyte": idx_bytes(labels, 0x801),
+        }
+        for name, raw in files.items():
+            if gz:
+                (folder / f"{name}.gz").write_bytes(gzip.compress(raw, mtime=0))
+            else:
+                (folder / name).write_bytes(raw)
+    return folder
+
+
+def test_reads_gzipped_and_plain_files_alike(tmp_path):
+    a = mnist_data.load("mnist", write_idx_set(tmp_path / "gz"), seed=0)
+    b = mnist_data.load("mnist", write_idx_set(tmp_path / "raw", gz=False), seed=0)
+    assert (len(a.train), len(a.val), len(a.test)) == (540, 60, 200)
+    assert torch.equal(a.train.images, b.train.images)
+    assert a.train.images.dtype == torch.uint8
+    assert torch.equal(a.test.labels, b.test.labels)
+
+
+def test_split_is_a_seeded_partition(tmp_path):
+    folder = write_idx_set(tmp_path)
+    a, b, c = (mnist_data.load("mnist", folder, seed=s) for s in (0, 0, 1))
+    assert torch.equal(a.val.labels, b.val.labels)
+    assert not torch.equal(a.val.images, c.val.images)
+    everything = torch.cat([a.train.images, a.val.images]).flatten(1)
+    assert len(torch.unique(everything, dim=0)) == 600
+
+
+def test_normalize_maps_to_minus_one_one():
+    x = torch.tensor([[[0, 255]]], dtype=torch.uint8)
+    assert mnist_data.normalize(x).flatten().tolist() == [-1.0, 1.0]
+    assert mnist_data.normalize(x).shape == (1, 1, 1, 2)
+
+
+def test_epoch_batches_cover_each_index_once():
+    batches = mnist_data.epoch_batches(103, 10, torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [10] * 10
+    assert len(torch.unique(torch.cat(batches))) == 100
+
+
+def _corrupt(folder: Path, name: str, raw: bytes) -> None:
+    (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate", "message"),
+    [
+        ("train-images-idx3-ubyte", lambda raw: b"\x00\x00\x08\x01" + raw[4:], "magic"),
+        ("train-images-idx3-ubyte", lambda raw: raw[:-100], "header says"),
+        ("t10k-labels-idx1-ubyte", lambda raw: raw[:8] + b"\x0c" + raw[9:], "out of range"),
+        ("t10k-labels-idx1-ubyte", lambda raw: raw[:7] + b"\x05" + raw[8:-195], "labels for"),
+    ],
+)
+def test_corrupt_files_name_the_file(tmp_path, name, mutate, message):
+    folder = write_idx_set(tmp_path)
+    raw = gzip.decompress((folder / f"{name}.gz").read_bytes())
+    _corrupt(folder, name, mutate(raw))
+    with pytest.raises(InputError, match=message) as e:
+        mnist_data.load("mnist", folder, seed=0)
+    assert name in str(e.value)
+
+
+def test_truncated_gzip_is_an_input_error(tmp_path):
+    folder = write_idx_set(tmp_path)
+    path = folder / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(InputError, match=r"train-labels-idx1-ubyte\.gz"):
+        mnist_data.load("mnist", folder, seed=0)
+
+
+def test_missing_file_in_data_dir(tmp_path):
+    folder = write_idx_set(tmp_path)
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(InputError, match="lacks t10k-images-idx3-ubyte"):
+        mnist_data.load("mnist", folder, seed=0)
+
+
+def _point_mirror(monkeypatch, mirrors: tuple[str, ...], md5: dict[str, str]) -> None:
+    source = mnist_data.Source(mirrors, md5, (), mnist_data.SOURCES["mnist"].classes)
+    monkeypatch.setitem(mnist_data.SOURCES, "mnist", source)
+
+
+def test_offline_error_says_what_to_put_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "cache"))
+    _point_mirror(monkeypatch, ("http://127.0.0.1:9/",), mnist_data.SOURCES["mnist"].md5)
+    with pytest.raises(InputError) as e:
+        mnist_data.load("mnist", None, seed=0)
+    message = str(e.value)
+    assert "train-images-idx3-ubyte.gz" in message and "t10k-labels-idx1-ubyte.gz" in message
+    assert str(tmp_path / "cache" / "mnist") in message
+    assert not list((tmp_path / "cache" / "mnist").glob("*"))
+
+
+def test_download_checks_checksums_and_caches(tmp_path, monkeypatch):
+    mirror = write_idx_set(tmp_path / "mirror")
+    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in mirror.iterdir()}
+    monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "cache"))
+    _point_mirror(monkeypatch, (mirror.as_uri() + "/",), md5)
+    data = mnist_data.load("mnist", None, seed=0)
+    assert len(data.test) == 200
+    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir()) == sorted(md5)
+
+
+def test_download_rejects_a_bad_checksum(tmp_path, monkeypatch):
+    mirror = write_idx_set(tmp_path / "mirror")
+    monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "cache"))
+    _point_mirror(
+        monkeypatch,
+        (mirror.as_uri() + "/",),
+        dict.fromkeys(mnist_data.SOURCES["mnist"].md5, "0" * 32),
+    )
+    with pytest.raises(InputError, match="checksum mismatch"):
+        mnist_data.load("mnist", None, seed=0)
+    assert not list((tmp_path / "cache" / "mnist").glob("*"))
