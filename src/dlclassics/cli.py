@@ -9,6 +9,7 @@ from dlclassics.errors import InputError
 from dlclassics.lm.cli import lm
 from dlclassics.mnist.cli import mnist
 from dlclassics.reproduce.cli import reproduce
+from dlclassics.serve.cli import serve
 from dlclassics.xor.cli import xor
 
 
@@ -22,6 +23,7 @@ cli.add_command(xor)
 cli.add_command(mnist)
 cli.add_command(lm)
 cli.add_command(reproduce)
+cli.add_command(serve)
 
 
 def main() -> None:

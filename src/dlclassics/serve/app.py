@@ -1,0 +1,175 @@
+"""The demo's web app: one static page and a JSON endpoint per action.
+
+Every error answers {"detail": "<one line>"}, which the page shows next to the form that caused it.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from dlclassics.lm.corpus import words
+from dlclassics.lm.generate import generate, next_words, sentence_probability
+from dlclassics.mnist.data import normalize
+from dlclassics.serve.models import LanguageModelSlot, Loaded, load_lm, load_mnist
+from dlclassics.xor.model import XorNet
+from dlclassics.xor.solutions import HAND_WEIGHTS
+
+STATIC = Path(__file__).parent / "static"
+MAX_TEXT = 1000  # characters: a sentence or two, not a document
+SIDE = 28  # the classifier's input is one 28x28 grayscale image
+
+
+class Text(BaseModel):
+    text: str = Field(max_length=MAX_TEXT)
+
+
+class NextRequest(Text):
+    k: int = Field(default=5, ge=1, le=50)
+
+
+class GenerateRequest(Text):
+    length: int = Field(default=20, ge=1, le=100)
+    temperature: float = Field(default=1.0, ge=0, le=10)
+    seed: int | None = None
+
+
+class DigitRequest(BaseModel):
+    # Row-major ink intensities in [0, 1]: 1 is full ink, as MNIST's white strokes on black.
+    pixels: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        min_length=SIDE * SIDE, max_length=SIDE * SIDE
+    )
+
+
+def _one_line(e: RequestValidationError) -> str:
+    first = e.errors()[0]
+    field = ".".join(str(part) for part in first["loc"] if part not in ("body", "query"))
+    return f"{field}: {first['msg']}" if field else first["msg"]
+
+
+def _seed_words(text: str) -> list[str]:
+    given = words(text)
+    if not given:
+        raise HTTPException(400, "type at least one word")
+    return given
+
+
+def _require(slot: Loaded) -> None:
+    if slot.model is None:
+        raise HTTPException(503, slot.message)
+
+
+def _status(slot: Loaded) -> dict:
+    return {
+        "ready": slot.model is not None,
+        "source": str(slot.source) if slot.source else None,
+        "message": slot.message,
+    }
+
+
+def create_app(lm_dir: Path | None, mnist_dir: Path | None) -> FastAPI:
+    """The demo for the language model in `lm_dir` and the classifier in `mnist_dir`.
+
+    Either may be None or hold no loadable model: its tab then shows why.
+    """
+    lm: LanguageModelSlot = load_lm(lm_dir)
+    mnist = load_mnist(mnist_dir)
+    app = FastAPI(title="dlclassics demo")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(e)}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/status")
+    def status() -> dict:
+        lm_status = _status(lm)
+        if lm.model is not None:
+            lm_status["direction"] = lm.model.config.direction
+        return {"lm": lm_status, "mnist": _status(mnist), "xor": _xor_networks()}
+
+    @app.post("/api/lm/next")
+    def lm_next(request: NextRequest) -> dict:
+        _require(lm)
+        given = _seed_words(request.text)
+        found = next_words(lm.model, lm.vocab, given, request.k)
+        return {
+            "words": [{"word": w, "probability": p} for w, p in found],
+            "unknown": lm.vocab.unknown(given),
+        }
+
+    @app.post("/api/lm/generate")
+    def lm_generate(request: GenerateRequest) -> dict:
+        _require(lm)
+        given = _seed_words(request.text)
+        if len(given) > request.length:
+            raise HTTPException(400, f"the seed has {len(given)} words, more than length")
+        generator = None if request.seed is None else torch.Generator().manual_seed(request.seed)
+        sentence = generate(
+            lm.model, lm.vocab, given, request.length, request.temperature, generator
+        )
+        return {"sentence": " ".join(sentence), "unknown": lm.vocab.unknown(given)}
+
+    @app.post("/api/lm/prob")
+    def lm_prob(request: Text) -> dict:
+        _require(lm)
+        p = sentence_probability(lm.model, lm.vocab, _seed_words(request.text))
+        return {
+            "sentence": p.sentence,
+            "log_probability": p.log_probability,
+            "probability": p.probability,
+            "log_probability_eos": p.log_probability_eos,
+            "probability_eos": p.probability_eos,
+            "unknown": p.unknown,
+        }
+
+    @app.post("/api/mnist/predict")
+    def mnist_predict(request: DigitRequest) -> dict:
+        _require(mnist)
+        ink = torch.tensor(request.pixels).reshape(1, SIDE, SIDE)
+        if ink.max() < 0.1:
+            raise HTTPException(400, "the canvas is blank: draw a digit first")
+        image = normalize(ink.mul(255).round().to(torch.uint8))
+        with torch.no_grad():
+            probs = torch.softmax(mnist.model(image).float(), dim=1)[0]
+        classes = mnist.model.config.get("classes") or [str(d) for d in range(10)]
+        return {"classes": classes, "probabilities": probs.tolist()}
+
+    @app.get("/api/xor/surface")
+    def xor_surface(
+        k: Annotated[int, Query(ge=1)],
+        bypass: bool,
+        temperature: Annotated[float, Query(gt=0, le=10)] = 0.001,
+        size: Annotated[int, Query(ge=2, le=201)] = 41,
+    ) -> dict:
+        weights = next((w for w in HAND_WEIGHTS if (w["k"], w["bypass"]) == (k, bypass)), None)
+        if weights is None:
+            raise HTTPException(400, f"no hand-set network with k={k}, bypass={bypass}")
+        net = XorNet(k, bypass, temperature)
+        net.set_weights(
+            weights["hidden_weight"],
+            weights["hidden_bias"],
+            weights["out_weight"],
+            weights["out_bias"],
+        )
+        axis = torch.linspace(0, 1, size)
+        x2, x1 = torch.meshgrid(axis, axis, indexing="ij")
+        with torch.no_grad():
+            out = net(torch.stack((x1.flatten(), x2.flatten()), dim=1)).reshape(size, size)
+        # grid[i][j] is the output at x1 = axis[j], x2 = axis[i].
+        return {"axis": axis.tolist(), "grid": out.tolist()}
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _xor_networks() -> list[dict]:
+    return [{"k": w["k"], "bypass": w["bypass"]} for w in HAND_WEIGHTS]
