@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from dlclassics.lm.corpus import words
 from dlclassics.lm.generate import generate, next_words, sentence_probability
 from dlclassics.mnist.data import normalize
-from dlclassics.serve.models import LanguageModelSlot, Loaded, load_lm, load_mnist
+from dlclassics.serve.models import Loaded, load_lm, load_mnist
 from dlclassics.xor.model import XorNet
 from dlclassics.xor.solutions import HAND_WEIGHTS
 
@@ -77,7 +77,7 @@ def create_app(lm_dir: Path | None, mnist_dir: Path | None) -> FastAPI:
 
     Either may be None or hold no loadable model: its tab then shows why.
     """
-    lm: LanguageModelSlot = load_lm(lm_dir)
+    lm = load_lm(lm_dir)
     mnist = load_mnist(mnist_dir)
     app = FastAPI(title="dlclassics demo")
 
@@ -135,8 +135,10 @@ def create_app(lm_dir: Path | None, mnist_dir: Path | None) -> FastAPI:
     def mnist_predict(request: DigitRequest) -> dict:
         _require(mnist)
         ink = torch.tensor(request.pixels).reshape(1, SIDE, SIDE)
+        # A few faint anti-aliased pixels are not a drawing.
         if ink.max() < 0.1:
             raise HTTPException(400, "the canvas is blank: draw a digit first")
+        # Through uint8, so the network sees exactly what training fed it.
         image = normalize(ink.mul(255).round().to(torch.uint8))
         with torch.no_grad():
             probs = torch.softmax(mnist.model(image).float(), dim=1)[0]
