@@ -1,0 +1,3 @@
+from dlclassics.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""`dlclassics reproduce`: every experiment at the original protocols, and one report."""

@@ -1,0 +1,105 @@
+"""The experiments `reproduce` runs, each as its own `dlclassics` command in a subprocess.
+
+A subprocess per part keeps a failing part (no network for MNIST, say) from taking the others
+down, and gives each part exactly the command line a user would type.
+"""
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    title: str
+    args: tuple[str, ...]
+    quick: tuple[str, ...] = ()
+    data: str = ""  # "mnist" or "corpus": which data options the part takes
+
+
+PARTS: tuple[Part, ...] = (
+    Part("xor-solve", "XOR with hand-set weights", ("xor", "solve")),
+    Part("xor-train", "XOR networks trained", ("xor", "train")),
+    Part(
+        "xor-sweep",
+        "XOR hyperparameter study",
+        ("xor", "sweep"),
+        quick=("--max-epochs", "5000", "--max-runs", "5", "--successes", "3"),
+    ),
+    Part("mnist-fc", "MNIST: fully connected", ("mnist", "fc"), ("--iterations", "300"), "mnist"),
+    Part(
+        "mnist-cnn",
+        "MNIST: CNNs",
+        ("mnist", "cnn"),
+        quick=("--max-epochs", "1", "--target-accuracy", "0.5", "--eval-every", "50"),
+        data="mnist",
+    ),
+    Part(
+        "lm-study",
+        "LSTM language model, forward and reverse",
+        ("lm", "study"),
+        quick=(
+            *("--epochs", "1", "--max-steps", "20", "--vocab-size", "2000"),
+            *("--embedding-size", "64", "--hidden-size", "64"),
+        ),
+        data="corpus",
+    ),
+)
+
+
+@dataclass
+class Outcome:
+    part: Part
+    directory: Path
+    seconds: float
+    error: str = ""
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def command_line(part: Part, out: Path, seed: int, quick: bool, data: dict[str, str]) -> list[str]:
+    args = [*part.args, "--out", str(out), "--seed", str(seed), "--quiet"]
+    if quick:
+        args += part.quick
+    if part.data == "mnist":
+        if data.get("mnist_dir"):
+            args += ["--data-dir", data["mnist_dir"]]
+        args += ["--dataset", data.get("dataset", "mnist")]
+    if part.data == "corpus" and data.get("corpus"):
+        args += ["--corpus", data["corpus"]]
+    return args
+
+
+def corpus_slice(corpus: Path, out: Path, lines: int) -> Path:
+    """The first `lines` lines of a corpus, for quick runs; the corpus's own checks still apply."""
+    with corpus.open("rb") as src:
+        head = b"".join(line for _, line in zip(range(lines), src, strict=False))
+    out.write_bytes(head)
+    return out
+
+
+def run_part(part: Part, root: Path, seed: int, quick: bool, data: dict[str, str]) -> Outcome:
+    """Run one part, its output logged to `<part>.log`; a failure is recorded, not raised."""
+    out = root / part.name
+    args = command_line(part, out, seed, quick, data)
+    start = time.perf_counter()
+    with (root / f"{part.name}.log").open("w", encoding="utf-8") as log:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlclassics", *args],
+            stdout=log,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        log.write(proc.stderr)
+    seconds = time.perf_counter() - start
+    error = ""
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        error = lines[-1] if lines else f"exit code {proc.returncode}"
+    return Outcome(part, out, seconds, error, ["dlclassics", *args])

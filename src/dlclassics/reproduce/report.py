@@ -1,0 +1,68 @@
+"""report.md and a self-contained report.html (plots embedded) from the parts' run directories."""
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import markdown
+
+from dlclassics.report import markdown_table
+from dlclassics.reproduce.parts import Outcome
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
+img { max-width: 100%; margin: 0.5rem 0; }
+.failed { color: #b00020; font-weight: bold; }
+pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; }
+"""
+
+
+def _demote(md: str) -> str:
+    """A part's own headings sit one level below its section in the report."""
+    return re.sub(r"^(#+) ", r"##\1 ", md, flags=re.M)
+
+
+def _section(outcome: Outcome, root: Path) -> str:
+    part, d = outcome.part, outcome.directory
+    md = f"## {part.title}\n\n`{' '.join(outcome.command)}` took {outcome.seconds:.1f} s.\n\n"
+    if not outcome.ok:
+        return md + f'<p class="failed">Failed: {outcome.error}</p>\n\n'
+    if (d / "results.md").exists():
+        md += _demote((d / "results.md").read_text(encoding="utf-8")) + "\n"
+    for png in sorted((d / "plots").glob("**/*.png")) if (d / "plots").exists() else []:
+        md += f"![{png.stem}]({png.relative_to(root).as_posix()})\n\n"
+    if (d / "config.json").exists():
+        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+        md += "<details><summary>settings</summary>\n\n```json\n"
+        md += json.dumps(config, indent=2) + "\n```\n\n</details>\n\n"
+    return md
+
+
+def report_markdown(outcomes: list[Outcome], root: Path, title: str) -> str:
+    rows = [
+        [o.part.title, "ok" if o.ok else f"FAILED: {o.error}", f"{o.seconds:.1f}"] for o in outcomes
+    ]
+    total = sum(o.seconds for o in outcomes)
+    md = f"# {title}\n\n" + markdown_table(["part", "status", "seconds"], rows)
+    md += f"\nTotal: {total:.1f} s.\n\n"
+    return md + "".join(_section(o, root) for o in outcomes)
+
+
+def _embed_images(html: str, root: Path) -> str:
+    def inline(match: re.Match) -> str:
+        path = root / match.group(1)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{data}"'
+
+    return re.sub(r'src="([^"]+\.png)"', inline, html)
+
+
+def report_html(md: str, root: Path, title: str) -> str:
+    body = markdown.markdown(md, extensions=["tables", "fenced_code", "md_in_html"])
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body>\n{_embed_images(body, root)}\n</body></html>\n"
+    )
