@@ -172,23 +172,28 @@ $("mnist-clear").addEventListener("click", () => {
 
 function drawSurface(grid) {
   const plot = $("xor-canvas").getContext("2d");
-  const { width, height } = plot.canvas;
+  const pad = 12;  // room for the dots at the corners
+  const side = plot.canvas.width - 2 * pad;
   const n = grid.length;
-  const cell = width / n;
+  const cell = side / n;
+  // Cell centres run from x = 0 to x = 1, bottom to top for x2.
+  const at = (x1, x2) => [
+    pad + cell / 2 + x1 * (side - cell),
+    pad + side - cell / 2 - x2 * (side - cell),
+  ];
+  plot.clearRect(0, 0, plot.canvas.width, plot.canvas.height);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
       const shade = Math.round(255 * (1 - grid[i][j]));
       plot.fillStyle = `rgb(${shade}, ${shade}, 255)`;
-      // Row i is x2 = i / (n - 1): draw it from the bottom up.
-      plot.fillRect(j * cell, height - (i + 1) * cell, cell + 1, cell + 1);
+      const [x, y] = at(j / (n - 1), i / (n - 1));
+      plot.fillRect(x - cell / 2, y - cell / 2, cell + 1, cell + 1);
     }
   }
   for (const [x1, x2] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
-    const target = x1 !== x2;
     plot.beginPath();
-    plot.arc(cell / 2 + x1 * (width - cell), height - cell / 2 - x2 * (height - cell), 8, 0,
-      2 * Math.PI);
-    plot.fillStyle = target ? "#d62728" : "#2ca02c";
+    plot.arc(...at(x1, x2), 8, 0, 2 * Math.PI);
+    plot.fillStyle = x1 !== x2 ? "#d62728" : "#2ca02c";
     plot.fill();
   }
 }
