@@ -1,0 +1,38 @@
+"""What the notebooks share: quick mode, running an experiment, showing its run directory.
+
+The notebooks run the same commands as `dlclassics reproduce`, with the same quick settings, so
+they never repeat the package's logic.
+"""
+
+import os
+from pathlib import Path
+
+from IPython.display import Image, Markdown, display
+
+from dlclassics.cli import cli
+from dlclassics.reproduce.parts import PARTS
+
+
+def quick() -> bool:
+    """DLCLASSICS_QUICK=1 runs every experiment at tiny settings (how the tests run notebooks)."""
+    return os.environ.get("DLCLASSICS_QUICK") == "1"
+
+
+def run(name: str, *extra: str) -> Path:
+    """Run one experiment of `dlclassics reproduce` (xor-sweep, mnist-cnn, lm-study, ...) into
+    runs/notebook-<name> and return that run directory."""
+    part = next((p for p in PARTS if p.name == name), None)
+    if part is None:
+        raise ValueError(f"unknown experiment {name!r}; choose from {[p.name for p in PARTS]}")
+    out = Path("runs") / f"notebook-{name}"
+    args = [*part.args, "--out", str(out), "--quiet", *(part.quick if quick() else ()), *extra]
+    cli.main(args, standalone_mode=False)
+    return out
+
+
+def show(run_dir: Path, plots: bool = True) -> None:
+    """The run's results table, then its plots."""
+    display(Markdown((run_dir / "results.md").read_text(encoding="utf-8")))
+    if plots:
+        for png in sorted((run_dir / "plots").glob("**/*.png")):
+            display(Image(filename=str(png)))
