@@ -1,6 +1,5 @@
 """Perplexity: exp(total negative log-likelihood / number of real target tokens), <EOS> included."""
 
-import contextlib
 import math
 
 import torch
@@ -9,30 +8,23 @@ from dlclassics.lm.batches import bucket_batches
 from dlclassics.lm.model import LanguageModel
 
 
-def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
 @torch.no_grad()
 def perplexity(
     model: LanguageModel,
     rows: list[list[int]],
     device: torch.device,
     batch_size: int = 256,
-    bf16: bool = False,
 ) -> float:
+    """Always in float32, whatever precision training used, so that it measures the model."""
     if not rows:
         return float("nan")
     was_training = model.training
     model.eval()
     nll, tokens = 0.0, 0
     for batch in bucket_batches(rows, batch_size):
-        with autocast(device, bf16):
-            loss = model.loss_sum(
-                batch.inputs.to(device), batch.targets.to(device), batch.mask.to(device)
-            )
+        loss = model.loss_sum(
+            batch.inputs.to(device), batch.targets.to(device), batch.mask.to(device)
+        )
         nll += float(loss)
         tokens += batch.tokens
     model.train(was_training)

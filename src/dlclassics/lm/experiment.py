@@ -24,9 +24,8 @@ class Data:
 
 
 def prepare(sentences: list[list[str]], vocab_size: int, seed: int) -> Data:
-    """Split, then build the vocabulary from the training sentences only."""
-    splits = split(sentences, seed)
-    return Data(Vocabulary.build(splits.train, vocab_size), splits)
+    """The vocabulary of the whole corpus, as the original built it, and the 80/10/10 split."""
+    return Data(Vocabulary.build(sentences, vocab_size), split(sentences, seed))
 
 
 def fit(
@@ -62,7 +61,7 @@ def fit(
     )
     save_model(directory, model, data.vocab)
     state_path.unlink(missing_ok=True)
-    results = _evaluate(model, rows, device, config)
+    results = _evaluate(model, rows, device)
     results |= {
         "steps": progress.step,
         "epochs_completed": progress.epoch,
@@ -74,10 +73,9 @@ def fit(
     return model, results
 
 
-def _evaluate(model: LanguageModel, rows: dict, device: torch.device, config: TrainConfig) -> dict:
+def _evaluate(model: LanguageModel, rows: dict, device: torch.device) -> dict:
     return {
         "perplexity": {
-            name: perplexity(model, split_rows, device, bf16=config.bf16)
-            for name, split_rows in rows.items()
+            name: perplexity(model, split_rows, device) for name, split_rows in rows.items()
         }
     }

@@ -4,6 +4,7 @@ A Ctrl-C is only acted on between optimiser steps, so the saved state is always 
 and a resumed run takes exactly the steps the uninterrupted run would have taken.
 """
 
+import contextlib
 import io
 import math
 import signal
@@ -18,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from dlclassics.lm.batches import bucket_batches
-from dlclassics.lm.evaluate import autocast, perplexity
+from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.model import LanguageModel
 from dlclassics.rundir import atomic_write_bytes
 
@@ -70,6 +71,13 @@ def _sigint_flag() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast: matrix products in bfloat16, weights, Adam and the loss in float32."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def save_state(path: Path, model: LanguageModel, opt: torch.optim.Optimizer, p: Progress) -> None:
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), **vars(p)}, buffer)
@@ -102,14 +110,16 @@ def train(
     tag: str = "",
 ) -> Progress:
     """Train in place; on Ctrl-C save the state to `state_path` and raise Interrupted."""
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # The fused Adam kernel is the same update in one pass over the weights (about 5% faster).
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     progress = load_state(state_path, model, opt) if state_path.exists() else Progress()
     model.train()
     total = config.epochs * math.ceil(len(train_rows) / config.batch_size)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    bar = tqdm(total=total, initial=progress.step, disable=quiet, desc=tag or "train", unit="step")
-    with _sigint_flag() as interrupted, bar:
+    bar_options = {"total": total, "initial": progress.step, "disable": quiet, "unit": "step"}
+    # The handler is in place before the progress bar shows, so a Ctrl-C after it always saves.
+    with _sigint_flag() as interrupted, tqdm(desc=tag or "train", **bar_options) as bar:
         while progress.epoch < config.epochs and not _done(progress, config):
             batches = epoch_batches(train_rows, config, progress.epoch)
             for batch in batches[progress.batch :]:
@@ -150,7 +160,7 @@ def _step(model, opt, batch, config: TrainConfig, device, progress: Progress) ->
 
 
 def _end_epoch(model, val_rows, config, device, progress, tb, samples, tag) -> None:
-    val = perplexity(model, val_rows, device, bf16=config.bf16)
+    val = perplexity(model, val_rows, device)
     train_ppl = math.exp(progress.epoch_nll / max(progress.epoch_tokens, 1))
     tb.add_scalar(f"{tag}perplexity/train", train_ppl, progress.epoch + 1)
     tb.add_scalar(f"{tag}perplexity/val", val, progress.epoch + 1)

@@ -1,0 +1,145 @@
+"""The language model's pieces, in process, on tiny data."""
+
+import math
+
+import pytest
+import torch
+
+from dlclassics.errors import InputError
+from dlclassics.lm.batches import bucket_batches, collate, encode
+from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary, read_sentences, split, words
+from dlclassics.lm.evaluate import perplexity
+from dlclassics.lm.generate import generate, next_words, sentence_probability
+from dlclassics.lm.model import LanguageModel, ModelConfig
+
+
+def test_tokenisation_follows_keras_text_to_word_sequence():
+    assert words("Hello, World!  It's a-b\tc.") == ["hello", "world", "it's", "a", "b", "c"]
+    assert words("...!?") == []
+
+
+def test_vocabulary_specials_and_frequency_order():
+    vocab = Vocabulary.build([["b", "a", "b"], ["c", "b", "a"]], size=2)
+    assert vocab.words[:4] == ["<PAD>", "<START>", "<UNK>", "<EOS>"]
+    assert (PAD, START, UNK, EOS) == (0, 1, 2, 3)
+    assert vocab.words[4:] == ["b", "a"]
+    assert vocab.encode(["a", "c"]) == [5, UNK]
+    assert vocab.unknown(["a", "c"]) == ["c"]
+
+
+def test_split_is_80_10_10_disjoint_and_seeded():
+    sentences = [[f"w{i}"] for i in range(100)]
+    s = split(sentences, seed=3)
+    assert (len(s.train), len(s.val), len(s.test)) == (80, 10, 10)
+    assert sorted(s.train + s.val + s.test) == sorted(sentences)
+    assert split(sentences, seed=3) == s
+    assert split(sentences, seed=4) != s
+
+
+def test_reverse_reads_each_sentence_backwards_then_adds_start_and_eos():
+    vocab = Vocabulary.build([["a", "b", "c"]], 10)
+    a, b, c = vocab.encode(["a", "b", "c"])
+    assert encode([["a", "b", "c"]], vocab, "forward") == [[START, a, b, c, EOS]]
+    assert encode([["a", "b", "c"]], vocab, "reverse") == [[START, c, b, a, EOS]]
+    batch = collate(encode([["a", "b", "c"]], vocab, "reverse"))
+    # Targets are the inputs shifted by one: no position sees the word it predicts.
+    assert batch.inputs[0, 1:].tolist() == batch.targets[0, :-1].tolist()
+
+
+def test_buckets_pad_only_to_each_batch_longest_row():
+    g = torch.Generator().manual_seed(0)
+    rows = [
+        [START] + [5] * int(torch.randint(1, 30, (1,), generator=g)) + [EOS] for _ in range(300)
+    ]
+    batches = bucket_batches(rows, 16, torch.Generator().manual_seed(1))
+    assert sum(len(b.inputs) for b in batches) == len(rows)
+    assert sum(b.tokens for b in batches) == sum(len(r) - 1 for r in rows)
+    for b in batches:
+        assert b.inputs.shape[1] == int(b.mask.sum(1).max())
+    padded = sum(b.mask.numel() - b.tokens for b in batches)
+    assert padded < 0.1 * sum(b.tokens for b in batches)
+
+
+def tiny_model(vocab_size: int, direction: str = "forward") -> LanguageModel:
+    torch.manual_seed(0)
+    return LanguageModel(ModelConfig(vocab_size, 1, direction, 8, 8))
+
+
+def test_loss_counts_real_target_tokens_only():
+    rows = [[START, 4, 5, 6, EOS], [START, 7, EOS], [START, 4, EOS]]
+    model = tiny_model(8)
+    batch = collate(rows)
+    together = model.loss_sum(batch.inputs, batch.targets, batch.mask)
+    alone = sum(
+        model.loss_sum(b.inputs, b.targets, b.mask) for b in map(collate, ([r] for r in rows))
+    )
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
+def test_a_uniform_model_has_perplexity_equal_to_the_vocabulary_size():
+    model = tiny_model(13)
+    with torch.no_grad():
+        model.out.weight.zero_()
+        model.out.bias.zero_()
+    rows = [[START, 5, 6, EOS], [START, 7, 8, 9, 10, EOS]]
+    assert perplexity(model, rows, torch.device("cpu")) == pytest.approx(13)
+
+
+@pytest.fixture
+def vocab() -> Vocabulary:
+    return Vocabulary.build([["love", "i", "cake", "tea", "you"]], 10)
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_greedy_generation_is_deterministic_and_keeps_the_given_words(vocab, direction):
+    model = tiny_model(len(vocab), direction)
+    first = generate(model, vocab, ["love", "i"], 7, 0.0)
+    assert first == generate(model, vocab, ["love", "i"], 7, 0.0)
+    assert len(first) <= 7
+    given_at = first[:2] if direction == "forward" else first[-2:]
+    assert given_at == ["love", "i"]
+    with pytest.raises(InputError):
+        generate(model, vocab, ["love"], 7, -1.0)
+
+
+def test_sentence_probability_is_the_product_of_word_probabilities(vocab):
+    model = tiny_model(len(vocab))
+    p = sentence_probability(model, vocab, ["love", "i", "cupcakes"])
+    assert p.unknown == ["cupcakes"]
+    assert 0 < p.probability <= 1 and p.probability_eos < p.probability
+    ids = [START, *vocab.encode(["love", "i", "cupcakes"])]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids]))[0][0], -1)
+    expected = sum(float(logp[t, ids[t + 1]]) for t in range(3))
+    assert p.log_probability == pytest.approx(expected, abs=1e-5)
+    assert p.probability == pytest.approx(math.exp(expected))
+
+
+def test_next_words_are_ranked_probabilities(vocab):
+    ranked = next_words(tiny_model(len(vocab)), vocab, ["love"], 3)
+    assert len(ranked) == 3
+    assert [p for _, p in ranked] == sorted((p for _, p in ranked), reverse=True)
+    assert all(w not in ("<PAD>", "<START>") for w, _ in ranked)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"  \n\n", "empty"),
+        (b"abc\x00def\n", "binary"),
+        (b"caf\xe9 au lait\n", "not UTF-8"),
+        (b"!!!\n...\n", "no usable sentence"),
+    ],
+)
+def test_bad_corpora_are_input_errors(tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        read_sentences(path)
+
+
+def test_max_length_drops_longer_sentences(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("one two\none two three four\n")
+    assert read_sentences(path, max_length=3) == [["one", "two"]]
