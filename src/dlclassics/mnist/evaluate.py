@@ -16,7 +16,7 @@ from dlclassics.mnist.data import NUM_CLASSES, Split, normalize
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, split: Split, batch_size: int = 2000) -> tuple[torch.Tensor, float]:
+def predict(model: nn.Module, split: Split, batch_size: int = 500) -> tuple[torch.Tensor, float]:
     """Predicted classes and mean cross-entropy loss, in eval mode (no dropout)."""
     was_training = model.training
     model.eval()
