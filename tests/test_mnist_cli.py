@@ -68,9 +68,7 @@ def test_corrupt_file_is_one_line_naming_it(cli, tmp_path):
 
 
 def test_offline_without_data_dir(cli, tmp_path, monkeypatch):
-    # An empty cache and no network: the real mirrors are unreachable from the test machine or,
-    # where they are reachable, this test would download; so point the cache at a file instead,
-    # which makes every download fail before any connection is made.
+    # A cache path that cannot be a folder makes every download fail before it connects.
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("DLCLASSICS_DATA", str(blocker))
@@ -113,7 +111,7 @@ def test_cnn_runs_best_and_load_model(cli, tmp_path, idx_dir):
         ("double_conv", 50),
     ]
     for run in results["runs"]:
-        # 9 iterations per epoch: checks at 5, 9+1, ..., so stopping is not rounded to epochs
+        # at most 2 epochs of 450 // 50 = 9 iterations
         assert run["iterations"] <= 18
         assert run["reached_target"] == (run["best_val_accuracy"] >= 0.99)
         assert run["seconds"] > 0

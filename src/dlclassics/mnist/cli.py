@@ -1,9 +1,12 @@
 """`dlclassics mnist fc|cnn`."""
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from dlclassics.errors import InputError
@@ -12,7 +15,7 @@ from dlclassics.mnist import plots
 from dlclassics.mnist.evaluate import predict, split_metrics
 from dlclassics.mnist.models import CNN_ARCHS, MODEL_FILE, build, parameter_count, save_model
 from dlclassics.mnist.report import conv_pictures, evaluate_model, first_look
-from dlclassics.mnist.train import Fit, fit, place
+from dlclassics.mnist.train import Check, Fit, fit, place
 from dlclassics.options import POSITIVE_FLOAT, POSITIVE_INT, device_option, run_options
 from dlclassics.report import markdown_table
 from dlclassics.rundir import open_run
@@ -24,7 +27,7 @@ def mnist() -> None:
     """MNIST (or Fashion-MNIST): logistic regression, an MLP, and small CNNs."""
 
 
-def data_options(f):
+def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--dataset",
         type=click.Choice(list(mnist_data.SOURCES)),
@@ -41,7 +44,9 @@ def data_options(f):
     )(f)
 
 
-def _load(dataset: str, data_dir: Path | None, seed: int, batch_size: int, device: str):
+def _load(
+    dataset: str, data_dir: Path | None, seed: int, batch_size: int, device: str
+) -> tuple[mnist_data.MnistData, torch.device]:
     resolved = resolve_device(device)
     data = mnist_data.load(dataset, data_dir, seed)
     if batch_size > len(data.train):
@@ -123,8 +128,10 @@ def fc(
                 splits, model_md = evaluate_model(model, name, data, run.plots)
                 md_models += model_md
                 params = parameter_count(model)
-                models.append({"name": name, "parameters": params, "splits": splits})
-                models[-1] |= {"seconds": result.seconds, "loss_curves": curves[name]}
+                models.append(
+                    {"name": name, "parameters": params, "splits": splits}
+                    | {"seconds": result.seconds, "loss_curves": curves[name]}
+                )
                 accuracies = [splits[s]["accuracy"] for s in ("train", "val", "test")]
                 test_balanced = splits["test"]["balanced_accuracy"]
                 summary.append([name, params, *accuracies, test_balanced, result.seconds])
@@ -138,8 +145,8 @@ def fc(
     click.echo(f"wrote {run.path}")
 
 
-def _tensorboard(tb: SummaryWriter, tag: str):
-    def log(check) -> None:
+def _tensorboard(tb: SummaryWriter, tag: str) -> Callable[[Check], None]:
+    def log(check: Check) -> None:
         tb.add_scalar(f"loss_train/{tag}", check.train_loss, check.iteration)
         tb.add_scalar(f"loss_val/{tag}", check.val_loss, check.iteration)
         tb.add_scalar(f"accuracy_val/{tag}", check.val_accuracy, check.iteration)

@@ -117,33 +117,37 @@ def _download(source: Source, gz_name: str, folder: Path) -> None:
     raise OSError("; ".join(errors))
 
 
-def locate(dataset: str, data_dir: Path | None) -> dict[str, Path]:
+def _paths(folder: Path) -> dict[str, Path | None]:
+    return {key: _find(folder, name) for key, name in FILES.items()}
+
+
+def locate(dataset: str, data_dir: Path | None) -> dict[str, Path | None]:
     """The four IDX files: from `data_dir`, else a system folder, else the cache (downloading)."""
     if data_dir is not None:
-        found = {key: _find(Path(data_dir), name) for key, name in FILES.items()}
+        found = _paths(Path(data_dir))
         missing = [FILES[k] for k, p in found.items() if p is None]
         if missing:
             raise InputError(f"--data-dir {data_dir} lacks {', '.join(missing)} (or .gz)")
-        return found  # type: ignore[return-value]
+        return found
     source = SOURCES[dataset]
     for folder in source.system_dirs:
-        found = {key: _find(Path(folder), name) for key, name in FILES.items()}
+        found = _paths(Path(folder))
         if all(found.values()):
-            return found  # type: ignore[return-value]
+            return found
     cache = cache_dir(dataset)
-    missing = [name for name in FILES.values() if _find(cache, name) is None]
     failed = []
-    for name in missing:
-        try:
-            _download(source, f"{name}.gz", cache)
-        except OSError as e:
-            failed.append((name, e))
+    for name in FILES.values():
+        if _find(cache, name) is None:
+            try:
+                _download(source, f"{name}.gz", cache)
+            except OSError as e:
+                failed.append((name, e))
     if failed:
         names = ", ".join(f"{n}.gz" for n, _ in failed)
         raise InputError(
             f"cannot download {names} ({failed[0][1]}); put them in {cache} or pass --data-dir"
         )
-    return {key: _find(cache, name) for key, name in FILES.items()}  # type: ignore[misc]
+    return _paths(cache)
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
