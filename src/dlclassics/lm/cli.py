@@ -1,7 +1,9 @@
 """`dlclassics lm train|study|generate|prob|next`."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import torch
@@ -12,7 +14,7 @@ from dlclassics.lm.corpus import default_corpus, read_sentences, words
 from dlclassics.lm.experiment import Data, fit, prepare
 from dlclassics.lm.generate import generate as generate_words
 from dlclassics.lm.generate import next_words, sentence_probability
-from dlclassics.lm.model import ModelConfig, load_model
+from dlclassics.lm.model import LanguageModel, ModelConfig, load_model
 from dlclassics.lm.train import Interrupted, TrainConfig
 from dlclassics.options import POSITIVE_FLOAT, POSITIVE_INT, device_option, run_options
 from dlclassics.report import markdown_table
@@ -40,7 +42,7 @@ def lm() -> None:
     """LSTM language models, forward and reverse: perplexity, generation, probabilities."""
 
 
-def training_options(f):
+def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
             "--corpus",
@@ -109,11 +111,10 @@ def _load_data(s: dict) -> Data:
     return prepare(read_sentences(Path(s["corpus"]), s["max_length"]), s["vocab_size"], s["seed"])
 
 
-def _interrupted(e: Interrupted, run_path: Path) -> None:
+def _interrupted(e: Interrupted, command: str, run_path: Path) -> None:
     click.echo(
         f"interrupted: training state saved to {e.path}; "
-        f"continue with: dlclassics lm {'study' if 'models' in e.path.parts else 'train'} "
-        f"--resume {run_path}",
+        f"continue with: dlclassics {command} --resume {run_path}",
         err=True,
     )
     raise click.exceptions.Exit(130)
@@ -143,7 +144,7 @@ def train_cmd(device: str, **params) -> None:
             try:
                 _, results = fit(data, shape, _train_config(s), dev, run.path, tb, s["quiet"])
             except Interrupted as e:
-                _interrupted(e, run.path)
+                _interrupted(e, "lm train", run.path)
         results |= {"vocab_size": len(data.vocab), "sentences": _sizes(data)}
         row = [s["layers"], s["direction"], *results["perplexity"].values()]
         md = "# LSTM language model\n\nPerplexity:\n\n"
@@ -195,7 +196,7 @@ def study(device: str, start: str, length: int, sentence: str, **params) -> None
                         tag=f"{name}/",
                     )
                 except Interrupted as e:
-                    _interrupted(e, run.path)
+                    _interrupted(e, "lm study", run.path)
                 entry = {"layers": layers, "direction": direction} | fitted
                 models.append(entry | _samples(model, data, s))
                 click.echo(f"{name}: perplexity {_perplexity_line(fitted['perplexity'])}")
@@ -205,7 +206,7 @@ def study(device: str, start: str, length: int, sentence: str, **params) -> None
     click.echo(f"wrote {run.path}")
 
 
-def _samples(model, data: Data, s: dict) -> dict:
+def _samples(model: LanguageModel, data: Data, s: dict) -> dict:
     generator = torch.Generator().manual_seed(s["seed"])
     generations = [
         {
@@ -223,7 +224,7 @@ def _samples(model, data: Data, s: dict) -> dict:
     }
 
 
-def _probability(model, data: Data, text: str) -> dict:
+def _probability(model: LanguageModel, data: Data, text: str) -> dict:
     p = sentence_probability(model, data.vocab, words(text))
     return {
         "sentence": text,
@@ -256,7 +257,7 @@ def _study_markdown(models: list[dict]) -> str:
     return md
 
 
-def model_option(f):
+def model_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--model",
         "model_dir",

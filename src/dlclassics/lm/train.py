@@ -18,7 +18,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from dlclassics.lm.batches import bucket_batches
+from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.model import LanguageModel
 from dlclassics.rundir import atomic_write_bytes
@@ -91,7 +91,7 @@ def load_state(path: Path, model: LanguageModel, opt: torch.optim.Optimizer) -> 
     return Progress(**state)
 
 
-def epoch_batches(rows: list[list[int]], config: TrainConfig, epoch: int) -> list:
+def epoch_batches(rows: list[list[int]], config: TrainConfig, epoch: int) -> list[Batch]:
     # Each epoch's order depends on (seed, epoch) only, so a resumed run replays it exactly.
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     return bucket_batches(rows, config.batch_size, generator)
@@ -140,7 +140,14 @@ def _done(progress: Progress, config: TrainConfig) -> bool:
     return config.max_steps is not None and progress.step >= config.max_steps
 
 
-def _step(model, opt, batch, config: TrainConfig, device, progress: Progress) -> float:
+def _step(
+    model: LanguageModel,
+    opt: torch.optim.Optimizer,
+    batch: Batch,
+    config: TrainConfig,
+    device: torch.device,
+    progress: Progress,
+) -> float:
     start = time.perf_counter()
     inputs, targets, mask = (t.to(device) for t in (batch.inputs, batch.targets, batch.mask))
     with autocast(device, config.bf16):
