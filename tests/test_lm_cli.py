@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import read_json
+from conftest import read_json, run_cli
 
 TINY = ["--embedding-size", "8", "--hidden-size", "16", "--batch-size", "16", "--no-bf16"]
 WORDS = ["love", "i", "you", "cake", "tea", "the", "a", "dog", "cat", "runs", "eats", "big"]
@@ -49,8 +49,6 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lm")
     corpus = write_corpus(tmp / "corpus.txt")
     out = tmp / "run"
-    from conftest import run_cli
-
     result = run_cli(
         "lm", "train", "--corpus", str(corpus), *TINY, "--epochs", "2", "--out", str(out)
     )
@@ -69,7 +67,7 @@ def test_train_writes_a_loadable_run(trained, cli):
     assert list((trained / "tensorboard").iterdir())
 
 
-def test_same_seed_same_results(trained, corpus, cli, tmp_path):
+def test_same_seed_same_results(trained, cli, tmp_path):
     out = tmp_path / "again"
     cli(
         "lm",
