@@ -4,12 +4,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-)
 from torch import nn
 
 from dlclassics.mnist.data import NUM_CLASSES, Split, normalize
@@ -42,6 +36,14 @@ def balanced_accuracy(labels: torch.Tensor, preds: torch.Tensor) -> float:
 
 def split_metrics(labels: torch.Tensor, preds: torch.Tensor) -> dict[str, Any]:
     """Accuracy, balanced accuracy, the per-class report and the confusion matrix."""
+    # Imported here: scikit-learn takes seconds to import, which every dlclassics command would pay.
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
     y, p = labels.cpu().numpy(), preds.cpu().numpy()
     classes = np.arange(NUM_CLASSES)
     precision, recall, f1, support = precision_recall_fscore_support(
