@@ -29,16 +29,17 @@ def samples_per_class(
     path: Path,
     per_class: int = 8,
 ) -> Path:
-    fig, axes = plt.subplots(
-        len(classes), per_class, figsize=(per_class, len(classes)), squeeze=False
-    )
-    for c, row in enumerate(axes):
-        picks = torch.nonzero(labels == c).flatten()[:per_class].tolist()
-        for j, ax in enumerate(row):
-            ax.axis("off")
-            if j < len(picks):
-                ax.imshow(images[picks[j]].cpu().numpy(), cmap="gray", vmin=0, vmax=255)
-        row[0].set_title(classes[c], fontsize=7, loc="left")
+    """One row per class, drawn as a single mosaic: one image is much faster than 80 axes."""
+    mosaic = torch.zeros(len(classes) * 28, per_class * 28, dtype=torch.uint8)
+    for c in range(len(classes)):
+        picks = torch.nonzero(labels == c).flatten()[:per_class]
+        for j, i in enumerate(picks.tolist()):
+            mosaic[c * 28 : (c + 1) * 28, j * 28 : (j + 1) * 28] = images[i].cpu()
+    fig, ax = plt.subplots(figsize=(per_class * 0.8 + 1.5, len(classes) * 0.8))
+    ax.imshow(mosaic.numpy(), cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([])
+    ax.set_yticks([c * 28 + 14 for c in range(len(classes))], classes, fontsize=8)
+    ax.set_title("Samples per class")
     return save_figure(fig, path)
 
 
