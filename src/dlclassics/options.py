@@ -29,5 +29,20 @@ def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def positive_list(kind: type) -> Callable[[click.Context, click.Parameter, str], list]:
+    """A click callback turning "0.1,0.01" into [0.1, 0.01], every value of `kind` and > 0."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str) -> list:
+        try:
+            items = [kind(v) for v in value.split(",") if v.strip()]
+        except ValueError as e:
+            raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from e
+        if not items or any(v <= 0 for v in items):
+            raise click.BadParameter(f"every value must be positive, got {value!r}")
+        return items
+
+    return parse
+
+
 POSITIVE_INT = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)

@@ -1,6 +1,8 @@
 """Seeding and device selection shared by every experiment."""
 
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,3 +29,8 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name!r} asked for, but CUDA is not available")
     return device
+
+
+def data_root() -> Path:
+    """Where downloads are cached: $DLCLASSICS_DATA, else ~/.cache/dlclassics."""
+    return Path(os.environ.get("DLCLASSICS_DATA") or Path.home() / ".cache" / "dlclassics")

@@ -18,6 +18,7 @@ import torch
 
 from dlclassics.errors import InputError
 from dlclassics.rundir import atomic_write_text
+from dlclassics.runtime import data_root
 
 PAD, START, UNK, EOS = 0, 1, 2, 3
 SPECIALS = ["<PAD>", "<START>", "<UNK>", "<EOS>"]
@@ -56,14 +57,10 @@ def read_sentences(path: Path, max_length: int | None = None) -> list[list[str]]
     return sentences
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("DLCLASSICS_DATA", Path.home() / ".cache" / "dlclassics"))
-
-
 def default_corpus() -> Path:
     """The original's corpus, downloaded on first use into $DLCLASSICS_DATA."""
     url = os.environ.get("DLCLASSICS_LM_CORPUS_URL", DEFAULT_CORPUS_URL)
-    path = data_dir() / "lm" / "wikisimple.txt"
+    path = data_root() / "lm" / "wikisimple.txt"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

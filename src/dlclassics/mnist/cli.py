@@ -16,7 +16,13 @@ from dlclassics.mnist.evaluate import predict, split_metrics
 from dlclassics.mnist.models import CNN_ARCHS, MODEL_FILE, build, parameter_count, save_model
 from dlclassics.mnist.report import conv_pictures, evaluate_model, first_look
 from dlclassics.mnist.train import Check, Fit, fit, place
-from dlclassics.options import POSITIVE_FLOAT, POSITIVE_INT, device_option, run_options
+from dlclassics.options import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    device_option,
+    positive_list,
+    run_options,
+)
 from dlclassics.report import markdown_table
 from dlclassics.rundir import open_run
 from dlclassics.runtime import resolve_device, seed_everything
@@ -52,16 +58,6 @@ def _load(
     if batch_size > len(data.train):
         raise InputError(f"batch size {batch_size} exceeds the {len(data.train)} training images")
     return data.to(resolved), resolved
-
-
-def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    try:
-        items = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError as e:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from e
-    if not items or any(v <= 0 for v in items):
-        raise click.BadParameter(f"every value must be positive, got {value!r}")
-    return items
 
 
 def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -176,7 +172,11 @@ def _run_row(arch: str, batch_size: int, result: Fit) -> dict:
     help="Architectures to train.",
 )
 @click.option(
-    "--batch-sizes", default="50,100", show_default=True, callback=_int_list, help="Batch sizes."
+    "--batch-sizes",
+    default="50,100",
+    show_default=True,
+    callback=positive_list(int),
+    help="Batch sizes.",
 )
 @click.option("--lr", type=POSITIVE_FLOAT, default=0.001, show_default=True)
 @click.option(

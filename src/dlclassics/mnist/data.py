@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dlclassics.errors import InputError
+from dlclassics.runtime import data_root
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -76,11 +77,6 @@ SOURCES = {
 }
 
 
-def cache_dir(dataset: str) -> Path:
-    root = os.environ.get("DLCLASSICS_DATA") or Path.home() / ".cache" / "dlclassics"
-    return Path(root) / dataset
-
-
 def _find(folder: Path, name: str) -> Path | None:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
@@ -134,7 +130,7 @@ def locate(dataset: str, data_dir: Path | None) -> dict[str, Path | None]:
         found = _paths(Path(folder))
         if all(found.values()):
             return found
-    cache = cache_dir(dataset)
+    cache = data_root() / dataset
     failed = []
     for name in FILES.values():
         if _find(cache, name) is None:

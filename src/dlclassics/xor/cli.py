@@ -8,7 +8,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from dlclassics.errors import InputError
-from dlclassics.options import POSITIVE_FLOAT, POSITIVE_INT, run_options
+from dlclassics.options import POSITIVE_FLOAT, POSITIVE_INT, positive_list, run_options
 from dlclassics.report import markdown_table
 from dlclassics.rundir import open_run
 from dlclassics.runtime import seed_everything
@@ -134,23 +134,12 @@ def train_cmd(
     click.echo(f"wrote {run.path}")
 
 
-def _floats(ctx: click.Context, param: click.Parameter, value: str) -> list:
-    kind = float if param.name == "lrs" else int
-    try:
-        items = [kind(v) for v in value.split(",") if v.strip()]
-    except ValueError as e:
-        raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from e
-    if not items or any(v <= 0 for v in items):
-        raise click.BadParameter(f"every value must be positive, got {value!r}")
-    return items
-
-
 @xor.command()
 @click.option(
     "--lrs",
     default="0.1,0.01",
     show_default=True,
-    callback=_floats,
+    callback=positive_list(float),
     help="Learning rates of the grid.",
 )
 @click.option(
@@ -158,7 +147,7 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str) -> list:
     "hiddens",
     default="2,4",
     show_default=True,
-    callback=_floats,
+    callback=positive_list(int),
     help="Hidden-layer widths of the grid (each with and without bypass).",
 )
 @click.option(
