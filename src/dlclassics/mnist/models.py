@@ -45,7 +45,8 @@ class ConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.convs:
-            x = nn.functional.max_pool2d(torch.relu(conv(x)), 2)
+            # Pool first: ReLU commutes with max-pooling, and runs on a quarter of the values.
+            x = torch.relu(nn.functional.max_pool2d(conv(x), 2))
         return self.head(x)
 
 

