@@ -239,6 +239,9 @@ def test_study_four_models_with_generations_in_reading_order(cli, corpus, tmp_pa
             assert (text[:2] if m["direction"] == "forward" else text[-2:]) == ["love", "i"]
         assert m["probabilities"][-1]["sentence"] == "love i cupcakes"
         assert all(0 < p["probability"] <= 1 for p in m["probabilities"])
+    # Near-uniform sampling: models sharing one stream of draws would repeat each other's sentence.
+    hot = [m["generations"][-1]["text"] for m in models]
+    assert len(set(hot)) == len(hot)
     loaded = cli("lm", "prob", "--model", str(out / "models" / "layers2-reverse"), "love i")
     assert loaded.returncode == 0, loaded.stderr
     whole = cli("lm", "prob", "--model", str(out), "love i")

@@ -180,6 +180,9 @@ def study(device: str, start: str, length: int, sentence: str, **params) -> None
     data = _load_data(s)
     with open_run(s["out"], "lm study", {k: s[k] for k in keys} | {"device": str(dev)}) as run:
         models = []
+        # One stream of draws for the whole study: a fresh generator per model would give every
+        # model the same draws, and at temperature 10 (nearly uniform) the same sentence.
+        sampler = torch.Generator().manual_seed(s["seed"])
         with SummaryWriter(run.tensorboard_dir) as tb:
             for layers, direction in STUDY_MODELS:
                 name = f"layers{layers}-{direction}"
@@ -198,7 +201,7 @@ def study(device: str, start: str, length: int, sentence: str, **params) -> None
                 except Interrupted as e:
                     _interrupted(e, "lm study", run.path)
                 entry = {"layers": layers, "direction": direction} | fitted
-                models.append(entry | _samples(model, data, s))
+                models.append(entry | _samples(model, data, s, sampler))
                 click.echo(f"{name}: perplexity {_perplexity_line(fitted['perplexity'])}")
         md = _study_markdown(models)
         run.save_results({"models": models, "vocab_size": len(data.vocab)}, md)
@@ -206,8 +209,7 @@ def study(device: str, start: str, length: int, sentence: str, **params) -> None
     click.echo(f"wrote {run.path}")
 
 
-def _samples(model: LanguageModel, data: Data, s: dict) -> dict:
-    generator = torch.Generator().manual_seed(s["seed"])
+def _samples(model: LanguageModel, data: Data, s: dict, generator: torch.Generator) -> dict:
     generations = [
         {
             "temperature": t,
