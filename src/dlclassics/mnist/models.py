@@ -27,6 +27,20 @@ def mlp() -> nn.Module:
     )
 
 
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max-pooling, stride 2, as `max_pool2d(x, 2)`.
+
+    Without autograd it is two elementwise maxima of strided views: the same values, and on the
+    CPU several times faster than max_pool2d's kernel on 5-channel maps (a quarter off an
+    evaluation pass). With autograd, max_pool2d, whose backward beats that of the maxima.
+    """
+    if x.requires_grad:
+        return nn.functional.max_pool2d(x, 2)
+    x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
+    rows = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+    return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
 class ConvNet(nn.Module):
     """`stages` conv(5x5, padding 2)/ReLU/2x2-max-pool stages of 5 channels, then FC 1024, FC 10."""
 
@@ -46,7 +60,7 @@ class ConvNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.convs:
             # Pool first: ReLU commutes with max-pooling, and runs on a quarter of the values.
-            x = torch.relu(nn.functional.max_pool2d(conv(x), 2))
+            x = torch.relu(max_pool_2x2(conv(x)))
         return self.head(x)
 
 

@@ -1,0 +1,50 @@
+import pytest
+import torch
+from torch.nn import functional as F
+
+from dlclassics.mnist.models import ConvNet, build, max_pool_2x2, parameter_count
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 28, 28), (2, 5, 7, 9), (1, 1, 2, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_2x2_matches_max_pool2d_without_autograd(shape, channels_last):
+    torch.manual_seed(0)
+    # Small integers: many ties, which the two must break alike in value.
+    x = torch.randint(-3, 4, shape).float()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert torch.equal(max_pool_2x2(x), F.max_pool2d(x, 2))
+
+
+def _notebook_forward(model: ConvNet, x: torch.Tensor) -> torch.Tensor:
+    """The original order: conv, ReLU, then max-pool."""
+    for conv in model.convs:
+        x = F.max_pool2d(F.relu(conv(x)), 2)
+    return model.head(x)
+
+
+@pytest.mark.parametrize("arch", ["single_conv", "double_conv"])
+def test_convnet_computes_the_notebooks_function_and_gradients(arch):
+    torch.manual_seed(0)
+    model = build(arch).to(memory_format=torch.channels_last)
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    ours = model(x)
+    ours.sum().backward()
+    ours_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    theirs = _notebook_forward(model, x)
+    theirs.sum().backward()
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    for a, p in zip(ours_grads, model.parameters(), strict=True):
+        assert torch.allclose(a, p.grad, atol=1e-5)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), theirs.detach(), atol=1e-6)
+
+
+def test_parameter_counts_match_the_architectures():
+    # conv 1->5 (130) + FC 980->1024 (1,004,544) + FC 1024->10 (10,250)
+    assert parameter_count(build("single_conv")) == 130 + 1_004_544 + 10_250
+    # plus conv 5->5 (630), FC 245->1024 (251,904)
+    assert parameter_count(build("double_conv")) == 130 + 630 + 251_904 + 10_250
+    assert parameter_count(build("logreg")) == 7_850
