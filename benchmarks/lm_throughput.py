@@ -80,8 +80,8 @@ def main() -> None:
     padded, stream = median["padded (lm_seed_padded.py)"], median["stream (lm_stream.py)"]
     for name in ("ours (lm train)", "ours --no-bf16"):
         print(
-            f"  {name}: {median[name] / padded:.2f}x the padded loop (goal >= 4), "
-            f"{median[name] / stream:.2f}x the stream (goal >= 0.9)"
+            f"  {name}: {median[name] / padded:.2f}x the padded loop (target >= 4), "
+            f"{median[name] / stream:.2f}x the stream (target >= 0.9)"
         )
 
 

@@ -83,7 +83,7 @@ def main() -> None:
     print(f"  dlclassics fit, val every 100:   {median['ours']:8,.0f} images/s")
     print(f"  dlclassics fit, one val at end:  {median['ours without validation']:8,.0f} images/s")
     base = median["per-sample DataLoader"]
-    print(f"ratio: {median['ours'] / base:.2f}x with validation (goal >= 1.5), ", end="")
+    print(f"ratio: {median['ours'] / base:.2f}x with validation (target >= 1.5), ", end="")
     print(f"{median['ours without validation'] / base:.2f}x without")
 
 

@@ -207,6 +207,14 @@ def test_newest_models_under_runs(tmp_path):
         os.utime(path, (past, past))
     assert newest_lm_dir(tmp_path) == study_model
     assert newest_mnist_dir(tmp_path) == new_cnn
+    # A reproduce run nests each part's run directory one level further down.
+    later = time.time() + 100
+    nested_lm = make_lm(tmp_path / "4-reproduce" / "lm-study" / "models" / "forward")
+    nested_cnn = make_cnn(tmp_path / "4-reproduce" / "mnist-cnn")
+    for path in (nested_lm / "model.pt", nested_cnn / "checkpoints" / MODEL_FILE):
+        os.utime(path, (later, later))
+    assert newest_lm_dir(tmp_path) == nested_lm
+    assert newest_mnist_dir(tmp_path) == nested_cnn
 
 
 def test_serve_help(cli):

@@ -1,5 +1,8 @@
 """Finding the demo's models (by default the newest trained ones under runs/) and loading them.
 
+The search goes down any depth, so that the models of a `dlclassics reproduce` run (its
+`lm-study/models/*` and `mnist-cnn/`) are found as well as those of a single command.
+
 A model that cannot be found or loaded is not an error here: the demo serves the other tabs and
 shows the reason in that model's tab.
 """
@@ -24,16 +27,16 @@ def _newest(files: list[Path]) -> Path | None:
 
 
 def newest_lm_dir(runs: Path) -> Path | None:
-    """The newest `lm train` run, or model of an `lm study`, under `runs`."""
-    weights = [*runs.glob("*/model.pt"), *runs.glob("*/models/*/model.pt")]
+    """The newest `lm train` run, or model of an `lm study`, anywhere under `runs`."""
+    weights = list(runs.glob("**/model.pt"))
     complete = [w for w in weights if all((w.parent / n).is_file() for n in MODEL_FILES)]
     newest = _newest(complete)
     return newest.parent if newest else None
 
 
 def newest_mnist_dir(runs: Path) -> Path | None:
-    """The newest `mnist cnn` run under `runs` (it saves its best model as checkpoints/best.pt)."""
-    newest = _newest(list(runs.glob(f"*/checkpoints/{MODEL_FILE}")))
+    """The newest `mnist cnn` run anywhere under `runs` (its best model is checkpoints/best.pt)."""
+    newest = _newest(list(runs.glob(f"**/checkpoints/{MODEL_FILE}")))
     return newest.parent.parent if newest else None
 
 
