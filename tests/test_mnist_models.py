@@ -2,7 +2,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from dlclassics.mnist.data import MnistData, Split, batch_generator
+from dlclassics.mnist.evaluate import predict
 from dlclassics.mnist.models import ConvNet, build, max_pool_2x2, parameter_count
+from dlclassics.mnist.train import fit
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 28, 28), (2, 5, 7, 9), (1, 1, 2, 2)])
@@ -48,3 +51,47 @@ def test_parameter_counts_match_the_architectures():
     # plus conv 5->5 (630), FC 245->1024 (251,904)
     assert parameter_count(build("double_conv")) == 130 + 630 + 251_904 + 10_250
     assert parameter_count(build("logreg")) == 7_850
+
+
+def _noisy_data(seed: int = 0) -> MnistData:
+    """Random images whose label is a noisy function of the mean of one quadrant: learnable,
+    but noisy enough that validation accuracy goes up and down between checks."""
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> Split:
+        images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
+        signal = images[:, :14, :14].float().mean((1, 2))
+        labels = ((signal - signal.mean()) / signal.std() * 2 + 5).round().clamp(0, 9).long()
+        flip = torch.rand(n, generator=g) < 0.3
+        labels[flip] = torch.randint(0, 10, (int(flip.sum()),), generator=g)
+        return Split(images, labels)
+
+    return MnistData(split(400), split(200), split(200), tuple(map(str, range(10))))
+
+
+@pytest.mark.parametrize("restore_best", [False, True])
+def test_fit_ends_with_the_last_or_the_best_checks_weights(restore_best):
+    data = _noisy_data()
+    torch.manual_seed(0)
+    model = build("mlp")
+    result = fit(
+        model,
+        data,
+        batch_size=20,
+        lr=0.01,
+        max_iterations=200,
+        eval_every=10,
+        generator=batch_generator(0),
+        restore_best=restore_best,
+    )
+    accuracies = [c.val_accuracy for c in result.checks]
+    # The case worth testing: the best check is not the last one.
+    assert max(accuracies) > accuracies[-1]
+    preds, _ = predict(model, data.val)
+    accuracy = (preds == data.val.labels).float().mean().item()
+    assert accuracy == pytest.approx(result.kept_check.val_accuracy)
+    if restore_best:
+        assert result.kept_check.val_accuracy == result.best_val_accuracy
+        assert result.kept == accuracies.index(max(accuracies))
+    else:
+        assert result.kept_check is result.checks[-1]

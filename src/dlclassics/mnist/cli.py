@@ -159,7 +159,8 @@ def _run_row(arch: str, batch_size: int, result: Fit) -> dict:
         "iterations": result.iterations,
         "seconds": result.seconds,
         "best_val_accuracy": result.best_val_accuracy,
-        "val_balanced_accuracy": result.checks[-1].val_balanced_accuracy,
+        "val_balanced_accuracy": result.kept_check.val_balanced_accuracy,
+        "kept_iteration": result.kept_check.iteration,
     }
 
 
@@ -245,6 +246,7 @@ def cnn(
                         target_accuracy=target_accuracy,
                         quiet=quiet,
                         on_check=_tensorboard(tb, tag),
+                        restore_best=True,
                     )
                     row = _run_row(arch, batch_size, result)
                     runs.append(row)
