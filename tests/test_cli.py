@@ -25,6 +25,15 @@ def test_help_everywhere(cli, args):
         ["xor", "sweep", "--max-epochs", "0"],
         ["xor", "sweep", "--hidden", "0"],
         ["xor", "sweep", "--lrs", "-0.1"],
+        # nan and inf pass every comparison-based bound unless refused by name.
+        ["xor", "train", "--lr", "nan"],
+        ["xor", "solve", "--temperature", "nan"],
+        ["xor", "solve", "--temperature", "inf"],
+        ["xor", "sweep", "--lrs", "0.1,nan"],
+        ["xor", "sweep", "--min-delta", "nan"],
+        ["mnist", "fc", "--lr", "inf"],
+        ["mnist", "cnn", "--target-accuracy", "nan"],
+        ["lm", "train", "--lr", "nan"],
     ],
 )
 def test_bad_hyperparameters_are_one_line_exit_2_no_output(cli, tmp_path, args):

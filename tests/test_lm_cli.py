@@ -118,6 +118,26 @@ def test_next_answers_each_line_until_end_of_input(trained):
     assert len(answers) == 2 and all(len(a.split(", ")) == 3 for a in answers)
 
 
+def test_next_refuses_input_that_is_not_utf8(trained):
+    command = ["lm", "next", "--model", str(trained)]
+    result = subprocess.run(
+        [sys.executable, "-c", "from dlclassics.cli import main; main()", *command],
+        input=b"caf\xe9 love\n",
+        capture_output=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode() == "error: standard input is not UTF-8 text\n"
+
+
+def test_a_tiny_temperature_samples_the_greedy_sentence(cli, trained):
+    args = ["lm", "generate", "--model", str(trained), "--start", "love"]
+    greedy = cli(*args, "--temperature", "0")
+    tiny = cli(*args, "--temperature", "1e-45")
+    assert tiny.returncode == 0, tiny.stderr
+    assert tiny.stdout == greedy.stdout
+    assert_one_line_error(cli(*args, "--temperature", "nan"), trained / "never")
+
+
 @pytest.mark.parametrize("command", ["generate", "prob", "next"])
 def test_a_directory_that_is_not_an_lm_run_is_one_line_exit_2(cli, tmp_path, command):
     words = [] if command == "generate" else ["some words"]
@@ -128,8 +148,8 @@ def test_a_directory_that_is_not_an_lm_run_is_one_line_exit_2(cli, tmp_path, com
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"abc\x00\x01\x02", b"caf\xe9\n", b"?!\n...\n"],
-    ids=["empty", "binary", "latin1", "nowords"],
+    [b"", b"abc\x00\x01\x02", b"caf\xe9\n", b"?!\n...\n", b"a cat\nthe dog\n"],
+    ids=["empty", "binary", "latin1", "nowords", "too-few-to-split"],
 )
 def test_bad_corpora_are_one_line_exit_2_and_no_run_directory(cli, tmp_path, content):
     path = tmp_path / "corpus.txt"

@@ -44,3 +44,12 @@ def test_an_existing_run_directory_can_be_reused(tmp_path):
         run.save_results({"x": 2}, "# x\n")
     assert json.loads((out / "results.json").read_text()) == {"x": 2}
     assert json.loads((out / "config.json").read_text())["seed"] == 1
+
+
+def test_a_run_directory_is_not_reused_by_another_command(tmp_path):
+    out = tmp_path / "run"
+    with open_run(out, "lm train", {"seed": 0}) as run:
+        run.save_results({"x": 1}, "# x\n")
+    with pytest.raises(InputError, match="holds a `dlclassics lm train` run"):
+        open_run(out, "xor solve", {"seed": 0}).__enter__()
+    assert json.loads((out / "config.json").read_text())["command"] == "lm train"

@@ -25,10 +25,11 @@ SENTENCES = [s.split() for s in ["the cat sat on the mat", "a dog ran in the par
 BLANK = [0.0] * 784
 
 
-def make_lm(directory: Path) -> Path:
+def make_lm(directory: Path, direction: str = "forward") -> Path:
     torch.manual_seed(0)
     vocab = Vocabulary.build(SENTENCES, 20)
-    model = LanguageModel(ModelConfig(len(vocab), embedding_size=8, hidden_size=8))
+    config = ModelConfig(len(vocab), direction=direction, embedding_size=8, hidden_size=8)
+    model = LanguageModel(config)
     save_lm(directory, model, vocab)
     return directory
 
@@ -82,6 +83,14 @@ def test_next_words_report_unknown_words(client):
     assert r.json()["unknown"] == ["zebra"]
 
 
+def test_a_tiny_temperature_is_the_greedy_limit(client):
+    greedy = client.post("/api/lm/generate", json={"text": "the", "length": 8, "temperature": 0})
+    for t in (1e-45, 1e-300):
+        r = client.post("/api/lm/generate", json={"text": "the", "length": 8, "temperature": t})
+        assert r.status_code == 200, r.text
+        assert r.json() == greedy.json()
+
+
 def test_generation_at_temperature_zero_is_deterministic(client):
     request = {"text": "the", "length": 8, "temperature": 0}
     first, second = (client.post("/api/lm/generate", json=request).json() for _ in range(2))
@@ -114,6 +123,7 @@ def test_sentence_probability(client):
         ("/api/lm/generate", {"text": "the", "temperature": -1}, "temperature:"),
         ("/api/lm/generate", {"text": "the", "temperature": 1e9}, "temperature:"),
         ("/api/lm/generate", {"text": "the", "length": 100000}, "length:"),
+        ("/api/lm/generate", {"text": "the", "seed": 10**30}, "seed:"),
         ("/api/lm/generate", {"text": "the cat sat", "length": 2}, "more than length"),
         ("/api/lm/prob", {}, "text:"),
         ("/api/mnist/predict", {"pixels": BLANK}, "the canvas is blank"),
@@ -215,6 +225,10 @@ def test_newest_models_under_runs(tmp_path):
         os.utime(path, (later, later))
     assert newest_lm_dir(tmp_path) == nested_lm
     assert newest_mnist_dir(tmp_path) == nested_cnn
+    # A newer reverse model does not displace the newest forward one.
+    reverse = make_lm(tmp_path / "5-study" / "models" / "reverse", direction="reverse")
+    os.utime(reverse / "model.pt", (later + 100, later + 100))
+    assert newest_lm_dir(tmp_path) == nested_lm
 
 
 def test_serve_help(cli):

@@ -1,5 +1,6 @@
 """Options every experiment command shares."""
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,23 @@ def positive_list(kind: type) -> Callable[[click.Context, click.Parameter, str],
             items = [kind(v) for v in value.split(",") if v.strip()]
         except ValueError as e:
             raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from e
-        if not items or any(v <= 0 for v in items):
-            raise click.BadParameter(f"every value must be positive, got {value!r}")
+        if not items or any(not (0 < v < math.inf) for v in items):
+            raise click.BadParameter(f"every value must be positive and finite, got {value!r}")
         return items
 
     return parse
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: nan passes every comparison-based bound."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 POSITIVE_INT = click.IntRange(min=1)
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+POSITIVE_FLOAT = FiniteFloatRange(min=0, min_open=True)
+NONNEGATIVE_FLOAT = FiniteFloatRange(min=0)

@@ -78,18 +78,27 @@ def default_out(command: str) -> Path:
     return Path("runs") / f"{stamp}-{command.replace(' ', '-')}"
 
 
-def _check_reusable(path: Path) -> None:
+def _check_reusable(path: Path, command: str) -> None:
+    """A run directory is reused only by the command that made it, so runs never mix."""
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not (path / "config.json").exists():
-        raise InputError(f"--out {path} is a non-empty directory that is not a dlclassics run")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    try:
+        previous = json.loads((path / "config.json").read_text(encoding="utf-8"))["command"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(
+            f"--out {path} is a non-empty directory that is not a dlclassics run"
+        ) from None
+    if previous != command:
+        raise InputError(f"--out {path} holds a `dlclassics {previous}` run; choose another folder")
 
 
 @contextlib.contextmanager
 def open_run(out: Path | None, command: str, config: dict[str, Any]) -> Iterator[RunDir]:
     """Create (or reuse) the run directory, write config.json, and clean up after bad input."""
     path = Path(out) if out is not None else default_out(command)
-    _check_reusable(path)
+    _check_reusable(path, command)
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     run = RunDir(path)

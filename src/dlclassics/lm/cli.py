@@ -16,7 +16,13 @@ from dlclassics.lm.generate import generate as generate_words
 from dlclassics.lm.generate import next_words, sentence_probability
 from dlclassics.lm.model import LanguageModel, ModelConfig, load_model
 from dlclassics.lm.train import Interrupted, TrainConfig
-from dlclassics.options import POSITIVE_FLOAT, POSITIVE_INT, device_option, run_options
+from dlclassics.options import (
+    NONNEGATIVE_FLOAT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    device_option,
+    run_options,
+)
 from dlclassics.report import markdown_table
 from dlclassics.rundir import open_run
 from dlclassics.runtime import resolve_device
@@ -281,12 +287,14 @@ def _unknown_note(unknown: list[str]) -> str:
 @click.option("--length", type=POSITIVE_INT, default=7, show_default=True, help="Words in all.")
 @click.option(
     "--temperature",
-    type=click.FloatRange(min=0),
+    type=NONNEGATIVE_FLOAT,
     default=1.0,
     show_default=True,
     help="Sample from softmax(logits / T); 0 is greedy.",
 )
-@click.option("--count", type=POSITIVE_INT, default=1, show_default=True)
+@click.option(
+    "--count", type=POSITIVE_INT, default=1, show_default=True, help="Sentences to sample."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
 def generate_cmd(
@@ -352,7 +360,10 @@ def next_cmd(model_dir: Path, text: str | None, top_k: int, device: str) -> None
     while True:
         if interactive:
             click.echo("> ", nl=False)
-        line = stdin.readline()
+        try:
+            line = stdin.readline()
+        except UnicodeDecodeError:
+            raise InputError("standard input is not UTF-8 text") from None
         if not line:
             break
         answer(line)

@@ -41,8 +41,8 @@ def generate(
 
     T = 0 is greedy. Generation stops early when the model says <EOS>.
     """
-    if temperature < 0:
-        raise InputError(f"temperature must be >= 0, got {temperature}")
+    if not (0 <= temperature < math.inf):
+        raise InputError(f"temperature must be a finite number >= 0, got {temperature}")
     model.eval()
     produced = model_order(given, model.config.direction)
     logits, state = model(_prefix_ids(model, vocab, given))
@@ -51,7 +51,9 @@ def generate(
         if temperature == 0:
             token = int(scores.argmax())
         else:
-            probs = F.softmax(scores / temperature, dim=-1)
+            # Shifted so the likeliest word scores 0, and in float64 so that T stays nonzero: a
+            # tiny T then sends the others to -inf (the greedy limit) instead of making NaNs.
+            probs = F.softmax((scores.double() - scores.max()) / temperature, dim=-1)
             token = int(torch.multinomial(probs.cpu(), 1, generator=generator))
         if token == EOS:
             break

@@ -19,6 +19,7 @@ from dlclassics.mnist.train import Check, Fit, fit, place
 from dlclassics.options import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    FiniteFloatRange,
     device_option,
     positive_list,
     run_options,
@@ -182,7 +183,7 @@ def _run_row(arch: str, batch_size: int, result: Fit) -> dict:
 @click.option("--lr", type=POSITIVE_FLOAT, default=0.001, show_default=True)
 @click.option(
     "--target-accuracy",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteFloatRange(0, 1, min_open=True),
     default=0.99,
     show_default=True,
     help="Stop a run once validation accuracy reaches this.",
@@ -282,8 +283,10 @@ def cnn(
             "test_balanced_accuracy": test["balanced_accuracy"],
         }
         headers = ["arch", "batch", "reached target", "iterations", "s", "best val acc"]
+        headers += ["kept (iteration)", "kept val bal. acc"]
         keys = ["arch", "batch_size", "reached_target", "iterations", "seconds"]
-        rows = [[r[k] for k in keys] + [r["best_val_accuracy"]] for r in runs]
+        keys += ["best_val_accuracy", "kept_iteration", "val_balanced_accuracy"]
+        rows = [[r[k] for k in keys] for r in runs]
         md += "\n## Runs\n\n" + markdown_table(headers, rows)
         md += (
             f"\nBest by balanced validation accuracy: {best_row['arch']} at batch "

@@ -16,7 +16,7 @@ QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Tiny settings: the whole pipeline in minutes.")
+@click.option("--quick", is_flag=True, help="Tiny settings: the whole pipeline in about a minute.")
 @click.option(
     "--mnist-dir",
     type=click.Path(path_type=Path, file_okay=False),

@@ -27,7 +27,7 @@ PARTS: tuple[Part, ...] = (
         "xor-sweep",
         "XOR hyperparameter study",
         ("xor", "sweep"),
-        quick=("--max-epochs", "5000", "--max-runs", "5", "--successes", "3"),
+        quick=("--max-epochs", "10000", "--max-runs", "5", "--successes", "3"),
     ),
     Part("mnist-fc", "MNIST: fully connected", ("mnist", "fc"), ("--iterations", "300"), "mnist"),
     Part(

@@ -36,7 +36,7 @@ class NextRequest(Text):
 class GenerateRequest(Text):
     length: int = Field(default=20, ge=1, le=100)
     temperature: float = Field(default=1.0, ge=0, le=10)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
 
 class DigitRequest(BaseModel):

@@ -7,6 +7,7 @@ A model that cannot be found or loaded is not an error here: the demo serves the
 shows the reason in that model's tab.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,23 @@ def _newest(files: list[Path]) -> Path | None:
     return max(files, key=lambda f: f.stat().st_mtime, default=None)
 
 
+def _reads_forward(model_dir: Path) -> bool:
+    try:
+        return json.loads((model_dir / "model.json").read_text())["direction"] == "forward"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def newest_lm_dir(runs: Path) -> Path | None:
-    """The newest `lm train` run, or model of an `lm study`, anywhere under `runs`."""
+    """The newest `lm train` run, or model of an `lm study`, anywhere under `runs`.
+
+    Forward models come first: a reverse one predicts the word before the typed text, which is
+    not what the demo's next-word box suggests (a reverse model can still be passed by name).
+    """
     weights = list(runs.glob("**/model.pt"))
-    complete = [w for w in weights if all((w.parent / n).is_file() for n in MODEL_FILES)]
-    newest = _newest(complete)
+    complete = [w.parent for w in weights if all((w.parent / n).is_file() for n in MODEL_FILES)]
+    forward = [d for d in complete if _reads_forward(d)]
+    newest = _newest([d / "model.pt" for d in forward or complete])
     return newest.parent if newest else None
 
 

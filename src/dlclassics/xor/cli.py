@@ -8,7 +8,13 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from dlclassics.errors import InputError
-from dlclassics.options import POSITIVE_FLOAT, POSITIVE_INT, positive_list, run_options
+from dlclassics.options import (
+    NONNEGATIVE_FLOAT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    positive_list,
+    run_options,
+)
 from dlclassics.report import markdown_table
 from dlclassics.rundir import open_run
 from dlclassics.runtime import seed_everything
@@ -158,7 +164,7 @@ def train_cmd(
 )
 @click.option("--max-epochs", type=POSITIVE_INT, default=40_000, show_default=True)
 @click.option("--patience", type=POSITIVE_INT, default=10, show_default=True)
-@click.option("--min-delta", type=click.FloatRange(min=0), default=1e-4, show_default=True)
+@click.option("--min-delta", type=NONNEGATIVE_FLOAT, default=1e-4, show_default=True)
 @click.option(
     "--goal",
     type=POSITIVE_FLOAT,
