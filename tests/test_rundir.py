@@ -50,6 +50,9 @@ def test_a_run_directory_is_not_reused_by_another_command(tmp_path):
     out = tmp_path / "run"
     with open_run(out, "lm train", {"seed": 0}) as run:
         run.save_results({"x": 1}, "# x\n")
-    with pytest.raises(InputError, match="holds a `dlclassics lm train` run"):
-        open_run(out, "xor solve", {"seed": 0}).__enter__()
+    with (
+        pytest.raises(InputError, match="holds a `dlclassics lm train` run"),
+        open_run(out, "xor solve", {"seed": 0}),
+    ):
+        pass
     assert json.loads((out / "config.json").read_text())["command"] == "lm train"

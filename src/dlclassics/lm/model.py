@@ -69,6 +69,11 @@ def save_model(directory: Path, model: LanguageModel, vocab: Vocabulary) -> None
     write_json(directory / "model.json", model.config.to_dict())
 
 
+def load_config(directory: Path) -> ModelConfig:
+    """The shape in `directory`'s model.json; OSError, ValueError or TypeError if it is not one."""
+    return ModelConfig(**json.loads((Path(directory) / "model.json").read_text()))
+
+
 def load_model(
     directory: Path, device: torch.device | str = "cpu"
 ) -> tuple[LanguageModel, Vocabulary]:
@@ -82,7 +87,7 @@ def load_model(
             hint = f" (a study: pass one of {', '.join(f'{directory}/models/{n}' for n in names)})"
         raise InputError(f"{directory} is not an lm run directory: no {missing[0]}{hint}")
     try:
-        config = ModelConfig(**json.loads((directory / "model.json").read_text()))
+        config = load_config(directory)
         vocab = Vocabulary.load(directory / "vocab.json")
         model = LanguageModel(config)
         model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu"))

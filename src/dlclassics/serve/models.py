@@ -7,14 +7,13 @@ A model that cannot be found or loaded is not an error here: the demo serves the
 shows the reason in that model's tab.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import Vocabulary
-from dlclassics.lm.model import MODEL_FILES
+from dlclassics.lm.model import MODEL_FILES, load_config
 from dlclassics.lm.model import load_model as load_lm_model
 from dlclassics.mnist.models import MODEL_FILE
 from dlclassics.mnist.models import load_model as load_mnist_model
@@ -29,8 +28,8 @@ def _newest(files: list[Path]) -> Path | None:
 
 def _reads_forward(model_dir: Path) -> bool:
     try:
-        return json.loads((model_dir / "model.json").read_text())["direction"] == "forward"
-    except (OSError, ValueError, KeyError, TypeError):
+        return load_config(model_dir).direction == "forward"
+    except (OSError, ValueError, TypeError):
         return False
 
 
@@ -40,10 +39,10 @@ def newest_lm_dir(runs: Path) -> Path | None:
     Forward models come first: a reverse one predicts the word before the typed text, which is
     not what the demo's next-word box suggests (a reverse model can still be passed by name).
     """
-    weights = list(runs.glob("**/model.pt"))
-    complete = [w.parent for w in weights if all((w.parent / n).is_file() for n in MODEL_FILES)]
-    forward = [d for d in complete if _reads_forward(d)]
-    newest = _newest([d / "model.pt" for d in forward or complete])
+    weights = runs.glob("**/model.pt")
+    complete = [w for w in weights if all((w.parent / n).is_file() for n in MODEL_FILES)]
+    forward = [w for w in complete if _reads_forward(w.parent)]
+    newest = _newest(forward or complete)
     return newest.parent if newest else None
 
 
