@@ -5,6 +5,7 @@ from test_mnist_data import write_idx_set
 
 from dlclassics.mnist.data import load, normalize
 from dlclassics.mnist.models import load_model
+from dlclassics.runtime import resolve_bf16
 
 FC_FAST = ["--iterations", "40"]
 CNN_FAST = ["--archs", "single_conv,double_conv", "--batch-sizes", "50", "--eval-every", "5"]
@@ -115,6 +116,8 @@ def test_cnn_runs_best_and_load_model(cli, tmp_path, idx_dir):
         assert run["iterations"] <= 18
         assert run["reached_target"] == (run["best_val_accuracy"] >= 0.99)
         assert run["seconds"] > 0
+    # bf16 autocast by default exactly where the CPU computes it natively
+    assert read_json(out / "config.json")["bf16"] is resolve_bf16(None, torch.device("cpu"))
     best = results["best"]
     assert best["arch"] in {"single_conv", "double_conv"}
     assert 0 <= best["test_accuracy"] <= 1
@@ -143,6 +146,7 @@ def test_target_stops_early(cli, tmp_path, idx_dir):
         *args,
         "--target-accuracy",
         "0.2",
+        "--no-bf16",
         "--data-dir",
         str(idx_dir),
         "--out",
@@ -150,6 +154,7 @@ def test_target_stops_early(cli, tmp_path, idx_dir):
         "--quiet",
     )
     assert result.returncode == 0, result.stderr
+    assert read_json(out / "config.json")["bf16"] is False
     (run,) = read_json(out / "results.json")["runs"]
     assert run["reached_target"] and run["iterations"] % 3 == 0 and run["iterations"] < 9 * 20
 

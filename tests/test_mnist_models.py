@@ -95,3 +95,31 @@ def test_fit_ends_with_the_last_or_the_best_checks_weights(restore_best):
         assert result.kept == accuracies.index(max(accuracies))
     else:
         assert result.kept_check is result.checks[-1]
+
+
+def test_fit_in_bf16_learns_and_checks_at_the_training_precision():
+    data = _noisy_data()
+
+    def train(bf16: bool) -> tuple[torch.nn.Module, list[float]]:
+        torch.manual_seed(0)
+        model = build("double_conv")
+        result = fit(
+            model,
+            data,
+            batch_size=20,
+            lr=0.001,
+            max_iterations=60,
+            eval_every=20,
+            generator=batch_generator(0),
+            bf16=bf16,
+        )
+        return model, [c.val_loss for c in result.checks]
+
+    model, losses = train(bf16=True)
+    _, float32_losses = train(bf16=False)
+    assert losses[-1] < losses[0]
+    # Close to float32, but not equal: the autocast did change the arithmetic.
+    assert losses == pytest.approx(float32_losses, rel=0.05) and losses != float32_losses
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, check_loss = predict(model, data.val)
+    assert check_loss == pytest.approx(losses[-1], rel=1e-6)

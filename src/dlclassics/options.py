@@ -30,6 +30,13 @@ def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+bf16_option = click.option(
+    "--bf16/--no-bf16",
+    default=None,
+    help="bfloat16 autocast (default: on where the device computes bf16 natively).",
+)
+
+
 def positive_list(kind: type) -> Callable[[click.Context, click.Parameter, str], list]:
     """A click callback turning "0.1,0.01" into [0.1, 0.01], every value of `kind` and > 0."""
 

@@ -1,5 +1,6 @@
-"""Seeding and device selection shared by every experiment."""
+"""Seeding, device selection and mixed precision, shared by every experiment."""
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -29,6 +30,24 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name!r} asked for, but CUDA is not available")
     return device
+
+
+def resolve_bf16(flag: bool | None, device: torch.device) -> bool:
+    """--bf16/--no-bf16 as given; unset, whether `device` computes bfloat16 natively (CUDA, or a
+    CPU with AVX512-BF16 or AMX): emulated, bf16 would be slower than float32."""
+    if flag is not None:
+        return flag
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast: matrix products and convolutions in bfloat16; weights, optimiser and loss
+    stay float32."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def data_root() -> Path:

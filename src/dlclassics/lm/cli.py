@@ -20,12 +20,13 @@ from dlclassics.options import (
     NONNEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    bf16_option,
     device_option,
     run_options,
 )
 from dlclassics.report import markdown_table
 from dlclassics.rundir import open_run
-from dlclassics.runtime import resolve_device
+from dlclassics.runtime import resolve_bf16, resolve_device
 
 # The settings `--resume` takes from the interrupted run rather than from the command line.
 TRAINING_KEYS = (
@@ -66,11 +67,7 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--max-steps", type=POSITIVE_INT, help="Stop after this many optimiser steps."
         ),
-        click.option(
-            "--bf16/--no-bf16",
-            default=None,
-            help="bfloat16 autocast (default: on where the CPU computes bf16 natively).",
-        ),
+        bf16_option,
         click.option(
             "--resume",
             type=click.Path(path_type=Path, file_okay=False, exists=True),
@@ -93,16 +90,9 @@ def _settings(params: dict, command: str, keys: tuple[str, ...], device: torch.d
             return params | {key: saved[key] for key in keys} | {"out": resume}
         except (OSError, ValueError, KeyError) as e:
             raise InputError(f"--resume {resume} is not an '{command}' run directory") from e
-    if params["bf16"] is None:
-        params["bf16"] = _native_bf16(device)
+    params["bf16"] = resolve_bf16(params["bf16"], device)
     params["corpus"] = str(params["corpus"] or default_corpus())
     return params
-
-
-def _native_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _train_config(s: dict) -> TrainConfig:

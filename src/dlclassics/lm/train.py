@@ -4,7 +4,6 @@ A Ctrl-C is only acted on between optimiser steps, so the saved state is always 
 and a resumed run takes exactly the steps the uninterrupted run would have taken.
 """
 
-import contextlib
 import io
 import math
 import signal
@@ -22,6 +21,7 @@ from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.model import LanguageModel
 from dlclassics.rundir import atomic_write_bytes
+from dlclassics.runtime import autocast
 
 
 @dataclass
@@ -69,13 +69,6 @@ def _sigint_flag() -> Iterator[list[bool]]:
         yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast: matrix products in bfloat16, weights, Adam and the loss in float32."""
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def save_state(path: Path, model: LanguageModel, opt: torch.optim.Optimizer, p: Progress) -> None:

@@ -20,13 +20,14 @@ from dlclassics.options import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     FiniteFloatRange,
+    bf16_option,
     device_option,
     positive_list,
     run_options,
 )
 from dlclassics.report import markdown_table
 from dlclassics.rundir import open_run
-from dlclassics.runtime import resolve_device, seed_everything
+from dlclassics.runtime import resolve_bf16, resolve_device, seed_everything
 
 
 @click.group()
@@ -73,6 +74,7 @@ def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 @click.option("--iterations", type=POSITIVE_INT, default=13_000, show_default=True)
 @click.option("--batch-size", type=POSITIVE_INT, default=50, show_default=True)
 @click.option("--lr", type=POSITIVE_FLOAT, default=0.001, show_default=True)
+@bf16_option
 @data_options
 @device_option
 @run_options
@@ -80,6 +82,7 @@ def fc(
     iterations: int,
     batch_size: int,
     lr: float,
+    bf16: bool | None,
     data_dir: Path | None,
     dataset: str,
     device: str,
@@ -95,6 +98,7 @@ def fc(
         "iterations": iterations,
         "batch_size": batch_size,
         "lr": lr,
+        "bf16": resolve_bf16(bf16, dev),
         "device": str(dev),
         "seed": seed,
     }
@@ -116,6 +120,7 @@ def fc(
                     generator=mnist_data.batch_generator(seed),
                     quiet=quiet,
                     on_check=_tensorboard(tb, name),
+                    bf16=config["bf16"],
                 )
                 curves[name] = {
                     "epoch": [c.epoch for c in result.checks],
@@ -196,6 +201,7 @@ def _run_row(arch: str, batch_size: int, result: Fit) -> dict:
     show_default=True,
     help="Check validation accuracy every this many iterations.",
 )
+@bf16_option
 @data_options
 @device_option
 @run_options
@@ -206,6 +212,7 @@ def cnn(
     target_accuracy: float,
     max_epochs: int,
     eval_every: int,
+    bf16: bool | None,
     data_dir: Path | None,
     dataset: str,
     device: str,
@@ -224,6 +231,7 @@ def cnn(
         "target_accuracy": target_accuracy,
         "max_epochs": max_epochs,
         "eval_every": eval_every,
+        "bf16": resolve_bf16(bf16, dev),
         "device": str(dev),
         "seed": seed,
     }
@@ -248,6 +256,7 @@ def cnn(
                         quiet=quiet,
                         on_check=_tensorboard(tb, tag),
                         restore_best=True,
+                        bf16=config["bf16"],
                     )
                     row = _run_row(arch, batch_size, result)
                     runs.append(row)

@@ -1,6 +1,8 @@
 """One training loop for every model: Adam on cross-entropy over in-memory index batches.
 
 The running loss stays a tensor between validation checks, so a step never waits on the host.
+With `bf16`, the forward passes of training and of its validation checks run under bf16 autocast,
+as nanoGPT's do: the checks judge the model as training computes it.
 """
 
 import time
@@ -13,6 +15,7 @@ from tqdm import tqdm
 
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
+from dlclassics.runtime import autocast
 
 
 @dataclass
@@ -57,6 +60,7 @@ def fit(
     quiet: bool = True,
     on_check: Callable[[Check], None] | None = None,
     restore_best: bool = False,
+    bf16: bool = False,
 ) -> Fit:
     """Train until `max_iterations` or until a check reaches `target_accuracy`.
 
@@ -67,17 +71,19 @@ def fit(
     # The fused kernel is the same update in one pass over the weights: about 10% off a step here.
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     per_epoch = len(data.train) // batch_size
-    result, running, steps = Fit(), torch.zeros((), device=data.train.labels.device), 0
+    device = data.train.labels.device
+    result, running, steps = Fit(), torch.zeros((), device=device), 0
     best_state: dict[str, torch.Tensor] | None = None
     model.train()
     start = time.perf_counter()
     with tqdm(total=max_iterations, disable=quiet, desc="train", leave=False) as bar:
         while result.iterations < max_iterations and not result.reached_target:
             for idx in epoch_batches(len(data.train), batch_size, generator):
-                idx = idx.to(data.train.labels.device)
-                loss = nn.functional.cross_entropy(
-                    model(normalize(data.train.images[idx])), data.train.labels[idx]
-                )
+                idx = idx.to(device)
+                with autocast(device, bf16):  # the loss itself autocasts to float32
+                    loss = nn.functional.cross_entropy(
+                        model(normalize(data.train.images[idx])), data.train.labels[idx]
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -87,7 +93,8 @@ def fit(
                 bar.update()
                 last = result.iterations == max_iterations
                 if result.iterations % eval_every == 0 or last:
-                    check = _check(model, data, result.iterations, per_epoch, running / steps)
+                    with autocast(device, bf16):
+                        check = _check(model, data, result.iterations, per_epoch, running / steps)
                     result.checks.append(check)
                     if restore_best and (
                         best_state is None or check.val_accuracy > result.kept_check.val_accuracy
