@@ -41,6 +41,7 @@ def ours_images_per_s(data_dir: Path, iterations: int, eval_every: int, bf16: bo
         max_iterations=iterations,
         eval_every=eval_every,
         generator=batch_generator(0),
+        restore_best=True,
         bf16=bf16 and resolve_bf16(None, torch.device("cpu")),
     )
     return result.iterations * 50 / result.seconds

@@ -116,8 +116,9 @@ def test_cnn_runs_best_and_load_model(cli, tmp_path, idx_dir):
         assert run["iterations"] <= 18
         assert run["reached_target"] == (run["best_val_accuracy"] >= 0.99)
         assert run["seconds"] > 0
-    # bf16 autocast by default exactly where the CPU computes it natively
-    assert read_json(out / "config.json")["bf16"] is resolve_bf16(None, torch.device("cpu"))
+    # bf16 autocast by default exactly where the device computes it natively
+    config = read_json(out / "config.json")
+    assert config["bf16"] is resolve_bf16(None, torch.device(config["device"]))
     best = results["best"]
     assert best["arch"] in {"single_conv", "double_conv"}
     assert 0 <= best["test_accuracy"] <= 1
@@ -147,6 +148,8 @@ def test_target_stops_early(cli, tmp_path, idx_dir):
         "--target-accuracy",
         "0.2",
         "--no-bf16",
+        "--dataset",
+        "fashion-mnist",
         "--data-dir",
         str(idx_dir),
         "--out",
@@ -155,6 +158,7 @@ def test_target_stops_early(cli, tmp_path, idx_dir):
     )
     assert result.returncode == 0, result.stderr
     assert read_json(out / "config.json")["bf16"] is False
+    assert (out / "results.md").read_text().startswith("# Fashion-MNIST, convolutional")
     (run,) = read_json(out / "results.json")["runs"]
     assert run["reached_target"] and run["iterations"] % 3 == 0 and run["iterations"] < 9 * 20
 

@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import hashlib
 from pathlib import Path
@@ -111,7 +112,7 @@ def test_missing_file_in_data_dir(tmp_path):
 
 
 def _point_mirror(monkeypatch, mirrors: tuple[str, ...], md5: dict[str, str]) -> None:
-    source = mnist_data.Source(mirrors, md5, (), mnist_data.SOURCES["mnist"].classes)
+    source = dataclasses.replace(mnist_data.SOURCES["mnist"], mirrors=mirrors, md5=md5)
     monkeypatch.setitem(mnist_data.SOURCES, "mnist", source)
 
 

@@ -70,9 +70,10 @@ def test_a_failing_part_is_reported_and_the_others_run(cli, tmp_path):
     parts = {p["name"]: p for p in read_json(out / "results.json")["parts"]}
     assert parts["xor-solve"]["ok"]
     assert not parts["mnist-fc"]["ok"]
-    assert parts["mnist-fc"]["error"].startswith("error: ")
-    assert "FAILED" in (out / "report.md").read_text()
-    assert "Failed: error: " in (out / "report.html").read_text()
+    error = parts["mnist-fc"]["error"]
+    assert str(empty) in error and not error.startswith("error")
+    assert f"FAILED: {error}" in (out / "report.md").read_text()
+    assert f"Failed: {error}" in (out / "report.html").read_text()
 
 
 def test_unknown_part_is_one_line_exit_2(cli, tmp_path):

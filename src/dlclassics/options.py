@@ -30,11 +30,12 @@ def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-bf16_option = click.option(
-    "--bf16/--no-bf16",
-    default=None,
-    help="bfloat16 autocast (default: on where the device computes bf16 natively).",
-)
+def bf16_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--bf16/--no-bf16",
+        default=None,
+        help="bfloat16 autocast (default: on where the device computes bf16 natively).",
+    )(f)
 
 
 def positive_list(kind: type) -> Callable[[click.Context, click.Parameter, str], list]:

@@ -38,8 +38,11 @@ def resolve_bf16(flag: bool | None, device: torch.device) -> bool:
     if flag is not None:
         return flag
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        with torch.cuda.device(device):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return False
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:

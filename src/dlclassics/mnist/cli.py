@@ -41,7 +41,8 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(list(mnist_data.SOURCES)),
         default="mnist",
         show_default=True,
-        help="Which files to download when --data-dir is not given.",
+        help="Which dataset: its class names and title, and the files to download when "
+        "--data-dir is not given.",
     )(f)
     return click.option(
         "--data-dir",
@@ -103,7 +104,8 @@ def fc(
         "seed": seed,
     }
     with open_run(out, "mnist fc", config) as run:
-        md = "# MNIST, fully connected\n\n" + first_look(data, run.plots)
+        title = mnist_data.SOURCES[dataset].title
+        md = f"# {title}, fully connected\n\n" + first_look(data, run.plots)
         models, curves, summary = [], {}, []
         md_models = ""
         with SummaryWriter(run.tensorboard_dir) as tb:
@@ -236,7 +238,8 @@ def cnn(
         "seed": seed,
     }
     with open_run(out, "mnist cnn", config) as run:
-        md = "# MNIST, convolutional\n\n" + first_look(data, run.plots)
+        title = mnist_data.SOURCES[dataset].title
+        md = f"# {title}, convolutional\n\n" + first_look(data, run.plots)
         runs, curves, best = [], {}, None
         with SummaryWriter(run.tensorboard_dir) as tb:
             for arch in archs:

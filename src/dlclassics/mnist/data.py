@@ -30,6 +30,7 @@ NUM_CLASSES = 10
 
 @dataclass(frozen=True)
 class Source:
+    title: str
     mirrors: tuple[str, ...]
     md5: dict[str, str]  # published checksums of the .gz files, by file name
     system_dirs: tuple[str, ...]
@@ -38,6 +39,7 @@ class Source:
 
 SOURCES = {
     "mnist": Source(
+        title="MNIST",
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "http://yann.lecun.com/exdb/mnist/",
@@ -52,6 +54,7 @@ SOURCES = {
         classes=tuple(str(d) for d in range(10)),
     ),
     "fashion-mnist": Source(
+        title="Fashion-MNIST",
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         md5={
             "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",

@@ -66,7 +66,8 @@ def fit(
 
     With `restore_best`, the model ends with the weights of its most accurate validation check
     rather than its last: runs that never reach the target (Fashion-MNIST for 20 epochs, say)
-    overfit in their last epochs, and the best check is the model the study reports on.
+    overfit in their last epochs, and the best check is the model the study reports on. With
+    `bf16`, training and the checks run under bf16 autocast (see the module docstring).
     """
     # The fused kernel is the same update in one pass over the weights: about 10% off a step here.
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)

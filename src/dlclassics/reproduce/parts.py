@@ -101,5 +101,6 @@ def run_part(part: Part, root: Path, seed: int, quick: bool, data: dict[str, str
     error = ""
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        error = lines[-1] if lines else f"exit code {proc.returncode}"
+        # The part's own one-line message, without its "error: ", which the report's FAILED replaces
+        error = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
     return Outcome(part, out, seconds, error, ["dlclassics", *args])
