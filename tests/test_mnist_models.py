@@ -5,7 +5,7 @@ from torch.nn import functional as F
 from dlclassics.mnist.data import MnistData, Split, batch_generator
 from dlclassics.mnist.evaluate import predict
 from dlclassics.mnist.models import ConvNet, build, max_pool_2x2, parameter_count
-from dlclassics.mnist.train import fit
+from dlclassics.mnist.train import Fit, fit
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 28, 28), (2, 5, 7, 9), (1, 1, 2, 2)])
@@ -69,21 +69,18 @@ def _noisy_data(seed: int = 0) -> MnistData:
     return MnistData(split(400), split(200), split(200), tuple(map(str, range(10))))
 
 
+def _fit(arch: str, data: MnistData, **options) -> tuple[torch.nn.Module, Fit]:
+    """`arch` trained on `data` at batch 20 from seed 0."""
+    torch.manual_seed(0)
+    model = build(arch)
+    return model, fit(model, data, batch_size=20, generator=batch_generator(0), **options)
+
+
 @pytest.mark.parametrize("restore_best", [False, True])
 def test_fit_ends_with_the_last_or_the_best_checks_weights(restore_best):
     data = _noisy_data()
-    torch.manual_seed(0)
-    model = build("mlp")
-    result = fit(
-        model,
-        data,
-        batch_size=20,
-        lr=0.01,
-        max_iterations=200,
-        eval_every=10,
-        generator=batch_generator(0),
-        restore_best=restore_best,
-    )
+    options = {"lr": 0.01, "max_iterations": 200, "eval_every": 10}
+    model, result = _fit("mlp", data, restore_best=restore_best, **options)
     accuracies = [c.val_accuracy for c in result.checks]
     # The case worth testing: the best check is not the last one.
     assert max(accuracies) > accuracies[-1]
@@ -101,18 +98,8 @@ def test_fit_in_bf16_learns_and_checks_at_the_training_precision():
     data = _noisy_data()
 
     def train(bf16: bool) -> tuple[torch.nn.Module, list[tuple[float, float]]]:
-        torch.manual_seed(0)
-        model = build("double_conv")
-        result = fit(
-            model,
-            data,
-            batch_size=20,
-            lr=0.001,
-            max_iterations=60,
-            eval_every=20,
-            generator=batch_generator(0),
-            bf16=bf16,
-        )
+        options = {"lr": 0.001, "max_iterations": 60, "eval_every": 20}
+        model, result = _fit("double_conv", data, bf16=bf16, **options)
         return model, [(c.train_loss, c.val_loss) for c in result.checks]
 
     model, losses = train(bf16=True)
