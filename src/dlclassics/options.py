@@ -38,16 +38,16 @@ def bf16_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def positive_list(kind: type) -> Callable[[click.Context, click.Parameter, str], list]:
-    """A click callback turning "0.1,0.01" into [0.1, 0.01], every value of `kind` and > 0."""
+def positive_list(
+    item: click.ParamType,
+) -> Callable[[click.Context, click.Parameter, str], list]:
+    """A click callback turning "0.1,0.01" into [0.1, 0.01], each value checked by `item`
+    (POSITIVE_INT or POSITIVE_FLOAT)."""
 
     def parse(ctx: click.Context, param: click.Parameter, value: str) -> list:
-        try:
-            items = [kind(v) for v in value.split(",") if v.strip()]
-        except ValueError as e:
-            raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from e
-        if not items or any(not (0 < v < math.inf) for v in items):
-            raise click.BadParameter(f"every value must be positive and finite, got {value!r}")
+        items = [item.convert(v.strip(), param, ctx) for v in value.split(",") if v.strip()]
+        if not items:
+            raise click.BadParameter(f"expected comma-separated numbers, got {value!r}")
         return items
 
     return parse

@@ -184,7 +184,7 @@ def _run_row(arch: str, batch_size: int, result: Fit) -> dict:
     "--batch-sizes",
     default="50,100",
     show_default=True,
-    callback=positive_list(int),
+    callback=positive_list(POSITIVE_INT),
     help="Batch sizes.",
 )
 @click.option("--lr", type=POSITIVE_FLOAT, default=0.001, show_default=True)

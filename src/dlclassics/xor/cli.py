@@ -145,7 +145,7 @@ def train_cmd(
     "--lrs",
     default="0.1,0.01",
     show_default=True,
-    callback=positive_list(float),
+    callback=positive_list(POSITIVE_FLOAT),
     help="Learning rates of the grid.",
 )
 @click.option(
@@ -153,7 +153,7 @@ def train_cmd(
     "hiddens",
     default="2,4",
     show_default=True,
-    callback=positive_list(int),
+    callback=positive_list(POSITIVE_INT),
     help="Hidden-layer widths of the grid (each with and without bypass).",
 )
 @click.option(
