@@ -1,13 +1,18 @@
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from dlclassics.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run the real console entry point in a subprocess, as a user would."""
+    """Run the real console entry point in a subprocess, where a separate process is the point
+    (signals, exit codes of the interpreter, standard input)."""
     return subprocess.run(
         [sys.executable, "-c", "from dlclassics.cli import main; main()", *args],
         capture_output=True,
@@ -15,10 +20,46 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@dataclass
+class Invocation:
+    """What an in-process run of the entry point returned, shaped like a CompletedProcess."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke_cli(*args: str, input: str | bytes | None = None) -> Invocation:
+    """Run `dlclassics ARGS` in this process, through the same `main` as the console script."""
+    runner = CliRunner()
+    code = 0
+    with runner.isolation(input=input) as streams:
+        try:
+            main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        stdout, stderr = (s.getvalue().decode() for s in streams[:2])
+    return Invocation(code, stdout, stderr)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def without_timings(obj):
+    """A results.json without its wall-clock figures, which no two runs share."""
+    if isinstance(obj, dict):
+        return {
+            k: without_timings(v)
+            for k, v in obj.items()
+            if "seconds" not in k and "per_second" not in k
+        }
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
+
+
 @pytest.fixture
 def cli():
-    return run_cli
+    """The CLI in this process (fast); use `run_cli` where a real process matters."""
+    return invoke_cli

@@ -26,10 +26,10 @@ cli.add_command(reproduce)
 cli.add_command(serve)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
     """Entry point: bad input becomes one line on stderr and exit code 2, never a traceback."""
     try:
-        code = cli.main(standalone_mode=False)
+        code = cli.main(args, prog_name="dlclassics", standalone_mode=False)
     except InputError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

@@ -1,11 +1,34 @@
 """Options every experiment command shares."""
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+C = TypeVar("C")
+
+
+def config_option(config_type: type, name: str, *decls: str, **kwargs: Any) -> Callable:
+    """A click option for field `name` of a config dataclass, with that field's default: the
+    dataclass is the one place a default lives. A tuple default shows as "a,b" (parse it with
+    `positive_list`)."""
+    field = {f.name: f for f in dataclasses.fields(config_type)}[name]
+    default = field.default
+    if isinstance(default, tuple):
+        default = ",".join(str(v) for v in default)
+    decls = decls or ("--" + name.replace("_", "-"),)
+    kwargs.setdefault("show_default", default is not None)
+    return click.option(*decls, name, default=default, **kwargs)
+
+
+def make_config(config_type: type[C], params: Mapping[str, Any], **overrides: Any) -> C:
+    """The config from a command's parameters (those that are fields), lists made tuples."""
+    names = {f.name for f in dataclasses.fields(config_type)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in names}
+    return config_type(**(values | overrides))
 
 
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,10 +1,12 @@
 """Markdown tables for results.md."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
 def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -12,10 +14,15 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def table(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str]) -> str:
+    """A markdown table of `rows`; `columns` maps each header to the key its cells come from."""
     lines = [
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" for _ in headers) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
     ]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt(row[key]) for key in columns.values()) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def markdown_table(headers, rows):  # TEMPORARY: removed once every caller uses `table`
+    return table([dict(enumerate(r)) for r in rows], {h: i for i, h in enumerate(headers)})

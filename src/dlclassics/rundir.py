@@ -5,6 +5,7 @@ half-written file. A run that fails on bad input removes the directory it create
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -61,16 +62,27 @@ class RunDir:
     def tensorboard_dir(self) -> Path:
         return self.path / "tensorboard"
 
-    def save_config(self, command: str, config: dict[str, Any]) -> None:
-        write_json(
-            self.path / "config.json",
-            {"command": command, "version": __version__, **config},
-        )
+    def save_config(self, command: str, config: Any) -> None:
+        """config.json: the command, the package version and every field of `config`."""
+        fields = dataclasses.asdict(config)
+        record = {"command": command, "version": __version__, **fields}
+        write_json(self.path / "config.json", record)
 
     def save_results(self, results: dict[str, Any], markdown: str) -> None:
         # The markdown goes first: results.json is the marker of a finished run.
         atomic_write_text(self.path / "results.md", markdown)
         write_json(self.path / "results.json", results)
+
+
+def read_config(path: Path, command: str) -> dict[str, Any]:
+    """The settings in the config.json of a `command` run directory (for --resume)."""
+    try:
+        saved = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        if saved.get("command") != command:
+            raise ValueError
+    except (OSError, ValueError, AttributeError):
+        raise InputError(f"{path} is not a '{command}' run directory") from None
+    return {k: v for k, v in saved.items() if k not in ("command", "version")}
 
 
 def default_out(command: str) -> Path:
@@ -95,8 +107,9 @@ def _check_reusable(path: Path, command: str) -> None:
 
 
 @contextlib.contextmanager
-def open_run(out: Path | None, command: str, config: dict[str, Any]) -> Iterator[RunDir]:
-    """Create (or reuse) the run directory, write config.json, and clean up after bad input."""
+def open_run(out: Path | None, command: str, config: Any) -> Iterator[RunDir]:
+    """Create (or reuse) the run directory, write config.json from the `config` dataclass, and
+    clean up after bad input."""
     path = Path(out) if out is not None else default_out(command)
     _check_reusable(path, command)
     created = not path.exists()

@@ -1,0 +1,101 @@
+"""A study is a list of independent trials; this runs them, keeping each one's result.
+
+Every experiment has the same shape: a frozen config dataclass (the one place its defaults live),
+`trials(config)`, `run_trial(config, trial, directory) -> TrialResult` and
+`summarize(config, results, run) -> Summary`. A trial's result is saved as JSON in the trial's own
+folder next to its checkpoint, so a study run again with the same settings skips the trials it
+finished, and a trial can run in this process, in a worker or on another machine.
+"""
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from dlclassics.rundir import write_json
+
+RESULT_FILE = "result.json"
+TRIALS = "trials"
+
+C = TypeVar("C")
+T = TypeVar("T", bound="Trial")
+R = TypeVar("R")
+
+# A logger takes the values of one step: numbers become TensorBoard scalars, strings text.
+Log = Callable[[Mapping[str, float | str], int], None]
+
+
+class Trial(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a study writes: `results.json`'s content and `results.md`'s (the plots are files)."""
+
+    results: dict[str, Any]
+    markdown: str
+
+
+def trial_dir(root: Path, trial: Trial) -> Path:
+    return Path(root) / TRIALS / trial.name
+
+
+def _record(config: Any, trial: Any) -> dict[str, Any]:
+    # Through JSON, so that a config read back from a file compares equal to a fresh one.
+    return json.loads(json.dumps({"config": asdict(config), "trial": asdict(trial)}))
+
+
+def load_result(config: C, trial: T, directory: Path, result_type: type[R]) -> R | None:
+    """The result saved in `directory` by this very trial of this config, else None."""
+    try:
+        saved = json.loads((directory / RESULT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if {k: saved.get(k) for k in ("config", "trial")} != _record(config, trial):
+        return None
+    return result_type(**saved["result"])
+
+
+def run_trials(
+    config: C,
+    trials: Sequence[T],
+    run_trial: Callable[..., R],
+    result_type: type[R],
+    root: Path,
+    quiet: bool = False,
+) -> list[R]:
+    """Run each trial in its folder under `root/trials/`, or reuse its saved result.
+
+    `run_trial(config, trial, directory, quiet=quiet)` trains, evaluates and saves one trial;
+    `quiet` only turns its progress bar off.
+    """
+    results = []
+    for trial in trials:
+        directory = trial_dir(root, trial)
+        result = load_result(config, trial, directory, result_type)
+        if result is None:
+            result = run_trial(config, trial, directory, quiet=quiet)
+            write_json(directory / RESULT_FILE, _record(config, trial) | {"result": asdict(result)})
+        results.append(result)
+    return results
+
+
+@contextmanager
+def tensorboard(directory: Path) -> Iterator[Log]:
+    """A `Log` writing TensorBoard events into `directory`."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(directory) as writer:
+
+        def log(values: Mapping[str, float | str], step: int) -> None:
+            for tag, value in values.items():
+                if isinstance(value, str):
+                    writer.add_text(tag, value, step)
+                else:
+                    writer.add_scalar(tag, value, step)
+
+        yield log
