@@ -11,12 +11,10 @@ import argparse
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import torch
-
-from dlclassics.xor.study import run_study
-from dlclassics.xor.sweep import DEFAULT_GRID, Protocol
+from dlclassics.xor.sweep import StudyTrial, SweepConfig, run_epochs, run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,17 +41,17 @@ def main() -> None:
     loop_us = loop_us_per_run_epoch(args.baseline, args.loop_runs)
     loop_rate = 2 * 1e6 / loop_us  # both cores
 
-    study = run_study(DEFAULT_GRID, Protocol(), torch.Generator().manual_seed(0))
-    rate = study.run_epochs / study.seconds
+    config = SweepConfig()
+    with tempfile.TemporaryDirectory() as directory:
+        study = run_trial(config, StudyTrial(), Path(directory), quiet=True)
+    epochs = run_epochs(config, study)
+    rate = epochs / study.seconds
 
     print(
         f"loop:    {loop_us:.1f} us/run-epoch on one core -> {loop_rate:,.0f} run-epochs/s on two"
     )
-    seconds = study.seconds
-    print(
-        f"batched: {study.run_epochs:,} run-epochs in {seconds:.2f} s -> {rate:,.0f} run-epochs/s"
-    )
-    print(f"full study with the loop on two cores: {study.run_epochs / loop_rate:.0f} s")
+    print(f"batched: {epochs:,} run-epochs in {study.seconds:.2f} s -> {rate:,.0f} run-epochs/s")
+    print(f"full study with the loop on two cores: {epochs / loop_rate:.0f} s")
     print(f"ratio: {rate / loop_rate:.0f}x")
 
 

@@ -1,8 +1,18 @@
+import json
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from conftest import read_json
+from conftest import read_json, without_timings
+
+from dlclassics.errors import InputError
+from dlclassics.xor.cli import solve_cmd, sweep_cmd, train_cmd
+from dlclassics.xor.model import load_xor
+from dlclassics.xor.solutions import HAND_WEIGHTS
+from dlclassics.xor.solve import SolveConfig
+from dlclassics.xor.sweep import SweepConfig
+from dlclassics.xor.train import TrainConfig, truth_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,6 +24,18 @@ def test_help_everywhere(cli, args):
     result = cli(*args, "--help")
     assert result.returncode == 0
     assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command, config_type",
+    [(solve_cmd, SolveConfig), (train_cmd, TrainConfig), (sweep_cmd, SweepConfig)],
+)
+def test_options_take_their_defaults_from_the_config(command, config_type):
+    defaults = {p.name: p.default for p in command.params}
+    for field in fields(config_type):
+        default = field.default
+        expected = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        assert defaults[field.name] == expected, field.name
 
 
 @pytest.mark.parametrize(
@@ -66,7 +88,14 @@ def test_refuses_a_non_run_directory(cli, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
-def test_solve_run_directory(cli, tmp_path):
+def _trial_files(run: Path, name: str = "result.json") -> dict[str, tuple[int, int]]:
+    """Each trial's file, identified by inode and mtime: a rewrite (always to a new file,
+    renamed into place) changes the inode even where mtimes are coarse."""
+    files = (run / "trials").glob(f"*/{name}")
+    return {p.parent.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
+
+
+def test_solve_run_directory_and_checkpoints(cli, tmp_path):
     result = cli("xor", "solve", "--out", str(tmp_path / "r"))
     assert result.returncode == 0, result.stderr
     run = tmp_path / "r"
@@ -82,31 +111,72 @@ def test_solve_run_directory(cli, tmp_path):
     for c in results["configs"]:
         assert c["loss"] == 0.0
         assert c["outputs"] == [0, 1, 1, 0]
+        assert c["solves_xor"]
     assert "| 1 | yes | 0 | yes |" in (run / "results.md").read_text()
-    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
-    assert len(list((run / "checkpoints").glob("*.pt"))) == 3
+    assert "k2: loss 0, outputs [0.0, 1.0, 1.0, 0.0]" in result.stdout
+    for name, c in zip(["k1-bypass", "k2", "k4"], results["configs"], strict=True):
+        trial = run / "trials" / name
+        assert list((trial / "tensorboard").glob("events.out.tfevents.*"))
+        net = load_xor(trial)
+        assert (net.k, net.bypass, net.temperature) == (c["k"], c["bypass"], 0.001)
+        assert truth_table(net) == c["outputs"]
+    with pytest.raises(InputError, match="holds 3 models"):
+        load_xor(run)
 
 
+def test_solve_rerun_sees_an_edited_weights_file(cli, tmp_path):
+    weights, out = tmp_path / "w.json", tmp_path / "run"
+    weights.write_text(json.dumps(HAND_WEIGHTS[1:2]))
+    assert cli("xor", "solve", "--weights", str(weights), "--out", str(out)).returncode == 0
+    assert read_json(out / "results.json")["configs"][0]["solves_xor"]
+    # The same file name, other weights (an OR): the trial runs again.
+    broken = HAND_WEIGHTS[1] | {"out_weight": [1.0, 0.0]}
+    weights.write_text(json.dumps([broken]))
+    assert cli("xor", "solve", "--weights", str(weights), "--out", str(out)).returncode == 0
+    (config,) = read_json(out / "results.json")["configs"]
+    assert config["outputs"] == [0, 1, 1, 1] and not config["solves_xor"]
+    assert load_xor(out / "trials" / "k2").weights()["out_weight"] == [1.0, 0.0]
+
+
+TRAIN = ["xor", "train", "--epochs", "300", "--lr", "0.05", "--quiet"]
+
+
+@pytest.mark.slow
 def test_train_same_seed_same_results(cli, tmp_path):
     runs = []
     for name in ("a", "b"):
-        result = cli(
-            "xor",
-            "train",
-            "--epochs",
-            "300",
-            "--lr",
-            "0.05",
-            "--quiet",
-            "--out",
-            str(tmp_path / name),
-        )
+        result = cli(*TRAIN, "--out", str(tmp_path / name))
         assert result.returncode == 0, result.stderr
         runs.append(read_json(tmp_path / name / "results.json"))
     assert runs[0] == runs[1]
     assert (tmp_path / "a" / "plots" / "loss_curves.png").stat().st_size > 0
     curves = runs[0]["loss_curves"]
+    assert list(curves) == ["k1-bypass", "k2", "k4"]
     assert all(len(c) == 300 and c[-1] < c[0] for c in curves.values())
+    # At lr 0.05 and this seed, k=2 ends in a local minimum; the other two learn XOR.
+    assert [c["learned_xor"] for c in runs[0]["configs"]] == [True, False, True]
+    for name, c in zip(curves, runs[0]["configs"], strict=True):
+        assert c["final_loss"] == curves[name][-1]
+        assert c["learned_xor"] == ([round(o) for o in c["outputs"]] == [0, 1, 1, 0])
+        assert load_xor(tmp_path / "a" / "trials" / name / "checkpoint.pt").temperature == 0.5
+        assert truth_table(load_xor(tmp_path / "a" / "trials" / name)) == c["outputs"]
+
+
+def test_train_rerun_reuses_the_finished_trials(cli, tmp_path):
+    out, args = tmp_path / "run", [*TRAIN[:3], "50", *TRAIN[4:]]
+    assert cli(*args, "--out", str(out)).returncode == 0
+    first, finished = read_json(out / "results.json"), _trial_files(out)
+    checkpoints = _trial_files(out, "checkpoint.pt")
+    assert sorted(finished) == sorted(checkpoints) == ["k1-bypass", "k2", "k4"]
+    assert cli(*args, "--out", str(out)).returncode == 0
+    assert _trial_files(out) == finished
+    assert _trial_files(out, "checkpoint.pt") == checkpoints
+    assert read_json(out / "results.json") == first
+    # Other settings are other trials: they train again.
+    assert cli(*TRAIN[:3], "40", *TRAIN[4:], "--out", str(out)).returncode == 0
+    rerun = _trial_files(out)
+    assert all(rerun[name] != finished[name] for name in finished)
+    assert all(len(c) == 40 for c in read_json(out / "results.json")["loss_curves"].values())
 
 
 def test_ci_runs_the_readme_test_command():
@@ -116,30 +186,51 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
+SWEEP = ["xor", "sweep", "--lrs", "0.5", "--hidden", "2", "--max-epochs", "3000"]
+SWEEP += ["--successes", "2", "--max-runs", "4", "--quiet"]
+
+
+@pytest.mark.slow
 def test_sweep_run_directory_and_reproducibility(cli, tmp_path):
-    args = ["xor", "sweep", "--lrs", "0.5", "--hidden", "2", "--max-epochs", "3000"]
-    args += ["--successes", "2", "--max-runs", "4", "--quiet"]
     results = []
     for name in ("a", "b"):
-        result = cli(*args, "--out", str(tmp_path / name))
+        result = cli(*SWEEP, "--out", str(tmp_path / name))
         assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("study done in ")
         results.append(read_json(tmp_path / name / "results.json"))
-    for r in results:
-        assert r.pop("seconds") > 0
-    assert results[0] == results[1]
+    assert without_timings(results[0]) == without_timings(results[1])
     configs = results[0]["configs"]
     assert [(c["lr"], c["hidden"], c["bypass"]) for c in configs] == [
         (0.5, 2, False),
         (0.5, 2, True),
         (0.25, 1, True),
     ]
-    for c in configs:
-        assert c["successes"] + c["failures"] <= 4
-        assert len(c["epochs"]) == c["successes"]
+    trial = read_json(tmp_path / "a" / "trials" / "study" / "result.json")["result"]
+    assert results[0]["seconds"] == trial["seconds"]
+    for k, c in enumerate(configs):
+        runs = range(4 * k, 4 * k + c["runs"])
+        assert c["successes"] + c["failures"] == c["runs"] <= 4
+        assert c["epochs"] == [trial["epochs"][i] for i in runs if trial["succeeded"][i]]
         if c["successes"]:
             assert c["mean_epochs"] == sum(c["epochs"]) / len(c["epochs"])
+    assert any(c["successes"] for c in configs)
     (analysis,) = results[0]["hidden_unit"]
     assert sum(analysis["functions"].values()) == configs[2]["successes"]
     plots = {p.name for p in (tmp_path / "a" / "plots").iterdir()}
     assert {"epochs_vs_hidden.png", "epochs_vs_bypass.png", "std_epochs_vs_lr.png"} <= plots
     assert "| lr | hidden | bypass |" in (tmp_path / "a" / "results.md").read_text()
+    assert list((tmp_path / "a" / "trials" / "study" / "tensorboard").glob("events.*"))
+
+
+def test_sweep_rerun_reuses_the_study(cli, tmp_path):
+    out = tmp_path / "run"
+    args = [*SWEEP[:7], "1000", *SWEEP[8:], "--out", str(out)]
+    assert cli(*args).returncode == 0
+    first, finished = read_json(out / "results.json"), _trial_files(out)
+    assert list(finished) == ["study"]
+    result = cli(*args)
+    assert result.returncode == 0
+    assert _trial_files(out) == finished
+    # Reused, the study reports the time it took when it ran.
+    assert read_json(out / "results.json") == first
+    assert result.stdout.startswith(f"study done in {first['seconds']:.2f} s")

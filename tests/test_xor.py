@@ -1,14 +1,21 @@
+import json
+from dataclasses import asdict
+
 import pytest
 import torch
 from torch import nn
 
+from dlclassics.checkpoint import load_checkpoint
 from dlclassics.errors import InputError
+from dlclassics.rundir import RunDir
+from dlclassics.study import run_trials
+from dlclassics.xor import solve, sweep
 from dlclassics.xor.analysis import unit_function
+from dlclassics.xor.batched import GridPoint, train_batched, xavier_init
 from dlclassics.xor.data import INPUTS, TARGETS, VAL_INPUTS, VAL_TARGETS
-from dlclassics.xor.model import XorNet
+from dlclassics.xor.model import XorNet, load_xor, save_xor
 from dlclassics.xor.solutions import HAND_WEIGHTS
-from dlclassics.xor.study import run_study, runs_used
-from dlclassics.xor.sweep import Config, Protocol, train_batched, xavier_init
+from dlclassics.xor.sweep import StudyResult, SweepConfig, runs_used
 from dlclassics.xor.train import sum_squared_error, train, truth_table
 
 
@@ -61,15 +68,38 @@ def test_bad_network_arguments():
         XorNet(2, False, temperature=0)
 
 
-def test_training_learns_xor():
+def test_training_learns_xor_and_logs_every_epoch():
     torch.manual_seed(0)
     net = XorNet(2, False, temperature=0.5)
-    losses = train(net, epochs=1000, lr=0.05)
+    logged = []
+    losses = train(
+        net, epochs=1000, lr=0.05, log=lambda values, step: logged.append((step, values))
+    )
     assert losses[-1] < losses[0] / 5
     assert [round(o) for o in truth_table(net)] == [0, 1, 1, 0]
+    assert logged == [(epoch, {"loss": loss}) for epoch, loss in enumerate(losses, start=1)]
 
 
-def _one_run(config: Config, weights: dict, protocol: Protocol):
+def test_saved_network_reloads_with_the_same_truth_table(tmp_path):
+    torch.manual_seed(1)
+    net = XorNet(4, False, temperature=0.5)
+    train(net, epochs=50, lr=0.05)
+    save_xor(tmp_path / "trial" / "checkpoint.pt", net, {"seed": 1})
+    loaded = load_xor(tmp_path / "trial")
+    assert (loaded.k, loaded.bypass, loaded.temperature) == (4, False, 0.5)
+    assert truth_table(loaded) == truth_table(net)
+    assert load_checkpoint(tmp_path / "trial" / "checkpoint.pt")["config"] == {"seed": 1}
+
+
+def test_load_xor_refuses_what_is_not_an_xor_network(tmp_path):
+    with pytest.raises(InputError, match="no model"):
+        load_xor(tmp_path)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="cannot load a checkpoint"):
+        load_xor(tmp_path / "junk.pt")
+
+
+def _one_run(config: GridPoint, weights: dict, protocol: SweepConfig):
     """The original one-run loop (nn.Module, SGD, BCELoss), in float64."""
     hidden = nn.Linear(2, config.hidden).double()
     out = nn.Linear(config.hidden + 2 * config.bypass, 1).double()
@@ -111,38 +141,43 @@ def _one_run(config: Config, weights: dict, protocol: Protocol):
             bad >= protocol.patience and best < protocol.goal,
             epoch,
             (loss_fn(net(tx), ty).item(), val),
+            torch.cat([out.weight[0], out.bias]),
         )
 
 
+@pytest.mark.slow
 def test_batched_trainer_matches_the_one_run_loop():
     configs = [
-        Config(0.25, 1, True),
-        Config(0.1, 2, False),
-        Config(0.1, 4, True),
-        Config(0.5, 2, True),
-        Config(0.1, 1, False),
-        Config(0.3, 4, False),
+        GridPoint(0.25, 1, True),
+        GridPoint(0.1, 2, False),
+        GridPoint(0.1, 4, True),
+        GridPoint(0.5, 2, True),
+        GridPoint(0.1, 1, False),
+        GridPoint(0.3, 4, False),
     ]
-    protocol = Protocol(max_epochs=3000)
+    protocol = SweepConfig(max_epochs=3000)
     init = xavier_init(configs, torch.Generator().manual_seed(3))
     batched = train_batched(configs, init, protocol, dtype=torch.float64)
     outcomes = set()
     for r, config in enumerate(configs):
-        ok, epoch, (train_loss, val_loss) = _one_run(config, init.run(r), protocol)
+        ok, epoch, (train_loss, val_loss), out_weights = _one_run(config, init.run(r), protocol)
         outcomes.add(ok)
         assert bool(batched.succeeded[r]) == ok
         assert int(batched.epochs[r]) == epoch
         assert float(batched.train_loss[r]) == pytest.approx(train_loss, rel=1e-5)
         assert float(batched.val_loss[r]) == pytest.approx(val_loss, rel=1e-5)
         final = batched.weights.run(r)
-        assert torch.isfinite(final["out_weight"]).all()
+        # The batched run keeps every padded slot; the one-run network has only its own.
+        keep = [0, 1] * config.bypass + [2 + j for j in range(config.hidden)]
+        got = torch.cat([final["out_weight"][keep], final["out_bias"].view(1)]).double()
+        torch.testing.assert_close(got, out_weights, rtol=1e-4, atol=1e-5)
     assert outcomes == {True, False}, "the test should cover runs that stop and runs that do not"
 
 
 def test_padding_and_bypass_masks_keep_missing_weights_zero():
-    configs = [Config(0.5, 1, False), Config(0.5, 4, True)]
+    configs = [GridPoint(0.5, 1, False), GridPoint(0.5, 4, True)]
     init = xavier_init(configs, torch.Generator().manual_seed(0))
-    result = train_batched(configs, init, Protocol(max_epochs=200))
+    result = train_batched(configs, init, SweepConfig(max_epochs=200))
     w = result.weights
     assert (w.hidden[:, 1:, 0] == 0).all() and (w.out_hidden[1:, 0] == 0).all()
     assert (w.out_direct[:2, 0] == 0).all()
@@ -160,13 +195,104 @@ def test_unit_function_names():
     assert unit_function(torch.tensor([1.0, 1.0]), -0.5) == "OR"
 
 
-def test_small_study_counts_and_analysis():
-    grid = [Config(0.5, 2, True), Config(0.5, 1, True)]
-    protocol = Protocol(max_epochs=4000, successes=3, max_runs=5)
-    study = run_study(grid, protocol, torch.Generator().manual_seed(1))
-    for c in study.configs:
-        assert c["successes"] + c["failures"] == c["runs"] <= 5
-        assert c["successes"] == 3 or c["runs"] == 5
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"lrs": (0.1, 0.0)}, "learning rates"),
+        ({"hiddens": (2, 0)}, "hidden units"),
+        ({"max_epochs": 0}, "max epochs"),
+        ({"patience": 0}, "patience"),
+        ({"successes": 0}, "successes and max runs"),
+        ({"goal": 0.0}, "goal"),
+    ],
+)
+def test_sweep_config_refuses_bad_settings(fields, message):
+    with pytest.raises(InputError, match=message):
+        SweepConfig(**fields)
+
+
+def test_grid_with_and_without_the_extra_configuration():
+    config = SweepConfig(lrs=(0.1,), hiddens=(2, 4))
+    assert sweep.grid(config) == [
+        GridPoint(0.1, 2, False),
+        GridPoint(0.1, 2, True),
+        GridPoint(0.1, 4, False),
+        GridPoint(0.1, 4, True),
+        sweep.EXTRA,
+    ]
+    assert sweep.grid(SweepConfig(lrs=(0.1,), hiddens=(2,), extra=False)) == [
+        GridPoint(0.1, 2, False),
+        GridPoint(0.1, 2, True),
+    ]
+
+
+def test_small_study_counts_and_analysis(tmp_path):
+    config = SweepConfig(
+        lrs=(0.5,), hiddens=(1, 2), extra=False, max_epochs=4000, successes=3, max_runs=5, seed=1
+    )
+    run = RunDir(tmp_path)
+    results = run_trials(config, sweep.trials(config), sweep.run_trial, StudyResult, tmp_path)
+    summary = sweep.summarize(config, results, run)
+    configs = summary.results["configs"]
+    assert [(c["hidden"], c["bypass"]) for c in configs] == [
+        (1, False),
+        (1, True),
+        (2, False),
+        (2, True),
+    ]
+    (result,) = results
+    for k, c in enumerate(configs):
+        candidates = result.succeeded[k * 5 : (k + 1) * 5]
+        # The protocol stops at the third success, or makes all five runs.
+        assert c["runs"] == runs_used(candidates, 3)
+        assert c["successes"] == min(3, sum(candidates))
+        assert c["successes"] + c["failures"] == c["runs"]
         assert len(c["epochs"]) == c["successes"]
-    (analysis,) = study.hidden_units
-    assert sum(analysis["functions"].values()) == study.configs[1]["successes"]
+    assert summary.results["run_epochs"] == sweep.run_epochs(config, result)
+    # One hidden unit cannot compute XOR alone; with the bypass it can.
+    assert configs[0]["successes"] == 0 and configs[1]["successes"] > 0
+    plain, bypass = summary.results["hidden_unit"]
+    assert (plain["bypass"], plain["functions"], plain["units"]) == (False, {}, [])
+    assert bypass["bypass"] and sum(bypass["functions"].values()) == configs[1]["successes"]
+    # Each unit's function is the one its saved weights compute.
+    functions = [unit_function(torch.tensor(u["weight"]), u["bias"]) for u in bypass["units"]]
+    assert {f: functions.count(f) for f in functions} == bypass["functions"]
+    assert {p.name for p in run.plots.iterdir()} == {
+        "epochs_vs_hidden.png",
+        "epochs_vs_bypass.png",
+        "std_epochs_vs_lr.png",
+        "hidden_unit_lines_plain.png",
+        "hidden_unit_lines_bypass.png",
+    }
+
+
+def test_sweep_checkpoint_holds_every_runs_final_weights(tmp_path):
+    config = SweepConfig(lrs=(0.5,), hiddens=(2,), extra=False, max_epochs=300, max_runs=3)
+    result = sweep.run_trial(config, sweep.StudyTrial(), tmp_path)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["model_args"] == {
+        "grid": [asdict(p) for p in sweep.grid(config)],
+        "max_runs": 3,
+    }
+    assert checkpoint["config"] == asdict(config)
+    weights = sweep.load_weights(tmp_path)
+    assert weights.hidden.shape == (3, 2, 6)
+    # The same seed trains the same runs to the same weights.
+    again = sweep.run_trial(config, sweep.StudyTrial(), tmp_path / "again")
+    assert again.epochs == result.epochs
+    assert torch.equal(sweep.load_weights(tmp_path / "again").hidden, weights.hidden)
+    with pytest.raises(InputError, match="not an XOR network"):
+        load_xor(tmp_path)
+
+
+def test_solve_trials_from_a_weights_file(tmp_path):
+    weights = tmp_path / "w.json"
+    weights.write_text(json.dumps(HAND_WEIGHTS[1:]))
+    config = solve.SolveConfig(weights_file=str(weights))
+    assert [t.name for t in solve.trials(config)] == ["k2", "k4"]
+    weights.write_text(json.dumps([HAND_WEIGHTS[1], HAND_WEIGHTS[1]]))
+    with pytest.raises(InputError, match="two networks share a name"):
+        solve.trials(config)
+    weights.write_text(json.dumps([{"k": 2, "bypass": False}]))
+    with pytest.raises(InputError, match="lacks 'hidden_weight'"):
+        solve.trials(config)

@@ -1,9 +1,18 @@
 """The XOR network: 2 inputs, k hidden units, 1 output, optional bypass, BTU activations."""
 
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import nn
 
+from dlclassics.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
+
+
+def net_name(k: int, bypass: bool) -> str:
+    """The name of a network and of its trial: k1-bypass, k2, k4."""
+    return f"k{k}" + ("-bypass" if bypass else "")
 
 
 def btu(x: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -69,3 +78,20 @@ class XorNet(nn.Module):
             "out_weight": self.out.weight.flatten().tolist(),
             "out_bias": self.out.bias.item(),
         }
+
+
+def save_xor(path: Path, net: XorNet, config: dict[str, Any]) -> Path:
+    model_args = {"k": net.k, "bypass": net.bypass, "temperature": net.temperature}
+    return save_checkpoint(path, net, model_args, config)
+
+
+def load_xor(path: Path) -> XorNet:
+    """The network of an `xor solve` or `xor train` checkpoint (a file or a trial folder)."""
+    path = find_checkpoint(path)
+    checkpoint = load_checkpoint(path)
+    try:
+        net = XorNet(**checkpoint["model_args"])
+        net.load_state_dict(checkpoint["model"])
+    except (TypeError, RuntimeError) as e:
+        raise InputError(f"{path} is not an XOR network checkpoint") from e
+    return net.eval()

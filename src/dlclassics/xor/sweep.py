@@ -1,43 +1,54 @@
-"""The XOR hyperparameter study, every run of every configuration trained at once.
+"""`xor sweep`: the hyperparameter study, learning rate x hidden units x bypass.
 
-Tensors keep the run dimension last (innermost, contiguous), so each elementwise operation is one
-vectorised loop over all runs. Networks of different widths share one padded shape: the widest
-hidden layer, plus two bypass inputs. A fixed 0/1 mask on the output weights removes the units and
-bypass inputs a run does not have; masked weights stay exactly zero, so padding never changes the
-arithmetic of a run. Gradients of sigmoid + binary cross-entropy are written out by hand, which
-keeps an epoch to about thirty small tensor operations whatever the number of runs.
-
-Early stopping is per run: a run that meets the stopping rule has its learning rate masked to
-zero, so its weights stay those of its stopping epoch while the other runs go on.
+Every configuration gets `max_runs` candidate runs, and all of them train together as one batch
+(`batched.py`): that is what makes the study fast, so the study is one trial, `study`. Its result
+holds each run's figures; `summarize` then applies the one-after-another protocol ("until N
+successes or M runs") to them, and reads the lone hidden units from the trial's checkpoint.
 """
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from tqdm import tqdm
+import numpy as np
 
+from dlclassics.checkpoint import CHECKPOINT, find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
-from dlclassics.xor.data import VAL_INPUTS, VAL_TARGETS
+from dlclassics.report import table
+from dlclassics.rundir import RunDir
+from dlclassics.runtime import seed_everything
+from dlclassics.study import Summary, tensorboard, trial_dir
+from dlclassics.xor import plots
+from dlclassics.xor.analysis import count_functions
+from dlclassics.xor.batched import GridPoint, Weights, train_batched, xavier_init
+
+# The original study's extra configuration (--extra): one hidden unit, helped by the bypass.
+EXTRA = GridPoint(lr=0.25, hidden=1, bypass=True)
 
 
 @dataclass(frozen=True)
-class Config:
-    lr: float
-    hidden: int
-    bypass: bool
+class SweepConfig:
+    """The grid (lrs x hiddens x bypass, plus EXTRA) and the protocol of every configuration:
+    train until the early-stopping rule (`patience`, `min_delta`) stops a run whose best
+    validation loss is below `goal`, or `max_epochs`; make runs until `successes` succeed or
+    `max_runs` have been made."""
 
-
-@dataclass(frozen=True)
-class Protocol:
+    lrs: tuple[float, ...] = (0.1, 0.01)
+    hiddens: tuple[int, ...] = (2, 4)
+    extra: bool = True
     max_epochs: int = 40_000
     patience: int = 10
     min_delta: float = 1e-4
     goal: float = 0.2
     successes: int = 10
     max_runs: int = 15
+    seed: int = 0
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
+        if not self.lrs or any(lr <= 0 for lr in self.lrs):
+            raise InputError(f"learning rates must be positive, got {self.lrs}")
+        if not self.hiddens or any(h < 1 for h in self.hiddens):
+            raise InputError(f"hidden units must be at least 1, got {self.hiddens}")
         if self.max_epochs < 1:
             raise InputError(f"max epochs must be at least 1, got {self.max_epochs}")
         if self.patience < 1:
@@ -48,208 +59,171 @@ class Protocol:
             raise InputError("min delta must be >= 0 and the goal loss > 0")
 
 
-DEFAULT_GRID: list[Config] = [
-    *(Config(lr, h, b) for lr in (0.1, 0.01) for h in (2, 4) for b in (False, True)),
-    Config(0.25, 1, True),
-]
+@dataclass(frozen=True)
+class StudyTrial:
+    """The whole study: one batch."""
+
+    @property
+    def name(self) -> str:
+        return "study"
 
 
-@dataclass
-class Weights:
-    """Weights of R runs, run dimension last, padded to H hidden units.
+@dataclass(frozen=True)
+class StudyResult:
+    """Per candidate run (grid point by grid point, `max_runs` each): whether it met the
+    stopping rule, its last epoch and its losses there; and the training time."""
 
-    hidden: (3, H, R), rows x1, x2, bias.  out_hidden: (H, R).  out_direct: (3, R), rows x1 and
-    x2 (the bypass), then the output bias.
-    """
-
-    hidden: torch.Tensor
-    out_hidden: torch.Tensor
-    out_direct: torch.Tensor
-
-    def run(self, r: int) -> dict[str, torch.Tensor]:
-        """One run's weights in nn.Linear layout (bypass inputs first in the output layer)."""
-        return {
-            "hidden_weight": self.hidden[:2, :, r].T,
-            "hidden_bias": self.hidden[2, :, r],
-            "out_weight": torch.cat([self.out_direct[:2, r], self.out_hidden[:, r]]),
-            "out_bias": self.out_direct[2, r],
-        }
+    seconds: float
+    succeeded: list[bool]
+    epochs: list[int]
+    train_loss: list[float]
+    val_loss: list[float]
 
 
-def masks(configs: list[Config], width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """1 where a run has a weight: (hidden units, H x R) and (bypass inputs + bias, 3 x R)."""
-    hidden = torch.tensor([[float(j < c.hidden) for c in configs] for j in range(width)])
-    direct = torch.tensor([[float(c.bypass) for c in configs]] * 2 + [[1.0] * len(configs)])
-    return hidden, direct
+def grid(config: SweepConfig) -> list[GridPoint]:
+    points = [
+        GridPoint(lr, hidden, bypass)
+        for lr in config.lrs
+        for hidden in config.hiddens
+        for bypass in (False, True)
+    ]
+    return [*points, EXTRA] if config.extra else points
 
 
-def xavier_init(configs: list[Config], generator: torch.Generator) -> Weights:
-    """Xavier-uniform weights with each run's own fan-in and fan-out, zero biases."""
-    runs, width = len(configs), max(c.hidden for c in configs)
-    hidden_mask, direct_mask = masks(configs, width)
-    hidden = torch.tensor([float(c.hidden) for c in configs])
-    out_fan_in = hidden + torch.tensor([2.0 * c.bypass for c in configs])
-    bound1 = torch.sqrt(6 / (2 + hidden))
-    bound2 = torch.sqrt(6 / (out_fan_in + 1))
-    w1 = (torch.rand(2, width, runs, generator=generator) * 2 - 1) * bound1 * hidden_mask
-    w2 = (torch.rand(2 + width, runs, generator=generator) * 2 - 1) * bound2
-    return Weights(
-        hidden=torch.cat([w1, torch.zeros(1, width, runs)]),
-        out_hidden=w2[2:] * hidden_mask,
-        out_direct=torch.cat([w2[:2] * direct_mask[:2], torch.zeros(1, runs)]),
+def trials(config: SweepConfig) -> list[StudyTrial]:
+    return [StudyTrial()]
+
+
+def run_trial(
+    config: SweepConfig, trial: StudyTrial, directory: Path, quiet: bool = False
+) -> StudyResult:
+    """Train every candidate run of every grid point at once; save their final weights."""
+    points = grid(config)
+    candidates = [p for p in points for _ in range(config.max_runs)]
+    init = xavier_init(candidates, seed_everything(config.seed))
+    with tensorboard(directory / "tensorboard") as log:
+        start = time.perf_counter()
+        runs = train_batched(candidates, init, config, quiet=quiet, log=log)
+        seconds = time.perf_counter() - start
+    model_args = {"grid": [asdict(p) for p in points], "max_runs": config.max_runs}
+    save_checkpoint(directory / CHECKPOINT, runs.weights, model_args, asdict(config))
+    return StudyResult(
+        seconds,
+        runs.succeeded.tolist(),
+        runs.epochs.tolist(),
+        runs.train_loss.tolist(),
+        runs.val_loss.tolist(),
     )
 
 
-@dataclass
-class RunResults:
-    """Per run: whether it met the stopping rule, its last epoch, its losses and weights there."""
-
-    succeeded: torch.Tensor
-    epochs: torch.Tensor
-    train_loss: torch.Tensor
-    val_loss: torch.Tensor
-    weights: Weights
-
-
-def train_batched(
-    configs: list[Config],
-    init: Weights,
-    protocol: Protocol,
-    dtype: torch.dtype = torch.float32,
-    quiet: bool = True,
-) -> RunResults:
-    """Full-batch SGD on binary cross-entropy for every run at once, with per-run early stopping.
-
-    An epoch is one step on the four XOR points, then the validation loss, as a one-run loop does
-    it. The XOR points are the first four validation points, so one forward pass over the
-    validation set gives both this epoch's validation loss and the next epoch's training pass.
-    Losses are kept as sums over points (8x the mean), so the thresholds are scaled by 8, which
-    is exact in floating point.
-    """
-    protocol.validate()
-    if any(c.lr <= 0 for c in configs):
-        raise InputError("learning rates must be positive")
-    if any(c.hidden < 1 for c in configs):
-        raise InputError("hidden units must be at least 1")
-    # Every operation here is tiny: extra threads add only synchronisation, which turns into
-    # long stalls when the other cores are busy.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def load_weights(path: Path) -> Weights:
+    """The final weights of every run of an `xor sweep` (its checkpoint, trial or run folder)."""
+    path = find_checkpoint(path)
     try:
-        with torch.inference_mode():
-            return _train(configs, init, protocol, dtype, quiet)
-    finally:
-        torch.set_num_threads(threads)
+        return Weights(**load_checkpoint(path)["model"])
+    except TypeError as e:
+        raise InputError(f"{path} is not an xor sweep checkpoint") from e
 
 
-def _train(
-    configs: list[Config], init: Weights, protocol: Protocol, dtype: torch.dtype, quiet: bool
-) -> RunResults:
-    runs, width = len(configs), init.out_hidden.shape[0]
-    hidden_mask, direct_mask = masks(configs, width)
-    out_mask = torch.cat([direct_mask, hidden_mask]).to(dtype)
-    w1 = init.hidden.to(dtype).clone()  # (3, H, R)
-    w2 = torch.cat([init.out_direct, init.out_hidden]).to(dtype)  # (3 + H, R)
-
-    x = torch.cat([VAL_INPUTS, torch.ones(len(VAL_INPUTS), 1)], dim=1).to(dtype)  # bias input
-    n, n_train = len(x), 4
-    x_train_t = x[:n_train].T.contiguous()
-    # The output layer's inputs, per run: x1, x2, 1 (for the bias), then the hidden units.
-    a = torch.cat([x.unsqueeze(2).expand(n, 3, runs), torch.zeros(n, width, runs)], 1).to(dtype)
-    # BCE(sigmoid(z), y) = softplus(s z) and sigmoid(z) - y = s sigmoid(s z), with s = 1 - 2y.
-    sign = (1 - 2 * VAL_TARGETS).to(dtype)
-    lr = torch.tensor([c.lr for c in configs], dtype=dtype)
-    step = sign[:n_train] / n_train * lr  # (4, R); a stopped run's column becomes zero
-
-    delta = torch.tensor(n * protocol.min_delta, dtype=dtype)
-    goal = torch.tensor(n * (protocol.goal - protocol.min_delta), dtype=dtype)
-    threshold = torch.full((runs,), float("inf"), dtype=dtype)  # best loss - delta
-    last_improved = torch.zeros(runs, dtype=torch.int64)
-
-    def forward() -> tuple[torch.Tensor, torch.Tensor]:
-        width_runs = w1.shape[1] * w1.shape[2]
-        h = torch.mm(x, w1.view(3, width_runs)).view(n, width, -1)
-        torch.sigmoid(h, out=a[:, 3:])
-        terms = a * w2
-        return terms, terms.sum(1).mul_(sign)
-
-    result = _Results(runs, width)
-    ids = torch.arange(runs)
-    terms, signed_logits = forward()
-    epoch, check_every = 0, 500
-    with tqdm(total=protocol.max_epochs, desc="xor sweep", unit="epoch", disable=quiet) as bar:
-        for epoch in range(1, protocol.max_epochs + 1):
-            g = torch.sigmoid(signed_logits[:n_train]).mul_(step).unsqueeze(1)  # lr * dL/dz
-            hv = terms[:n_train, 3:]  # hidden unit times its output weight
-            dh = (hv - hv * a[:n_train, 3:]).mul_(g)
-            w2.sub_((a[:n_train] * g).sum(0)).mul_(out_mask)
-            w1.view(3, -1).addmm_(x_train_t, dh.view(n_train, -1), alpha=-1)
-
-            terms, signed_logits = forward()
-            val = F.softplus(signed_logits).sum(0)
-            improved = val < threshold
-            threshold = torch.where(improved, val.sub_(delta), threshold)
-            last_improved.masked_fill_(improved, epoch)
-            stop = (last_improved <= epoch - protocol.patience) & (threshold < goal)
-            step.masked_fill_(stop, 0)
-            if epoch % check_every == 0:
-                bar.update(check_every)
-                running = step.any(0)
-                if not running.any():
-                    break
-                # Fewer columns make every operation cheaper: once half the runs have
-                # stopped, record them and carry on with the rest only.
-                if running.sum() <= len(ids) // 2:
-                    done = ~running
-                    result.record(
-                        ids[done],
-                        signed_logits[:, done],
-                        w1[:, :, done],
-                        w2[:, done],
-                        torch.ones_like(ids[done], dtype=torch.bool),
-                        last_improved[done] + protocol.patience,
-                    )
-                    ids, w1, w2, a, step, out_mask, threshold, last_improved = (
-                        t[..., running].contiguous()
-                        for t in (ids, w1, w2, a, step, out_mask, threshold, last_improved)
-                    )
-                    terms, signed_logits = forward()
-        bar.update(epoch - bar.n)
-
-    stopped = ~step.any(0)
-    epochs = torch.where(stopped, last_improved + protocol.patience, epoch)
-    result.record(ids, signed_logits, w1, w2, stopped, epochs)
-    return result.finish()
+def runs_used(succeeded: list[bool], successes: int) -> int:
+    """How many runs the one-after-another protocol makes: it stops at the N-th success."""
+    count = 0
+    for i, ok in enumerate(succeeded):
+        count += ok
+        if count == successes:
+            return i + 1
+    return len(succeeded)
 
 
-class _Results:
-    """Collects each run's outcome as the batch retires it."""
+def protocol_runs(config: SweepConfig, result: StudyResult) -> list[list[int]]:
+    """Per grid point, the indices of the candidate runs the protocol makes."""
+    used = []
+    for k in range(len(grid(config))):
+        candidates = list(range(k * config.max_runs, (k + 1) * config.max_runs))
+        succeeded = [result.succeeded[i] for i in candidates]
+        used.append(candidates[: runs_used(succeeded, config.successes)])
+    return used
 
-    def __init__(self, runs: int, width: int) -> None:
-        self.succeeded = torch.zeros(runs, dtype=torch.bool)
-        self.epochs = torch.zeros(runs, dtype=torch.int64)
-        self.train_loss = torch.zeros(runs)
-        self.val_loss = torch.zeros(runs)
-        self.w1 = torch.zeros(3, width, runs)
-        self.w2 = torch.zeros(3 + width, runs)
 
-    def record(
-        self,
-        ids: torch.Tensor,
-        signed_logits: torch.Tensor,
-        w1: torch.Tensor,
-        w2: torch.Tensor,
-        succeeded: torch.Tensor,
-        epochs: torch.Tensor,
-    ) -> None:
-        losses = F.softplus(signed_logits)
-        self.train_loss[ids] = losses[:4].mean(0).float()
-        self.val_loss[ids] = losses.mean(0).float()
-        self.w1[..., ids] = w1.float()
-        self.w2[:, ids] = w2.float()
-        self.succeeded[ids] = succeeded
-        self.epochs[ids] = epochs
+def run_epochs(config: SweepConfig, result: StudyResult) -> int:
+    """The epochs the one-after-another protocol trains, over all its runs."""
+    return sum(
+        result.epochs[i] if result.succeeded[i] else config.max_epochs
+        for used in protocol_runs(config, result)
+        for i in used
+    )
 
-    def finish(self) -> RunResults:
-        weights = Weights(self.w1, self.w2[3:], self.w2[:3])
-        return RunResults(self.succeeded, self.epochs, self.train_loss, self.val_loss, weights)
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _point_summary(point: GridPoint, result: StudyResult, used: list[int]) -> dict:
+    ok = [i for i in used if result.succeeded[i]]
+    epochs = [result.epochs[i] for i in ok]
+    return asdict(point) | {
+        "runs": len(used),
+        "successes": len(ok),
+        "failures": len(used) - len(ok),
+        "epochs": epochs,
+        "mean_epochs": _mean(epochs),
+        "std_epochs": float(np.std(epochs)) if epochs else None,
+        "mean_train_loss": _mean([result.train_loss[i] for i in ok]),
+        "mean_val_loss": _mean([result.val_loss[i] for i in ok]),
+    }
+
+
+def _lone_unit(point: GridPoint, result: StudyResult, used: list[int], weights: Weights) -> dict:
+    """What the one hidden unit of the successful runs of `point` computes."""
+    units = [
+        (weights.hidden[:2, 0, i], float(weights.hidden[2, 0, i]))
+        for i in used
+        if result.succeeded[i]
+    ]
+    return {
+        "lr": point.lr,
+        "bypass": point.bypass,
+        "functions": count_functions(units),
+        "units": [{"weight": w.tolist(), "bias": b} for w, b in units],
+    }
+
+
+COLUMNS = {
+    "lr": "lr",
+    "hidden": "hidden",
+    "bypass": "bypass",
+    "successes": "successes",
+    "failures": "failures",
+    "mean epochs": "mean_epochs",
+    "std epochs": "std_epochs",
+    "mean train loss": "mean_train_loss",
+    "mean val loss": "mean_val_loss",
+}
+
+
+def summarize(config: SweepConfig, results: list[StudyResult], run: RunDir) -> Summary:
+    """The per-configuration table, the lone-hidden-unit analysis and the plots."""
+    (result,) = results
+    weights = load_weights(trial_dir(run.path, StudyTrial()))
+    points, used = grid(config), protocol_runs(config, result)
+    configs = [_point_summary(p, result, u) for p, u in zip(points, used, strict=True)]
+    hidden_units = [
+        _lone_unit(p, result, u, weights)
+        for p, u in zip(points, used, strict=True)
+        if p.hidden == 1
+    ]
+    total = run_epochs(config, result)
+    md = "# XOR hyperparameter study\n\n" + table(configs, COLUMNS)
+    md += (
+        f"\n{total:,} run-epochs in {result.seconds:.2f} s "
+        f"({total / result.seconds:,.0f} run-epochs/s).\n"
+    )
+    plots.sweep_plots(configs, run.plots)
+    for analysis in hidden_units:
+        md += f"\n## Lone hidden unit (lr {analysis['lr']}, bypass {analysis['bypass']})\n\n"
+        rows = [{"function": f, "runs": n} for f, n in analysis["functions"].items()]
+        md += table(rows, {"function": "function", "runs": "runs"})
+        tag = "bypass" if analysis["bypass"] else "plain"
+        plots.separating_lines(analysis["units"], run.plots / f"hidden_unit_lines_{tag}.png")
+    results_json = {"seconds": result.seconds, "run_epochs": total, "configs": configs}
+    return Summary(results_json | {"hidden_unit": hidden_units}, md)

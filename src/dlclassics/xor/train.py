@@ -1,10 +1,21 @@
-"""Gradient training of the XOR networks (Adam, binary cross-entropy)."""
+"""`xor train`: the three networks trained by gradient descent (Adam, binary cross-entropy)."""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from dlclassics.checkpoint import CHECKPOINT
+from dlclassics.report import table
+from dlclassics.rundir import RunDir
+from dlclassics.runtime import seed_everything
+from dlclassics.study import Log, Summary, tensorboard
+from dlclassics.xor import plots
 from dlclassics.xor.data import INPUTS, TARGETS
-from dlclassics.xor.model import XorNet
+from dlclassics.xor.model import XorNet, net_name, save_xor
+
+POINTS = ("(0,0)", "(0,1)", "(1,0)", "(1,1)")
 
 
 def sum_squared_error(net: XorNet) -> float:
@@ -22,14 +33,88 @@ def learned_xor(outputs: list[float]) -> bool:
     return [round(o) for o in outputs] == TARGETS.flatten().int().tolist()
 
 
-def train(net: XorNet, epochs: int, lr: float) -> list[float]:
+def truth_tables_markdown(results: list) -> str:
+    """results.md's truth tables of results that have `k`, `bypass` and `outputs`."""
+    rows = [
+        {"network": net_name(r.k, r.bypass), "input": point, "output": f"{output:.4g}"}
+        for r in results
+        for point, output in zip(POINTS, r.outputs, strict=True)
+    ]
+    return "\n## Truth tables\n\n" + table(
+        rows, {"network": "network", "input": "input", "output": "output"}
+    )
+
+
+def train(net: XorNet, epochs: int, lr: float, log: Log | None = None) -> list[float]:
     """Full-batch Adam on binary cross-entropy; returns the loss of every epoch."""
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     losses = []
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         loss = F.binary_cross_entropy(net(INPUTS), TARGETS)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if log is not None:
+            log({"loss": losses[-1]}, epoch)
     return losses
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    temperature: float = 0.5
+    epochs: int = 1000
+    lr: float = 0.01
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NetTrial:
+    """One of the three networks: k hidden units, with or without the bypass."""
+
+    k: int
+    bypass: bool
+
+    @property
+    def name(self) -> str:
+        return net_name(self.k, self.bypass)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    k: int
+    bypass: bool
+    final_loss: float
+    outputs: list[float]
+    learned_xor: bool
+    weights: dict
+    losses: list[float]
+
+
+def trials(config: TrainConfig) -> list[NetTrial]:
+    return [NetTrial(1, True), NetTrial(2, False), NetTrial(4, False)]
+
+
+def run_trial(
+    config: TrainConfig, trial: NetTrial, directory: Path, quiet: bool = False
+) -> TrainResult:
+    """Train one network from the same seed as the others, and save it."""
+    seed_everything(config.seed)
+    net = XorNet(trial.k, trial.bypass, config.temperature)
+    with tensorboard(directory / "tensorboard") as log:
+        losses = train(net, config.epochs, config.lr, log)
+    save_xor(directory / CHECKPOINT, net, asdict(config))
+    outputs = truth_table(net)
+    return TrainResult(
+        trial.k, trial.bypass, losses[-1], outputs, learned_xor(outputs), net.weights(), losses
+    )
+
+
+def summarize(config: TrainConfig, results: list[TrainResult], run: RunDir) -> Summary:
+    curves = {net_name(r.k, r.bypass): r.losses for r in results}
+    plots.loss_curves(curves, run.plots / "loss_curves.png")
+    configs = [{k: v for k, v in asdict(r).items() if k != "losses"} for r in results]
+    columns = {"k": "k", "bypass": "bypass", "final loss": "final_loss"}
+    md = "# XOR trained (Adam, BCE)\n\n" + table(configs, columns | {"learned XOR": "learned_xor"})
+    md += truth_tables_markdown(results)
+    return Summary({"configs": configs, "loss_curves": curves}, md)

@@ -1,0 +1,113 @@
+"""`xor solve`: networks with hand-set weights, checked on the four XOR points."""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dlclassics.checkpoint import CHECKPOINT
+from dlclassics.errors import InputError
+from dlclassics.report import table
+from dlclassics.rundir import RunDir
+from dlclassics.runtime import seed_everything
+from dlclassics.study import Summary, tensorboard
+from dlclassics.xor.model import XorNet, net_name, save_xor
+from dlclassics.xor.solutions import HAND_WEIGHTS
+from dlclassics.xor.train import learned_xor, sum_squared_error, truth_table, truth_tables_markdown
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    temperature: float = 0.001
+    weights_file: str | None = None  # a JSON list of networks; None: the built-in HAND_WEIGHTS
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SolveTrial:
+    """One network and its weights: the trial carries them, so that a weights file edited
+    between two runs in the same folder is not mistaken for a finished trial."""
+
+    k: int
+    bypass: bool
+    hidden_weight: list[list[float]]
+    hidden_bias: list[float]
+    out_weight: list[float]
+    out_bias: float
+
+    @property
+    def name(self) -> str:
+        return net_name(self.k, self.bypass)
+
+    def network(self, temperature: float) -> XorNet:
+        net = XorNet(self.k, self.bypass, temperature)
+        net.set_weights(self.hidden_weight, self.hidden_bias, self.out_weight, self.out_bias)
+        return net
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    k: int
+    bypass: bool
+    loss: float
+    outputs: list[float]
+    weights: dict
+    solves_xor: bool
+
+
+def _read_specs(path: Path) -> list[dict[str, Any]]:
+    try:
+        specs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read weights file {path}: {e}") from e
+    if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+        raise InputError(f"{path}: expected a JSON list of networks like the built-in ones")
+    return specs
+
+
+def _trial(spec: dict[str, Any], temperature: float) -> SolveTrial:
+    try:
+        trial = SolveTrial(
+            int(spec["k"]),
+            bool(spec["bypass"]),
+            spec["hidden_weight"],
+            spec["hidden_bias"],
+            spec["out_weight"],
+            float(spec["out_bias"]),
+        )
+        trial.network(temperature)  # checks the shapes now, before a run directory exists
+    except KeyError as e:
+        raise InputError(f"network description lacks {e}") from e
+    except (TypeError, ValueError) as e:
+        raise InputError(f"bad weights for k={spec.get('k')}: {e}") from e
+    return trial
+
+
+def trials(config: SolveConfig) -> list[SolveTrial]:
+    """The networks of the weights file (or the built-in ones); InputError on a bad one."""
+    specs = _read_specs(Path(config.weights_file)) if config.weights_file else HAND_WEIGHTS
+    found = [_trial(spec, config.temperature) for spec in specs]
+    names = [t.name for t in found]
+    if len(set(names)) < len(names):
+        raise InputError(f"two networks share a name (k and bypass): {', '.join(names)}")
+    return found
+
+
+def run_trial(
+    config: SolveConfig, trial: SolveTrial, directory: Path, quiet: bool = False
+) -> SolveResult:
+    """Evaluate one hand-set network and save it."""
+    seed_everything(config.seed)
+    net = trial.network(config.temperature)
+    outputs, loss = truth_table(net), sum_squared_error(net)
+    with tensorboard(directory / "tensorboard") as log:
+        log({"sse": loss}, 0)
+    save_xor(directory / CHECKPOINT, net, asdict(config))
+    return SolveResult(trial.k, trial.bypass, loss, outputs, net.weights(), learned_xor(outputs))
+
+
+def summarize(config: SolveConfig, results: list[SolveResult], run: RunDir) -> Summary:
+    configs = [asdict(r) for r in results]
+    columns = {"k": "k", "bypass": "bypass", "SSE loss": "loss", "solves XOR": "solves_xor"}
+    md = "# XOR by hand\n\n" + table(configs, columns) + truth_tables_markdown(results)
+    return Summary({"temperature": config.temperature, "configs": configs}, md)
