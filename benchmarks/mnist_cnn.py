@@ -1,6 +1,6 @@
 """double_conv at batch 50: the original per-sample DataLoader loop vs ours, side by side.
 
-Ours is `dlclassics.mnist.train.fit` as `mnist cnn` runs it, with its validation check every 100
+Ours is `dlclassics.mnist.train.train` as `mnist cnn` runs it, with its validation check every 100
 iterations included (the protocol) and bf16 autocast where the CPU computes bf16 natively; again
 with one check at the end, which is what the original (../shared/baselines/mnist_seed_loader.py,
 run as it is) measures: it has no validation at all; and in float32 (--no-bf16).
@@ -26,14 +26,14 @@ BASELINE = SHARED / "baselines" / "mnist_seed_loader.py"
 
 def ours_images_per_s(data_dir: Path, iterations: int, eval_every: int, bf16: bool) -> float:
     from dlclassics.mnist.data import batch_generator, load
-    from dlclassics.mnist.models import build
-    from dlclassics.mnist.train import fit, place
+    from dlclassics.mnist.models import build, to_device
+    from dlclassics.mnist.train import train
     from dlclassics.runtime import resolve_bf16
 
     data = load("fashion-mnist", data_dir, seed=0)
     torch.manual_seed(0)
-    model = place(build("double_conv"), torch.device("cpu"))
-    result = fit(
+    model = to_device(build("double_conv"), torch.device("cpu"))
+    result = train(
         model,
         data,
         batch_size=50,
@@ -91,9 +91,9 @@ def main() -> None:
     print(f"medians over {args.rounds} rounds of {args.iterations} iterations:")
     print(f"  original, per-sample DataLoader: {median['per-sample DataLoader']:8,.0f} images/s")
     print(f"  original, in-memory tensors:     {median['in-memory tensors']:8,.0f} images/s")
-    print(f"  dlclassics fit, val every 100:   {median['ours']:8,.0f} images/s")
-    print(f"  dlclassics fit, one val at end:  {median['ours without validation']:8,.0f} images/s")
-    print(f"  dlclassics fit, --no-bf16:       {median['ours --no-bf16']:8,.0f} images/s")
+    print(f"  dlclassics train, val every 100: {median['ours']:8,.0f} images/s")
+    print(f"  dlclassics train, one val at end:{median['ours without validation']:8,.0f} images/s")
+    print(f"  dlclassics train, --no-bf16:     {median['ours --no-bf16']:8,.0f} images/s")
     base = median["per-sample DataLoader"]
     print(f"ratio: {median['ours'] / base:.2f}x with validation (target >= 1.5), ", end="")
     print(f"{median['ours without validation'] / base:.2f}x without, ", end="")

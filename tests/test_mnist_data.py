@@ -62,6 +62,21 @@ def test_split_is_a_seeded_partition(tmp_path):
     assert len(torch.unique(everything, dim=0)) == 600
 
 
+def test_load_cached_parses_once_per_setting(tmp_path):
+    folder = write_idx_set(tmp_path)
+    a = mnist_data.load_cached("mnist", str(folder), 0)
+    assert mnist_data.load_cached("mnist", str(folder), 0) is a
+    other_seed = mnist_data.load_cached("mnist", str(folder), 1)
+    assert other_seed is not a and not torch.equal(other_seed.val.labels, a.val.labels)
+    assert torch.equal(a.test.images, mnist_data.load("mnist", folder, seed=0).test.images)
+
+
+def test_dataset_names_and_classes():
+    # `reproduce` offers these names; every dataset has ten class names.
+    assert list(mnist_data.SOURCES) == ["mnist", "fashion-mnist"]
+    assert all(len(s.classes) == mnist_data.NUM_CLASSES for s in mnist_data.SOURCES.values())
+
+
 def test_normalize_maps_to_minus_one_one():
     x = torch.tensor([[[0, 255]]], dtype=torch.uint8)
     assert mnist_data.normalize(x).flatten().tolist() == [-1.0, 1.0]

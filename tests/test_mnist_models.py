@@ -1,11 +1,23 @@
+import numpy as np
 import pytest
 import torch
+from test_mnist_data import make_images
 from torch.nn import functional as F
 
+from dlclassics.checkpoint import save_checkpoint
+from dlclassics.errors import InputError
 from dlclassics.mnist.data import MnistData, Split, batch_generator
 from dlclassics.mnist.evaluate import predict
-from dlclassics.mnist.models import ConvNet, build, max_pool_2x2, parameter_count
-from dlclassics.mnist.train import Fit, fit
+from dlclassics.mnist.models import (
+    ConvNet,
+    build,
+    load_model,
+    max_pool_2x2,
+    parameter_count,
+    save_model,
+    to_device,
+)
+from dlclassics.mnist.train import TrainResult, train
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 28, 28), (2, 5, 7, 9), (1, 1, 2, 2)])
@@ -69,18 +81,18 @@ def _noisy_data(seed: int = 0) -> MnistData:
     return MnistData(split(400), split(200), split(200), tuple(map(str, range(10))))
 
 
-def _fit(arch: str, data: MnistData, **options) -> tuple[torch.nn.Module, Fit]:
+def _train(arch: str, data: MnistData, **options) -> tuple[torch.nn.Module, TrainResult]:
     """`arch` trained on `data` at batch 20 from seed 0."""
     torch.manual_seed(0)
-    model = build(arch)
-    return model, fit(model, data, batch_size=20, generator=batch_generator(0), **options)
+    model = to_device(build(arch), "cpu")
+    return model, train(model, data, batch_size=20, generator=batch_generator(0), **options)
 
 
 @pytest.mark.parametrize("restore_best", [False, True])
-def test_fit_ends_with_the_last_or_the_best_checks_weights(restore_best):
+def test_train_ends_with_the_last_or_the_best_checks_weights(restore_best):
     data = _noisy_data()
     options = {"lr": 0.01, "max_iterations": 200, "eval_every": 10}
-    model, result = _fit("mlp", data, restore_best=restore_best, **options)
+    model, result = _train("mlp", data, restore_best=restore_best, **options)
     accuracies = [c.val_accuracy for c in result.checks]
     # The case worth testing: the best check is not the last one.
     assert max(accuracies) > accuracies[-1]
@@ -94,16 +106,17 @@ def test_fit_ends_with_the_last_or_the_best_checks_weights(restore_best):
         assert result.kept_check is result.checks[-1]
 
 
-def test_fit_in_bf16_learns_and_checks_at_the_training_precision():
+@pytest.mark.slow  # bf16 is emulated, and slow, on most CPUs
+def test_train_in_bf16_learns_and_checks_at_the_training_precision():
     data = _noisy_data()
 
-    def train(bf16: bool) -> tuple[torch.nn.Module, list[tuple[float, float]]]:
+    def losses_of(bf16: bool) -> tuple[torch.nn.Module, list[tuple[float, float]]]:
         options = {"lr": 0.001, "max_iterations": 60, "eval_every": 20}
-        model, result = _fit("double_conv", data, bf16=bf16, **options)
+        model, result = _train("double_conv", data, bf16=bf16, **options)
         return model, [(c.train_loss, c.val_loss) for c in result.checks]
 
-    model, losses = train(bf16=True)
-    _, float32_losses = train(bf16=False)
+    model, losses = losses_of(bf16=True)
+    _, float32_losses = losses_of(bf16=False)
     assert losses[-1][1] < losses[0][1]
     # Close to float32 in training and in the checks, but not equal in either: autocast changed
     # the arithmetic of both.
@@ -114,3 +127,59 @@ def test_fit_in_bf16_learns_and_checks_at_the_training_precision():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _, check_loss = predict(model, data.val)
     assert check_loss == pytest.approx(losses[-1][1], rel=1e-6)
+
+
+def _separable_data() -> MnistData:
+    """Images whose class is the position of a bright block (as in test_mnist_data)."""
+    rng = np.random.default_rng(1)
+
+    def split(n: int) -> Split:
+        labels = rng.permutation(np.arange(n) % 10)
+        images = torch.from_numpy(make_images(labels, rng))
+        return Split(images, torch.from_numpy(labels).long())
+
+    return MnistData(split(500), split(100), split(200), tuple(map(str, range(10))))
+
+
+def _test_accuracy(model: torch.nn.Module, data: MnistData) -> float:
+    preds, _ = predict(model, data.test)
+    return (preds == data.test.labels).float().mean().item()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "single_conv"])
+def test_models_learn_separable_images(arch):
+    data = _separable_data()
+    torch.manual_seed(0)
+    model = to_device(build(arch), "cpu")
+    assert _test_accuracy(model, data) < 0.3  # untrained: about chance, 0.1
+    options = {"lr": 0.001, "max_iterations": 60, "eval_every": 20}  # 3 epochs
+    result = train(model, data, batch_size=25, generator=batch_generator(0), **options)
+    assert result.iterations == 60
+    assert _test_accuracy(model, data) >= 0.9  # on images it never saw
+
+
+def test_save_and_load_model_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = build("double_conv")
+    classes = [f"c{i}" for i in range(10)]
+    path = save_model(
+        tmp_path / "trial" / "checkpoint.pt", model, "double_conv", {"lr": 0.1}, classes
+    )
+    for source in (path, path.parent):  # the file, or the folder holding it
+        loaded = load_model(source)
+        assert (loaded.arch, loaded.classes, loaded.config) == ("double_conv", classes, {"lr": 0.1})
+        assert not loaded.training
+        x = torch.rand(3, 1, 28, 28)
+        with torch.inference_mode():
+            assert torch.allclose(loaded(x), model.eval()(x), atol=1e-6)
+
+
+def test_load_model_refuses_a_checkpoint_of_another_model(tmp_path):
+    # The shape of a language model's checkpoint: the same format, other model arguments.
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, torch.nn.Linear(2, 2), {"direction": "forward"}, {}, vocab=["a"])
+    with pytest.raises(InputError, match="not an MNIST model"):
+        load_model(path)
+    save_model(path, build("mlp"), "logreg", {}, [str(d) for d in range(10)])
+    with pytest.raises(InputError, match="do not fit a logreg"):
+        load_model(path)

@@ -1,33 +1,34 @@
-"""`dlclassics mnist fc|cnn`."""
+"""`dlclassics mnist fc|cnn`: options -> config -> the study's trials -> its summary."""
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
-import torch
-from torch.utils.tensorboard import SummaryWriter
 
-from dlclassics.errors import InputError
-from dlclassics.mnist import data as mnist_data
-from dlclassics.mnist import plots
-from dlclassics.mnist.evaluate import predict, split_metrics
-from dlclassics.mnist.models import CNN_ARCHS, MODEL_FILE, build, parameter_count, save_model
-from dlclassics.mnist.report import conv_pictures, evaluate_model, first_look
-from dlclassics.mnist.train import Check, Fit, fit, place
+from dlclassics.mnist import cnn as cnn_study
+from dlclassics.mnist import fc as fc_study
+from dlclassics.mnist.cnn import CnnConfig, CnnResult
+from dlclassics.mnist.data import SOURCES
+from dlclassics.mnist.experiment import MnistConfig, load_data
+from dlclassics.mnist.fc import FcConfig, FcResult
+from dlclassics.mnist.models import CNN_ARCHS
 from dlclassics.options import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     FiniteFloatRange,
     bf16_option,
+    config_option,
     device_option,
+    make_config,
     positive_list,
     run_options,
 )
-from dlclassics.report import markdown_table
 from dlclassics.rundir import open_run
-from dlclassics.runtime import resolve_bf16, resolve_device, seed_everything
+from dlclassics.runtime import resolve_bf16, resolve_device
+from dlclassics.study import run_trials
+
+C = TypeVar("C", bound=MnistConfig)
 
 
 @click.group()
@@ -35,32 +36,43 @@ def mnist() -> None:
     """MNIST (or Fashion-MNIST): logistic regression, an MLP, and small CNNs."""
 
 
-def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--dataset",
-        type=click.Choice(list(mnist_data.SOURCES)),
-        default="mnist",
-        show_default=True,
-        help="Which dataset: its class names and title, and the files to download when "
-        "--data-dir is not given.",
-    )(f)
-    return click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="Folder of the four IDX files, gzipped or not "
-        "(default: downloaded and cached under $DLCLASSICS_DATA or ~/.cache/dlclassics).",
-    )(f)
+def _folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    return str(Path(value)) if value else ""
 
 
-def _load(
-    dataset: str, data_dir: Path | None, seed: int, batch_size: int, device: str
-) -> tuple[mnist_data.MnistData, torch.device]:
-    resolved = resolve_device(device)
-    data = mnist_data.load(dataset, data_dir, seed)
-    if batch_size > len(data.train):
-        raise InputError(f"batch size {batch_size} exceeds the {len(data.train)} training images")
-    return data.to(resolved), resolved
+def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
+    """--lr, --bf16, --dataset, --data-dir and --device, for either command's config."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = device_option(f)
+        f = config_option(
+            config_type,
+            "data_dir",
+            type=click.Path(file_okay=False),
+            callback=_folder,
+            show_default=False,
+            help="Folder of the four IDX files, gzipped or not "
+            "(default: downloaded and cached under $DLCLASSICS_DATA or ~/.cache/dlclassics).",
+        )(f)
+        f = config_option(
+            config_type,
+            "dataset",
+            type=click.Choice(list(SOURCES)),
+            help="Which dataset: its class names and title, and the files to download when "
+            "--data-dir is not given.",
+        )(f)
+        f = bf16_option(f)
+        return config_option(config_type, "lr", type=POSITIVE_FLOAT)(f)
+
+    return decorate
+
+
+def _configure(config_type: type[C], params: dict[str, Any]) -> C:
+    """The config, with the device resolved and bf16 decided for it."""
+    device = resolve_device(params["device"])
+    return make_config(
+        config_type, params, device=str(device), bf16=resolve_bf16(params["bf16"], device)
+    )
 
 
 def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -72,239 +84,51 @@ def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 
 
 @mnist.command()
-@click.option("--iterations", type=POSITIVE_INT, default=13_000, show_default=True)
-@click.option("--batch-size", type=POSITIVE_INT, default=50, show_default=True)
-@click.option("--lr", type=POSITIVE_FLOAT, default=0.001, show_default=True)
-@bf16_option
-@data_options
-@device_option
+@config_option(FcConfig, "iterations", type=POSITIVE_INT)
+@config_option(FcConfig, "batch_size", type=POSITIVE_INT)
+@common_options(FcConfig)
 @run_options
-def fc(
-    iterations: int,
-    batch_size: int,
-    lr: float,
-    bf16: bool | None,
-    data_dir: Path | None,
-    dataset: str,
-    device: str,
-    out: Path,
-    seed: int,
-    quiet: bool,
-) -> None:
+def fc(out: Path | None, quiet: bool, **params: Any) -> None:
     """Logistic regression and a 784-200-200-10 MLP, trained with Adam."""
-    data, dev = _load(dataset, data_dir, seed, batch_size, device)
-    config = {
-        "dataset": dataset,
-        "data_dir": str(data_dir or ""),
-        "iterations": iterations,
-        "batch_size": batch_size,
-        "lr": lr,
-        "bf16": resolve_bf16(bf16, dev),
-        "device": str(dev),
-        "seed": seed,
-    }
+    config = _configure(FcConfig, params)
+    load_data(config, config.batch_size)  # bad data or settings fail here, before a run exists
     with open_run(out, "mnist fc", config) as run:
-        title = mnist_data.SOURCES[dataset].title
-        md = f"# {title}, fully connected\n\n" + first_look(data, run.plots)
-        models, curves, summary = [], {}, []
-        md_models = ""
-        with SummaryWriter(run.tensorboard_dir) as tb:
-            for name in ("logreg", "mlp"):
-                seed_everything(seed)
-                model = place(build(name), dev)
-                result = fit(
-                    model,
-                    data,
-                    batch_size=batch_size,
-                    lr=lr,
-                    max_iterations=iterations,
-                    eval_every=len(data.train) // batch_size,
-                    generator=mnist_data.batch_generator(seed),
-                    quiet=quiet,
-                    on_check=_tensorboard(tb, name),
-                    bf16=config["bf16"],
-                )
-                curves[name] = {
-                    "epoch": [c.epoch for c in result.checks],
-                    "train": [c.train_loss for c in result.checks],
-                    "val": [c.val_loss for c in result.checks],
-                }
-                splits, model_md = evaluate_model(model, name, data, run.plots)
-                md_models += model_md
-                params = parameter_count(model)
-                models.append(
-                    {"name": name, "parameters": params, "splits": splits}
-                    | {"seconds": result.seconds, "loss_curves": curves[name]}
-                )
-                accuracies = [splits[s]["accuracy"] for s in ("train", "val", "test")]
-                test_balanced = splits["test"]["balanced_accuracy"]
-                summary.append([name, params, *accuracies, test_balanced, result.seconds])
-                save_model(model, name, config, run.checkpoints / f"{name}.pt")
-                if not quiet:
-                    click.echo(f"{name}: test accuracy {splits['test']['accuracy']:.4f}")
-        plots.loss_curves(curves, run.plots / "loss_curves.png")
-        headers = ["model", "parameters", "train acc", "val acc", "test acc", "test bal. acc", "s"]
-        md += "\n## Results\n\n" + markdown_table(headers, summary) + "\n" + md_models
-        run.save_results({"models": models}, md)
+        trials = fc_study.trials(config)
+        results = run_trials(config, trials, fc_study.run_trial, FcResult, run.path, quiet=quiet)
+        summary = fc_study.summarize(config, results, run)
+        run.save_results(summary.results, summary.markdown)
+    if not quiet:
+        for model in summary.results["models"]:
+            click.echo(f"{model['name']}: test accuracy {model['splits']['test']['accuracy']:.4f}")
     click.echo(f"wrote {run.path}")
 
 
-def _tensorboard(tb: SummaryWriter, tag: str) -> Callable[[Check], None]:
-    def log(check: Check) -> None:
-        tb.add_scalar(f"loss_train/{tag}", check.train_loss, check.iteration)
-        tb.add_scalar(f"loss_val/{tag}", check.val_loss, check.iteration)
-        tb.add_scalar(f"accuracy_val/{tag}", check.val_accuracy, check.iteration)
-        tb.add_scalar(f"balanced_accuracy_val/{tag}", check.val_balanced_accuracy, check.iteration)
-
-    return log
-
-
-def _run_row(arch: str, batch_size: int, result: Fit) -> dict:
-    return {
-        "arch": arch,
-        "batch_size": batch_size,
-        "reached_target": result.reached_target,
-        "iterations": result.iterations,
-        "seconds": result.seconds,
-        "best_val_accuracy": result.best_val_accuracy,
-        "val_balanced_accuracy": result.kept_check.val_balanced_accuracy,
-        "kept_iteration": result.kept_check.iteration,
-    }
-
-
 @mnist.command()
-@click.option(
-    "--archs",
-    default=",".join(CNN_ARCHS),
-    show_default=True,
-    callback=_arch_list,
-    help="Architectures to train.",
-)
-@click.option(
-    "--batch-sizes",
-    default="50,100",
-    show_default=True,
-    callback=positive_list(POSITIVE_INT),
-    help="Batch sizes.",
-)
-@click.option("--lr", type=POSITIVE_FLOAT, default=0.001, show_default=True)
-@click.option(
-    "--target-accuracy",
+@config_option(CnnConfig, "archs", callback=_arch_list, help="Architectures to train.")
+@config_option(CnnConfig, "batch_sizes", callback=positive_list(POSITIVE_INT), help="Batch sizes.")
+@config_option(
+    CnnConfig,
+    "target_accuracy",
     type=FiniteFloatRange(0, 1, min_open=True),
-    default=0.99,
-    show_default=True,
     help="Stop a run once validation accuracy reaches this.",
 )
-@click.option("--max-epochs", type=POSITIVE_INT, default=20, show_default=True)
-@click.option(
-    "--eval-every",
+@config_option(CnnConfig, "max_epochs", type=POSITIVE_INT)
+@config_option(
+    CnnConfig,
+    "eval_every",
     type=POSITIVE_INT,
-    default=100,
-    show_default=True,
     help="Check validation accuracy every this many iterations.",
 )
-@bf16_option
-@data_options
-@device_option
+@common_options(CnnConfig)
 @run_options
-def cnn(
-    archs: list[str],
-    batch_sizes: list[int],
-    lr: float,
-    target_accuracy: float,
-    max_epochs: int,
-    eval_every: int,
-    bf16: bool | None,
-    data_dir: Path | None,
-    dataset: str,
-    device: str,
-    out: Path,
-    seed: int,
-    quiet: bool,
-) -> None:
+def cnn(out: Path | None, quiet: bool, **params: Any) -> None:
     """Three small CNNs at each batch size, trained until a validation accuracy target."""
-    data, dev = _load(dataset, data_dir, seed, max(batch_sizes), device)
-    config = {
-        "dataset": dataset,
-        "data_dir": str(data_dir or ""),
-        "archs": archs,
-        "batch_sizes": batch_sizes,
-        "lr": lr,
-        "target_accuracy": target_accuracy,
-        "max_epochs": max_epochs,
-        "eval_every": eval_every,
-        "bf16": resolve_bf16(bf16, dev),
-        "device": str(dev),
-        "seed": seed,
-    }
+    config = _configure(CnnConfig, params)
+    load_data(config, max(config.batch_sizes))  # bad data or settings fail here
     with open_run(out, "mnist cnn", config) as run:
-        title = mnist_data.SOURCES[dataset].title
-        md = f"# {title}, convolutional\n\n" + first_look(data, run.plots)
-        runs, curves, best = [], {}, None
-        with SummaryWriter(run.tensorboard_dir) as tb:
-            for arch in archs:
-                for batch_size in batch_sizes:
-                    tag = f"{arch}_b{batch_size}"
-                    seed_everything(seed)
-                    model = place(build(arch), dev)
-                    result = fit(
-                        model,
-                        data,
-                        batch_size=batch_size,
-                        lr=lr,
-                        max_iterations=max_epochs * (len(data.train) // batch_size),
-                        eval_every=eval_every,
-                        generator=mnist_data.batch_generator(seed),
-                        target_accuracy=target_accuracy,
-                        quiet=quiet,
-                        on_check=_tensorboard(tb, tag),
-                        restore_best=True,
-                        bf16=config["bf16"],
-                    )
-                    row = _run_row(arch, batch_size, result)
-                    runs.append(row)
-                    curves[tag] = (
-                        [c.iteration for c in result.checks],
-                        [c.val_accuracy for c in result.checks],
-                    )
-                    if (
-                        best is None
-                        or row["val_balanced_accuracy"] > best[0]["val_balanced_accuracy"]
-                    ):
-                        best = (row, copy.deepcopy(model))
-                    if not quiet:
-                        click.echo(
-                            f"{tag}: val accuracy {row['best_val_accuracy']:.4f} after "
-                            f"{row['iterations']} iterations, {row['seconds']:.1f} s"
-                        )
-        best_row, best_model = best
-        preds, _ = predict(best_model, data.test)
-        test = split_metrics(data.test.labels, preds)
-        conv_pictures(best_model, data, run.plots)
-        plots.val_accuracy_curves(curves, run.plots / "val_accuracy.png")
-        save_model(
-            best_model,
-            best_row["arch"],
-            config | {"batch_size": best_row["batch_size"], "classes": list(data.classes)},
-            run.checkpoints / MODEL_FILE,
-        )
-        best_summary = {
-            "arch": best_row["arch"],
-            "batch_size": best_row["batch_size"],
-            "test_accuracy": test["accuracy"],
-            "test_balanced_accuracy": test["balanced_accuracy"],
-        }
-        headers = ["arch", "batch", "reached target", "iterations", "s", "best val acc"]
-        headers += ["kept (iteration)", "kept val bal. acc"]
-        keys = ["arch", "batch_size", "reached_target", "iterations", "seconds"]
-        keys += ["best_val_accuracy", "kept_iteration", "val_balanced_accuracy"]
-        rows = [[r[k] for k in keys] for r in runs]
-        md += "\n## Runs\n\n" + markdown_table(headers, rows)
-        md += (
-            f"\nBest by balanced validation accuracy: {best_row['arch']} at batch "
-            f"{best_row['batch_size']}; test accuracy {test['accuracy']:.4f}, "
-            f"balanced {test['balanced_accuracy']:.4f}.\n"
-        )
-        run.save_results({"runs": runs, "best": best_summary, "best_test": test}, md)
-    click.echo(md if not quiet else f"best: {best_summary}")
+        trials = cnn_study.trials(config)
+        results = run_trials(config, trials, cnn_study.run_trial, CnnResult, run.path, quiet=quiet)
+        summary = cnn_study.summarize(config, results, run)
+        run.save_results(summary.results, summary.markdown)
+    click.echo(summary.markdown if not quiet else f"best: {summary.results['best']}")
     click.echo(f"wrote {run.path}")

@@ -4,6 +4,7 @@ Images stay uint8 tensors; `normalize` maps a batch to [-1, 1] (mean 0.5, std 0.
 when it is used, so a batch is an index slice and nothing is converted per sample.
 """
 
+import functools
 import gzip
 import hashlib
 import os
@@ -223,6 +224,13 @@ def load(dataset: str, data_dir: Path | None, seed: int) -> MnistData:
         test,
         SOURCES[dataset].classes,
     )
+
+
+@functools.lru_cache(maxsize=2)
+def load_cached(dataset: str, data_dir: str, seed: int) -> MnistData:
+    """`load` (`data_dir` "" to find or download the files), parsed once per process: the trials
+    of a study and its summary share one copy, which none of them modifies."""
+    return load(dataset, Path(data_dir) if data_dir else None, seed)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

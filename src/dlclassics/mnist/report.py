@@ -1,4 +1,4 @@
-"""What each command writes besides training: the first look at the data and per-model reports."""
+"""What the commands write besides training: the first look at the data and per-model reports."""
 
 from pathlib import Path
 from typing import Any
@@ -9,7 +9,7 @@ from torch import nn
 from dlclassics.mnist import plots
 from dlclassics.mnist.data import NUM_CLASSES, MnistData, normalize
 from dlclassics.mnist.evaluate import predict, split_metrics
-from dlclassics.report import markdown_table
+from dlclassics.report import table
 
 
 def first_look(data: MnistData, plot_dir: Path) -> str:
@@ -22,38 +22,42 @@ def first_look(data: MnistData, plot_dir: Path) -> str:
     plots.samples_per_class(
         data.train.images, data.train.labels, data.classes, plot_dir / "samples.png"
     )
-    rows = [[c, *(counts[s][i] for s in counts)] for i, c in enumerate(data.classes)]
-    rows.append(["total", *(sum(v) for v in counts.values())])
-    return "## The data\n\n" + markdown_table(["class", *counts], rows)
+    rows = [{"class": c} | {s: counts[s][i] for s in counts} for i, c in enumerate(data.classes)]
+    rows.append({"class": "total"} | {s: sum(v) for s, v in counts.items()})
+    return "## The data\n\n" + table(rows, {"class": "class"} | {s: s for s in counts})
 
 
-def evaluate_model(
-    model: nn.Module, name: str, data: MnistData, plot_dir: Path
-) -> tuple[dict[str, Any], str]:
-    """Metrics on every split, with a confusion matrix and per-class bars for each."""
-    splits, md = {}, f"### {name}\n\n"
-    for split_name, split in data.splits().items():
+def evaluate_splits(model: nn.Module, data: MnistData) -> dict[str, dict[str, Any]]:
+    """`split_metrics` of the model on every split."""
+    metrics = {}
+    for name, split in data.splits().items():
         preds, _ = predict(model, split)
-        m = split_metrics(split.labels, preds)
-        splits[split_name] = m
+        metrics[name] = split_metrics(split.labels, preds)
+    return metrics
+
+
+def model_report(
+    name: str, splits: dict[str, dict[str, Any]], classes: tuple[str, ...], plot_dir: Path
+) -> str:
+    """A model's section of results.md, with a confusion matrix and per-class bars per split."""
+    md = f"### {name}\n\n"
+    columns = {"class": "class", "precision": "precision", "recall": "recall"}
+    columns |= {"F1": "f1", "support": "support"}
+    for split_name, m in splits.items():
         title = f"{name}, {split_name}"
         plots.confusion(
-            m["confusion_matrix"], data.classes, title, plot_dir / f"{name}_{split_name}_cm.png"
+            m["confusion_matrix"], classes, title, plot_dir / f"{name}_{split_name}_cm.png"
         )
-        plots.per_class_metrics(
-            m, data.classes, title, plot_dir / f"{name}_{split_name}_per_class.png"
-        )
+        plots.per_class_metrics(m, classes, title, plot_dir / f"{name}_{split_name}_per_class.png")
         rows = [
-            [c, m["precision"][i], m["recall"][i], m["f1"][i], m["support"][i]]
-            for i, c in enumerate(data.classes)
+            {"class": c} | {key: m[key][i] for key in ("precision", "recall", "f1", "support")}
+            for i, c in enumerate(classes)
         ]
         md += (
             f"{split_name}: accuracy {m['accuracy']:.4f}, "
-            f"balanced accuracy {m['balanced_accuracy']:.4f}\n\n"
-            + markdown_table(["class", "precision", "recall", "F1", "support"], rows)
-            + "\n"
+            f"balanced accuracy {m['balanced_accuracy']:.4f}\n\n" + table(rows, columns) + "\n"
         )
-    return splits, md
+    return md
 
 
 @torch.inference_mode()

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
 from dlclassics.runtime import autocast
+from dlclassics.study import Log
 
 
 @dataclass
@@ -31,7 +32,9 @@ class Check:
 
 
 @dataclass
-class Fit:
+class TrainResult:
+    """What a training run did: its steps, wall time and validation checks."""
+
     iterations: int = 0
     seconds: float = 0.0
     reached_target: bool = False
@@ -47,7 +50,7 @@ class Fit:
         return self.checks[self.kept]
 
 
-def fit(
+def train(
     model: nn.Module,
     data: MnistData,
     *,
@@ -61,7 +64,7 @@ def fit(
     on_check: Callable[[Check], None] | None = None,
     restore_best: bool = False,
     bf16: bool = False,
-) -> Fit:
+) -> TrainResult:
     """Train until `max_iterations` or until a check reaches `target_accuracy`.
 
     With `restore_best`, the model ends with the weights of its most accurate validation check
@@ -73,7 +76,7 @@ def fit(
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     per_epoch = len(data.train) // batch_size
     device = data.train.labels.device
-    result, running, steps = Fit(), torch.zeros((), device=device), 0
+    result, running, steps = TrainResult(), torch.zeros((), device=device), 0
     best_state: dict[str, torch.Tensor] | None = None
     model.train()
     start = time.perf_counter()
@@ -131,9 +134,17 @@ def _check(
     )
 
 
-def place(model: nn.Module, device: torch.device) -> nn.Module:
-    """On `device`; conv nets in channels-last, which oneDNN's CPU convolutions run fastest."""
-    model = model.to(device)
-    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        model = model.to(memory_format=torch.channels_last)
-    return model
+def log_checks(log: Log) -> Callable[[Check], None]:
+    """An `on_check` callback writing each check to `log` (a `study.tensorboard` logger). The
+    tags carry no trial name: each trial logs into its own folder, so TensorBoard overlays them."""
+
+    def on_check(check: Check) -> None:
+        values = {
+            "loss/train": check.train_loss,
+            "loss/val": check.val_loss,
+            "accuracy/val": check.val_accuracy,
+            "balanced_accuracy/val": check.val_balanced_accuracy,
+        }
+        log(values, check.iteration)
+
+    return on_check

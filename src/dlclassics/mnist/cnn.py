@@ -1,0 +1,124 @@
+"""`mnist cnn`: each small CNN at each batch size, trained until a validation accuracy target;
+the study keeps the one with the best balanced validation accuracy."""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from dlclassics.checkpoint import CHECKPOINT
+from dlclassics.mnist import plots
+from dlclassics.mnist.data import SOURCES
+from dlclassics.mnist.evaluate import predict, split_metrics
+from dlclassics.mnist.experiment import MnistConfig, load_data, train_trial
+from dlclassics.mnist.models import CNN_ARCHS, load_model
+from dlclassics.mnist.report import conv_pictures, first_look
+from dlclassics.report import table
+from dlclassics.rundir import RunDir, atomic_write_bytes
+from dlclassics.study import Summary, trial_dir
+
+
+@dataclass(frozen=True)
+class CnnConfig(MnistConfig):
+    archs: tuple[str, ...] = CNN_ARCHS
+    batch_sizes: tuple[int, ...] = (50, 100)
+    target_accuracy: float = 0.99  # a trial stops once a check reaches it
+    max_epochs: int = 20
+    eval_every: int = 100  # iterations between validation checks
+
+
+@dataclass(frozen=True)
+class CnnTrial:
+    arch: str
+    batch_size: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}_b{self.batch_size}"
+
+
+@dataclass(frozen=True)
+class CnnResult:
+    arch: str
+    batch_size: int
+    reached_target: bool
+    iterations: int
+    seconds: float
+    best_val_accuracy: float
+    val_balanced_accuracy: float  # of the kept weights, those of the most accurate check
+    kept_iteration: int
+    val_curve: dict[str, list[float]]  # "iteration", "accuracy": one value per check
+
+
+def trials(config: CnnConfig) -> list[CnnTrial]:
+    return [CnnTrial(arch, b) for arch in config.archs for b in config.batch_sizes]
+
+
+def run_trial(
+    config: CnnConfig, trial: CnnTrial, directory: Path, quiet: bool = False
+) -> CnnResult:
+    """Train until the target or `max_epochs`, keeping the weights of the most accurate check."""
+    per_epoch = len(load_data(config, trial.batch_size).train) // trial.batch_size
+    _, _, result = train_trial(
+        config,
+        trial,
+        trial.batch_size,
+        directory,
+        quiet,
+        max_iterations=config.max_epochs * per_epoch,
+        eval_every=config.eval_every,
+        target_accuracy=config.target_accuracy,
+        restore_best=True,
+    )
+    return CnnResult(
+        arch=trial.arch,
+        batch_size=trial.batch_size,
+        reached_target=result.reached_target,
+        iterations=result.iterations,
+        seconds=result.seconds,
+        best_val_accuracy=result.best_val_accuracy,
+        val_balanced_accuracy=result.kept_check.val_balanced_accuracy,
+        kept_iteration=result.kept_check.iteration,
+        val_curve={
+            "iteration": [c.iteration for c in result.checks],
+            "accuracy": [c.val_accuracy for c in result.checks],
+        },
+    )
+
+
+COLUMNS = {"arch": "arch", "batch": "batch_size", "reached target": "reached_target"}
+COLUMNS |= {"iterations": "iterations", "s": "seconds", "best val acc": "best_val_accuracy"}
+COLUMNS |= {"kept (iteration)": "kept_iteration", "kept val bal. acc": "val_balanced_accuracy"}
+
+
+def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summary:
+    """The runs, and the best one by balanced validation accuracy (the first of equals): its test
+    metrics and what its first conv layer sees. Its checkpoint is copied to the run directory."""
+    data = load_data(config, max(config.batch_sizes))
+    md = f"# {SOURCES[config.dataset].title}, convolutional\n\n" + first_look(data, run.plots)
+    curves = {
+        CnnTrial(r.arch, r.batch_size).name: (r.val_curve["iteration"], r.val_curve["accuracy"])
+        for r in results
+    }
+    plots.val_accuracy_curves(curves, run.plots / "val_accuracy.png")
+    best = max(results, key=lambda r: r.val_balanced_accuracy)
+    best_file = trial_dir(run.path, CnnTrial(best.arch, best.batch_size)) / CHECKPOINT
+    atomic_write_bytes(run.path / CHECKPOINT, best_file.read_bytes())
+    device = torch.device(config.device)
+    model, data = load_model(best_file, device), data.to(device)
+    preds, _ = predict(model, data.test)
+    test = split_metrics(data.test.labels, preds)
+    conv_pictures(model, data, run.plots)
+    runs = [{k: v for k, v in asdict(r).items() if k != "val_curve"} for r in results]
+    md += "\n## Runs\n\n" + table(runs, COLUMNS)
+    md += (
+        f"\nBest by balanced validation accuracy: {best.arch} at batch {best.batch_size}; "
+        f"test accuracy {test['accuracy']:.4f}, balanced {test['balanced_accuracy']:.4f}.\n"
+    )
+    best_summary = {
+        "arch": best.arch,
+        "batch_size": best.batch_size,
+        "test_accuracy": test["accuracy"],
+        "test_balanced_accuracy": test["balanced_accuracy"],
+    }
+    return Summary({"runs": runs, "best": best_summary, "best_test": test}, md)

@@ -1,0 +1,74 @@
+"""What the two MNIST studies (`fc.py`, `cnn.py`) share: settings, data, and a trial's training.
+
+Every trial is seeded alike (`seed_everything(seed)` before the model is built, batches ordered
+by `batch_generator(seed)`), so a trial's result depends on its config and itself only, not on
+which trials ran before it in the process.
+"""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlclassics.checkpoint import CHECKPOINT
+from dlclassics.errors import InputError
+from dlclassics.mnist.data import MnistData, batch_generator, load_cached
+from dlclassics.mnist.models import build, save_model, to_device
+from dlclassics.mnist.train import TrainResult, log_checks, train
+from dlclassics.runtime import seed_everything
+from dlclassics.study import tensorboard
+
+
+@dataclass(frozen=True)
+class MnistConfig:
+    """The settings both commands have; each command's config adds its own."""
+
+    dataset: str = "mnist"
+    data_dir: str = ""  # "": the dataset's files, found or downloaded (see `data.locate`)
+    lr: float = 0.001
+    device: str = "cpu"  # the command stores the device it resolved, and bf16 for it
+    bf16: bool = False
+    seed: int = 0
+
+
+def load_data(config: MnistConfig, batch_size: int) -> MnistData:
+    """The config's data, on the CPU; an InputError if it is missing or malformed, or has fewer
+    training images than `batch_size`."""
+    data = load_cached(config.dataset, config.data_dir, config.seed)
+    if batch_size > len(data.train):
+        raise InputError(f"batch size {batch_size} exceeds the {len(data.train)} training images")
+    return data
+
+
+def train_trial(
+    config: MnistConfig,
+    trial: Any,
+    batch_size: int,
+    directory: Path,
+    quiet: bool,
+    **options: Any,
+) -> tuple[nn.Module, MnistData, TrainResult]:
+    """Train `trial.arch` at `batch_size`, logging its checks to `directory/tensorboard`, and save
+    it as `directory/checkpoint.pt`. `options` go to `train`. Returns the model, the data (on the
+    config's device) and what training did."""
+    device = torch.device(config.device)
+    data = load_data(config, batch_size).to(device)
+    seed_everything(config.seed)
+    model = to_device(build(trial.arch), device)
+    with tensorboard(directory / "tensorboard") as log:
+        result = train(
+            model,
+            data,
+            batch_size=batch_size,
+            lr=config.lr,
+            generator=batch_generator(config.seed),
+            quiet=quiet,
+            on_check=log_checks(log),
+            bf16=config.bf16,
+            **options,
+        )
+    settings = asdict(config) | asdict(trial) | {"batch_size": batch_size}
+    save_model(directory / CHECKPOINT, model, trial.arch, settings, list(data.classes))
+    return model, data, result

@@ -1,0 +1,91 @@
+"""`mnist fc`: logistic regression and a 784-200-200-10 MLP, one trial each."""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dlclassics.mnist import plots
+from dlclassics.mnist.data import SOURCES
+from dlclassics.mnist.experiment import MnistConfig, load_data, train_trial
+from dlclassics.mnist.models import parameter_count
+from dlclassics.mnist.report import evaluate_splits, first_look, model_report
+from dlclassics.report import table
+from dlclassics.rundir import RunDir
+from dlclassics.study import Summary
+
+FC_ARCHS = ("logreg", "mlp")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class FcConfig(MnistConfig):
+    iterations: int = 13_000
+    batch_size: int = 50
+
+
+@dataclass(frozen=True)
+class FcTrial:
+    arch: str
+
+    @property
+    def name(self) -> str:
+        return self.arch
+
+
+@dataclass(frozen=True)
+class FcResult:
+    name: str
+    parameters: int
+    splits: dict[str, dict[str, Any]]  # `split_metrics` of the trained model, per split
+    seconds: float
+    loss_curves: dict[str, list[float]]  # "epoch", "train", "val": one value per check
+
+
+def trials(config: FcConfig) -> list[FcTrial]:
+    return [FcTrial(arch) for arch in FC_ARCHS]
+
+
+def run_trial(config: FcConfig, trial: FcTrial, directory: Path, quiet: bool = False) -> FcResult:
+    """Train for `config.iterations`, checking once an epoch; the metrics of every split."""
+    per_epoch = len(load_data(config, config.batch_size).train) // config.batch_size
+    model, data, result = train_trial(
+        config,
+        trial,
+        config.batch_size,
+        directory,
+        quiet,
+        max_iterations=config.iterations,
+        eval_every=per_epoch,
+    )
+    checks = result.checks
+    return FcResult(
+        name=trial.name,
+        parameters=parameter_count(model),
+        splits=evaluate_splits(model, data),
+        seconds=result.seconds,
+        loss_curves={
+            "epoch": [c.epoch for c in checks],
+            "train": [c.train_loss for c in checks],
+            "val": [c.val_loss for c in checks],
+        },
+    )
+
+
+COLUMNS = {"model": "name", "parameters": "parameters", "train acc": "train", "val acc": "val"}
+COLUMNS |= {"test acc": "test", "test bal. acc": "test_balanced", "s": "seconds"}
+
+
+def summarize(config: FcConfig, results: list[FcResult], run: RunDir) -> Summary:
+    """Every model's metrics (results.json), the results table and a report per model."""
+    data = load_data(config, config.batch_size)
+    md = f"# {SOURCES[config.dataset].title}, fully connected\n\n" + first_look(data, run.plots)
+    plots.loss_curves({r.name: r.loss_curves for r in results}, run.plots / "loss_curves.png")
+    rows = [
+        {"name": r.name, "parameters": r.parameters, "seconds": r.seconds}
+        | {split: r.splits[split]["accuracy"] for split in SPLITS}
+        | {"test_balanced": r.splits["test"]["balanced_accuracy"]}
+        for r in results
+    ]
+    md += "\n## Results\n\n" + table(rows, COLUMNS) + "\n"
+    md += "".join(model_report(r.name, r.splits, data.classes, run.plots) for r in results)
+    return Summary({"models": [asdict(r) for r in results]}, md)
