@@ -2,11 +2,33 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import read_json
 from nbclient import NotebookClient
 from test_mnist_data import write_idx_set
 from test_reproduce import write_corpus
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+# What each notebook must show: per experiment it runs, a header row of its results table, and
+# the keys of the results.json in that experiment's run directory.
+SHOWN = {
+    "lstm_language_model_forward_reverse": {
+        "lm-study": ("| layers | direction | train | val | test |", {"models", "vocab_size"}),
+    },
+    "mnist_from_simple_networks_to_cnns": {
+        "mnist-fc": ("| model | parameters | train acc | val acc | test acc |", {"models"}),
+        "mnist-cnn": ("| arch | batch | reached target |", {"runs", "best", "best_test"}),
+    },
+    "xor_hyperparameter_exploration": {
+        "xor-sweep": (
+            "| lr | hidden | bypass | successes | failures |",
+            {"seconds", "run_epochs", "configs", "hidden_unit"},
+        ),
+    },
+    "xor_implementation_and_analysis": {
+        "xor-train": ("| k | bypass | final loss | learned XOR |", {"configs", "loss_curves"}),
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +42,13 @@ def data_home(tmp_path_factory):
 
 
 def test_there_are_four_notebooks_committed_without_outputs():
-    assert len(NOTEBOOKS) == 4
+    assert sorted(p.stem for p in NOTEBOOKS) == sorted(SHOWN)
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom_in_quick_mode(path, data_home, tmp_path, monkeypatch):
     monkeypatch.setenv("DLCLASSICS_QUICK", "1")
@@ -34,8 +57,14 @@ def test_notebook_runs_top_to_bottom_in_quick_mode(path, data_home, tmp_path, mo
     NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    markdown = "\n".join(
+        o.data["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})
+    )
+    for name, (header, keys) in SHOWN[path.stem].items():
+        assert header in markdown, f"{name}'s results table is shown"
+        run = tmp_path / "runs" / f"notebook-{name}"
+        assert read_json(run / "results.json").keys() == keys
     shown = {mime for o in outputs for mime in o.get("data", {})}
-    assert "text/markdown" in shown or "text/plain" in shown
     if "lstm" not in path.stem:
         assert "image/png" in shown, "plots are shown inline"
     else:

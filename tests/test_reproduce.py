@@ -1,8 +1,32 @@
 import random
 import re
+from dataclasses import asdict
+from pathlib import Path
 
+import pytest
 from conftest import read_json
 from test_mnist_data import write_idx_set
+
+from dlclassics import __version__
+from dlclassics.mnist.data import SOURCES
+from dlclassics.reproduce import parts as parts_module
+from dlclassics.reproduce.parts import (
+    PARTS,
+    QUICK_LINES,
+    Outcome,
+    ReproduceConfig,
+    command_line,
+    run_parts,
+)
+from dlclassics.reproduce.report import report_html, report_markdown, results
+from dlclassics.serve.models import newest_lm_model, newest_mnist_model
+
+PART = {p.name: p for p in PARTS}
+# A 1x1 PNG: enough for the report to embed.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 
 
 def write_corpus(path, sentences=400):
@@ -24,6 +48,90 @@ def write_corpus(path, sentences=400):
     return path
 
 
+def test_a_part_gets_the_quick_settings_the_seed_and_its_data():
+    config = ReproduceConfig(quick=True, dataset="fashion-mnist", mnist_dir="/idx", seed=3)
+    assert command_line(PART["mnist-cnn"], Path("r/mnist-cnn"), config, "/c.txt") == [
+        *("mnist", "cnn", "--out", "r/mnist-cnn", "--seed", "3", "--quiet"),
+        *("--max-epochs", "1", "--target-accuracy", "0.5", "--eval-every", "50"),
+        *("--data-dir", "/idx", "--dataset", "fashion-mnist"),
+    ]
+    full = ReproduceConfig()
+    assert command_line(PART["lm-study"], Path("lm"), full, "/c.txt") == [
+        *("lm", "study", "--out", "lm", "--seed", "0", "--quiet", "--corpus", "/c.txt"),
+    ]
+    assert command_line(PART["xor-solve"], Path("x"), config, "/c.txt")[2:] == [
+        *("--out", "x", "--seed", "3", "--quiet"),
+    ]
+
+
+def test_run_parts_runs_the_chosen_parts_in_order_on_a_slice_of_the_corpus(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"sentence {i}.\n" for i in range(QUICK_LINES + 10)))
+    ran = []
+
+    def fake_run_part(part, root, config, corpus):
+        ran.append((part.name, corpus))
+        return Outcome(part, root / part.name, 0.5)
+
+    monkeypatch.setattr(parts_module, "run_part", fake_run_part)
+    config = ReproduceConfig(quick=True, parts=("lm-study", "xor-solve"), corpus=str(corpus))
+    outcomes = run_parts(config, tmp_path, quiet=True)
+    sliced = tmp_path / "corpus-slice.txt"
+    assert ran == [("xor-solve", str(sliced)), ("lm-study", str(sliced))]
+    assert [o.part.name for o in outcomes] == ["xor-solve", "lm-study"]
+    assert sliced.read_text().splitlines() == corpus.read_text().splitlines()[:QUICK_LINES]
+    ran.clear()
+    run_parts(ReproduceConfig(parts=("lm-study",), corpus=str(corpus)), tmp_path, quiet=True)
+    assert ran == [("lm-study", str(corpus))]
+
+
+def test_the_report_shows_each_parts_results_plots_and_failures(tmp_path):
+    done = tmp_path / "xor-train"
+    (done / "plots").mkdir(parents=True)
+    (done / "results.md").write_text("# XOR trained\n\n| k | loss |\n|---|---|\n| 2 | 0.1 |\n")
+    (done / "plots" / "loss.png").write_bytes(PNG)
+    outcomes = [
+        Outcome(PART["xor-train"], done, 1.25, command=["dlclassics", "xor", "train"]),
+        Outcome(PART["mnist-fc"], tmp_path / "mnist-fc", 0.5, "no MNIST in /nowhere"),
+    ]
+    md = report_markdown(outcomes, tmp_path, "Title")
+    assert md.startswith("# Title\n\n| part | status | seconds |\n|---|---|---|\n")
+    assert "| XOR networks trained | ok | 1.2 |" in md
+    assert "| MNIST: fully connected | FAILED: no MNIST in /nowhere | 0.5 |" in md
+    assert "Total: 1.8 s." in md
+    assert "`dlclassics xor train` took 1.2 s." in md
+    assert "### XOR trained\n\n| k | loss |" in md, "a part's headings sit below its section"
+    assert "![loss](xor-train/plots/loss.png)" in md
+    html = report_html(md, tmp_path, "Title")
+    assert re.findall(r'<img[^>]*src="([^"]{0,22})', html) == ["data:image/png;base64,"]
+    assert "Failed: no MNIST in /nowhere" in html
+    assert results(outcomes) == {
+        "parts": [
+            {"name": "xor-train", "ok": True, "error": "", "seconds": 1.25},
+            {"name": "mnist-fc", "ok": False, "error": "no MNIST in /nowhere", "seconds": 0.5},
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--only", "nonsense"), "unknown part(s) ['nonsense']"),
+        (("--only", " , "), "unknown part(s) []"),
+        (("--dataset", "cifar"), "'cifar' is not one of " + ", ".join(map(repr, SOURCES))),
+        (("--mnist-dir", "no-such-dir"), "no-such-dir"),
+        (("--corpus", "no-such-file.txt"), "no-such-file.txt"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_run(cli, tmp_path, args, message):
+    result = cli("reproduce", *args, "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
 def test_quick_reproduction_on_generated_data(cli, tmp_path):
     idx = write_idx_set(tmp_path / "idx", n_train=400, n_test=100)
     corpus = write_corpus(tmp_path / "corpus.txt")
@@ -35,27 +143,33 @@ def test_quick_reproduction_on_generated_data(cli, tmp_path):
         *("--mnist-dir", str(idx), "--corpus", str(corpus), "--out", str(out)),
     )
     assert result.returncode == 0, result.stderr
+    *progress, last = result.stdout.splitlines()
+    assert [re.sub(r"\(.* s\)", "", line) for line in progress] == [f"{p.name}: ok " for p in PARTS]
+    assert last == f"wrote {out / 'report.html'}"
+    config = ReproduceConfig(quick=True, mnist_dir=str(idx.resolve()), corpus=str(corpus.resolve()))
+    expected = {"command": "reproduce", "version": __version__, **asdict(config)}
+    assert read_json(out / "config.json") == expected | {"parts": list(config.parts)}
     parts = read_json(out / "results.json")["parts"]
-    assert [p["name"] for p in parts] == [
-        "xor-solve",
-        "xor-train",
-        "xor-sweep",
-        "mnist-fc",
-        "mnist-cnn",
-        "lm-study",
-    ]
-    assert all(p["ok"] and p["seconds"] > 0 for p in parts)
+    assert [(p["name"], p["ok"], p["error"]) for p in parts] == [(p.name, True, "") for p in PARTS]
     md = (out / "report.md").read_text()
-    for title in ("XOR hyperparameter study", "MNIST: CNNs", "LSTM language model"):
-        assert f"## {title}" in md
+    for part in PARTS:
+        assert f"## {part.title}\n\n`dlclassics {' '.join(part.args)} --out {out / part.name}" in md
+        # Each part's own results, its headings one level down.
+        title = (out / part.name / "results.md").read_text().splitlines()[0]
+        assert f"\n##{title}\n" in md
+        assert read_json(out / part.name / "config.json")["command"] == " ".join(part.args)
+    assert f"--corpus {out / 'corpus-slice.txt'}" in md
     html = (out / "report.html").read_text()
-    assert "<table>" in html
+    assert html.count("<table>") >= len(PARTS) + 1
     sources = re.findall(r'src="([^"]*)"', html)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert md.count("![") == len(sources)
-    assert (out / "lm-study" / "results.json").exists()
+    # The demo finds the reproduction's models: the last forward model the study trained.
+    assert newest_lm_model(out) == out / "lm-study" / "trials" / "layers2-forward"
+    assert newest_mnist_model(out) == out / "mnist-cnn"
 
 
+@pytest.mark.slow
 def test_a_failing_part_is_reported_and_the_others_run(cli, tmp_path):
     empty = tmp_path / "no-mnist-here"
     empty.mkdir()
@@ -67,17 +181,11 @@ def test_a_failing_part_is_reported_and_the_others_run(cli, tmp_path):
         *("--only", "mnist-fc,xor-solve", "--mnist-dir", str(empty), "--out", str(out)),
     )
     assert result.returncode == 1
-    parts = {p["name"]: p for p in read_json(out / "results.json")["parts"]}
-    assert parts["xor-solve"]["ok"]
-    assert not parts["mnist-fc"]["ok"]
-    error = parts["mnist-fc"]["error"]
+    parts = read_json(out / "results.json")["parts"]
+    assert [(p["name"], p["ok"]) for p in parts] == [("xor-solve", True), ("mnist-fc", False)]
+    error = parts[1]["error"]
     assert str(empty) in error and not error.startswith("error")
     assert f"FAILED: {error}" in (out / "report.md").read_text()
     assert f"Failed: {error}" in (out / "report.html").read_text()
-
-
-def test_unknown_part_is_one_line_exit_2(cli, tmp_path):
-    result = cli("reproduce", "--only", "nonsense", "--out", str(tmp_path / "r"))
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "r").exists()
+    assert (out / "xor-solve" / "results.json").exists()
+    assert not (out / "mnist-fc" / "results.json").exists()

@@ -1,9 +1,19 @@
 import json
+from dataclasses import dataclass
 
 import pytest
 
+from dlclassics import __version__
 from dlclassics.errors import InputError
-from dlclassics.rundir import open_run, write_json
+from dlclassics.options import make_config
+from dlclassics.rundir import open_run, read_config, write_json
+
+
+@dataclass(frozen=True)
+class Settings:
+    sizes: tuple[int, ...] = (2, 4)
+    name: str | None = None
+    seed: int = 0
 
 
 def test_write_json_is_atomic(tmp_path, monkeypatch):
@@ -22,7 +32,7 @@ def test_write_json_is_atomic(tmp_path, monkeypatch):
 
 def test_bad_input_removes_the_new_run_directory(tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(InputError), open_run(out, "test", {"seed": 0}):
+    with pytest.raises(InputError), open_run(out, "test", Settings()):
         assert (out / "config.json").exists()
         raise InputError("bad")
     assert not out.exists()
@@ -30,7 +40,7 @@ def test_bad_input_removes_the_new_run_directory(tmp_path):
 
 def test_other_failures_keep_the_directory_without_results(tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(RuntimeError), open_run(out, "test", {"seed": 0}):
+    with pytest.raises(RuntimeError), open_run(out, "test", Settings()):
         raise RuntimeError("crash")
     assert (out / "config.json").exists()
     assert not (out / "results.json").exists()
@@ -38,9 +48,9 @@ def test_other_failures_keep_the_directory_without_results(tmp_path):
 
 def test_an_existing_run_directory_can_be_reused(tmp_path):
     out = tmp_path / "run"
-    with open_run(out, "test", {"seed": 0}) as run:
+    with open_run(out, "test", Settings()) as run:
         run.save_results({"x": 1}, "# x\n")
-    with open_run(out, "test", {"seed": 1}) as run:
+    with open_run(out, "test", Settings(seed=1)) as run:
         run.save_results({"x": 2}, "# x\n")
     assert json.loads((out / "results.json").read_text()) == {"x": 2}
     assert json.loads((out / "config.json").read_text())["seed"] == 1
@@ -48,11 +58,39 @@ def test_an_existing_run_directory_can_be_reused(tmp_path):
 
 def test_a_run_directory_is_not_reused_by_another_command(tmp_path):
     out = tmp_path / "run"
-    with open_run(out, "lm train", {"seed": 0}) as run:
+    with open_run(out, "lm train", Settings()) as run:
         run.save_results({"x": 1}, "# x\n")
     with (
         pytest.raises(InputError, match="holds a `dlclassics lm train` run"),
-        open_run(out, "xor solve", {"seed": 0}),
+        open_run(out, "xor solve", Settings()),
     ):
         pass
     assert json.loads((out / "config.json").read_text())["command"] == "lm train"
+
+
+def test_config_json_is_the_command_the_version_and_every_field(tmp_path):
+    with open_run(tmp_path / "run", "test", Settings(sizes=(3,), seed=7)):
+        pass
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved == {
+        "command": "test",
+        "version": __version__,
+        "sizes": [3],
+        "name": None,
+        "seed": 7,
+    }
+
+
+def test_read_config_rebuilds_the_same_config(tmp_path):
+    config = Settings(sizes=(3, 5), name="x", seed=7)
+    with open_run(tmp_path / "run", "test", config):
+        pass
+    assert make_config(Settings, read_config(tmp_path / "run", "test")) == config
+
+
+@pytest.mark.parametrize("config_json", [None, "not json", '{"command": "other"}', "[1]"])
+def test_read_config_refuses_what_is_not_that_commands_run(tmp_path, config_json):
+    if config_json is not None:
+        (tmp_path / "config.json").write_text(config_json)
+    with pytest.raises(InputError, match="is not a 'test' run directory"):
+        read_config(tmp_path, "test")

@@ -2,7 +2,6 @@
 
 import math
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -16,30 +15,42 @@ from fastapi.testclient import TestClient
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.model import LanguageModel, ModelConfig
 from dlclassics.lm.model import save_model as save_lm
-from dlclassics.mnist.models import MODEL_FILE, build
+from dlclassics.mnist.data import SOURCES
+from dlclassics.mnist.models import build
 from dlclassics.mnist.models import save_model as save_cnn
+from dlclassics.rundir import write_json
 from dlclassics.serve.app import create_app
-from dlclassics.serve.models import NO_LM, NO_MNIST, newest_lm_dir, newest_mnist_dir
+from dlclassics.serve.models import NO_LM, NO_MNIST, newest_lm_model, newest_mnist_model
 
 SENTENCES = [s.split() for s in ["the cat sat on the mat", "a dog ran in the park", "the end"]]
 BLANK = [0.0] * 784
+DIGITS = list(SOURCES["mnist"].classes)
 
 
-def make_lm(directory: Path, direction: str = "forward") -> Path:
+def make_run(run: Path, command: str) -> Path:
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(run / "config.json", {"command": command, "seed": 0})
+    return run
+
+
+def make_lm(run: Path, *directions: str, command: str = "lm train") -> Path:
+    """A run of `command` with one tiny untrained model per direction (default: one forward);
+    returns the last model's trial folder."""
+    make_run(run, command)
     torch.manual_seed(0)
     vocab = Vocabulary.build(SENTENCES, 20)
-    config = ModelConfig(len(vocab), direction=direction, embedding_size=8, hidden_size=8)
-    model = LanguageModel(config)
-    save_lm(directory, model, vocab)
-    return directory
+    for direction in directions or ("forward",):
+        config = ModelConfig(len(vocab), 1, direction, embedding_size=8, hidden_size=8)
+        trial = run / "trials" / f"layers1-{direction}"
+        save_lm(trial / "checkpoint.pt", LanguageModel(config), vocab, {"seed": 0})
+    return trial
 
 
-def make_cnn(run: Path) -> Path:
+def make_cnn(run: Path, classes: list[str] = DIGITS) -> Path:
+    """An `mnist cnn` run whose chosen model is a tiny untrained CNN."""
+    make_run(run, "mnist cnn")
     torch.manual_seed(0)
-    classes = [str(d) for d in range(10)]
-    save_cnn(
-        build("single_conv"), "single_conv", {"classes": classes}, run / "checkpoints" / MODEL_FILE
-    )
+    save_cnn(run / "checkpoint.pt", build("single_conv"), "single_conv", {"seed": 0}, classes)
     return run
 
 
@@ -144,7 +155,7 @@ def test_digit_prediction_is_ten_probabilities(client):
     r = client.post("/api/mnist/predict", json={"pixels": digit()})
     assert r.status_code == 200
     body = r.json()
-    assert body["classes"] == [str(d) for d in range(10)]
+    assert body["classes"] == DIGITS
     assert len(body["probabilities"]) == 10
     assert math.isclose(sum(body["probabilities"]), 1, rel_tol=1e-5)
 
@@ -181,8 +192,23 @@ def test_bad_xor_requests(client, params, message):
 def test_status_names_the_models(client):
     status = client.get("/api/status").json()
     assert status["lm"]["ready"] and status["lm"]["direction"] == "forward"
+    assert status["lm"]["source"].endswith("layers1-forward")
     assert status["mnist"]["ready"] and status["mnist"]["source"].endswith("cnn")
     assert {"k": 2, "bypass": False} in status["xor"]
+
+
+def test_predictions_name_the_classifiers_own_classes(tmp_path):
+    fashion = list(SOURCES["fashion-mnist"].classes)
+    app = create_app(None, make_cnn(tmp_path / "fashion", fashion))
+    body = TestClient(app).post("/api/mnist/predict", json={"pixels": digit()}).json()
+    assert body["classes"] == fashion and len(body["probabilities"]) == 10
+
+
+def test_models_load_from_a_checkpoint_file_too(tmp_path):
+    lm = make_lm(tmp_path / "lm") / "checkpoint.pt"
+    cnn = make_cnn(tmp_path / "cnn") / "checkpoint.pt"
+    status = TestClient(create_app(lm, cnn)).get("/api/status").json()
+    assert status["lm"]["ready"] and status["mnist"]["ready"]
 
 
 def test_missing_models_answer_with_a_message(empty):
@@ -198,37 +224,87 @@ def test_missing_models_answer_with_a_message(empty):
 
 def test_unloadable_models_say_why(tmp_path):
     (tmp_path / "lm").mkdir()
-    (tmp_path / "cnn" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "cnn" / "checkpoints" / MODEL_FILE).write_bytes(b"not a model")
+    make_run(tmp_path / "cnn", "mnist cnn")
+    (tmp_path / "cnn" / "checkpoint.pt").write_bytes(b"not a model")
     status = TestClient(create_app(tmp_path / "lm", tmp_path / "cnn")).get("/api/status").json()
-    assert status["lm"]["message"].startswith(NO_LM) and "no model.json" in status["lm"]["message"]
+    assert not status["lm"]["ready"] and not status["mnist"]["ready"]
+    assert (
+        status["lm"]["message"].startswith(NO_LM)
+        and str(tmp_path / "lm") in status["lm"]["message"]
+    )
     assert status["mnist"]["message"].startswith(NO_MNIST)
+    assert str(tmp_path / "cnn") in status["mnist"]["message"]
+
+
+def test_a_study_run_is_not_one_model_and_says_which_there_are(tmp_path):
+    study = make_lm(tmp_path / "study", "forward", "reverse", command="lm study").parent.parent
+    message = TestClient(create_app(study, None)).get("/api/status").json()["lm"]["message"]
+    assert message.startswith(NO_LM)
+    assert "layers1-forward" in message and "layers1-reverse" in message
+
+
+def _age(path: Path, seconds_ago: float) -> None:
+    """Make a model's checkpoint look written `seconds_ago` (negative: in the future)."""
+    when = 1_700_000_000 - seconds_ago
+    os.utime(path / "checkpoint.pt", (when, when))
 
 
 def test_newest_models_under_runs(tmp_path):
-    assert newest_lm_dir(tmp_path) is None and newest_mnist_dir(tmp_path) is None
+    assert newest_lm_model(tmp_path) is None and newest_mnist_model(tmp_path) is None
     old_lm, old_cnn = make_lm(tmp_path / "1-lm"), make_cnn(tmp_path / "1-cnn")
-    study_model = make_lm(tmp_path / "2-study" / "models" / "forward")
+    study_forward = make_lm(tmp_path / "2-study", "forward", "reverse", command="lm study")
+    study_forward = study_forward.parent / "layers1-forward"
     new_cnn = make_cnn(tmp_path / "2-cnn")
-    (tmp_path / "3-incomplete").mkdir()
-    (tmp_path / "3-incomplete" / "model.pt").write_bytes(b"")
-    past = time.time() - 100
-    for path in (old_lm / "model.pt", old_cnn / "checkpoints" / MODEL_FILE):
-        os.utime(path, (past, past))
-    assert newest_lm_dir(tmp_path) == study_model
-    assert newest_mnist_dir(tmp_path) == new_cnn
+    for path, age in ((old_lm, 300), (old_cnn, 300), (study_forward, 200), (new_cnn, 200)):
+        _age(path, age)
+    _age(study_forward.parent / "layers1-reverse", 200)
+    assert newest_lm_model(tmp_path) == study_forward
+    assert newest_mnist_model(tmp_path) == new_cnn
     # A reproduce run nests each part's run directory one level further down.
-    later = time.time() + 100
-    nested_lm = make_lm(tmp_path / "4-reproduce" / "lm-study" / "models" / "forward")
+    nested_lm = make_lm(tmp_path / "4-reproduce" / "lm-study", command="lm study")
     nested_cnn = make_cnn(tmp_path / "4-reproduce" / "mnist-cnn")
-    for path in (nested_lm / "model.pt", nested_cnn / "checkpoints" / MODEL_FILE):
-        os.utime(path, (later, later))
-    assert newest_lm_dir(tmp_path) == nested_lm
-    assert newest_mnist_dir(tmp_path) == nested_cnn
+    _age(nested_lm, 100)
+    _age(nested_cnn, 100)
+    assert newest_lm_model(tmp_path) == nested_lm
+    assert newest_mnist_model(tmp_path) == nested_cnn
     # A newer reverse model does not displace the newest forward one.
-    reverse = make_lm(tmp_path / "5-study" / "models" / "reverse", direction="reverse")
-    os.utime(reverse / "model.pt", (later + 100, later + 100))
-    assert newest_lm_dir(tmp_path) == nested_lm
+    _age(make_lm(tmp_path / "5-study", "reverse", command="lm study"), 0)
+    assert newest_lm_model(tmp_path) == nested_lm
+
+
+def test_the_direction_is_read_from_the_trial_record_without_loading_the_model(
+    tmp_path, monkeypatch
+):
+    forward = make_lm(tmp_path / "study", "forward", "reverse", command="lm study")
+    forward = forward.parent / "layers1-forward"
+    _age(forward, 100)
+    for trial in forward.parent.iterdir():
+        direction = trial.name.split("-")[1]
+        write_json(trial / "result.json", {"trial": {"layers": 1, "direction": direction}})
+
+    def no_loading(path):
+        raise AssertionError(f"loaded {path}")
+
+    monkeypatch.setattr("dlclassics.serve.models.load_checkpoint", no_loading)
+    assert newest_lm_model(tmp_path) == forward
+
+
+def test_newest_models_are_only_those_of_their_commands(tmp_path):
+    lm = make_lm(tmp_path / "1-lm")
+    cnn = make_cnn(tmp_path / "1-cnn")
+    _age(lm, 100)
+    _age(cnn, 100)
+    # Newer, but not what the demo can serve: an unfinished trial, another command's trial,
+    # an `mnist cnn` run without its chosen model yet, and a folder that is no run at all.
+    unfinished = make_run(tmp_path / "2-lm", "lm train") / "trials" / "layers1-forward"
+    unfinished.mkdir(parents=True)
+    (unfinished / "result.json").write_text("{}")
+    make_lm(tmp_path / "2-xor", command="xor train")
+    make_cnn(tmp_path / "2-fc").joinpath("config.json").write_text('{"command": "mnist fc"}')
+    (make_run(tmp_path / "2-cnn", "mnist cnn") / "trials" / "single_conv_b50").mkdir(parents=True)
+    make_lm(tmp_path / "2-broken").parent.parent.joinpath("config.json").write_text("{")
+    assert newest_lm_model(tmp_path) == lm
+    assert newest_mnist_model(tmp_path) == cnn
 
 
 def test_serve_help(cli):

@@ -10,7 +10,7 @@ from pathlib import Path
 from IPython.display import Image, Markdown, display
 
 from dlclassics.cli import cli
-from dlclassics.reproduce.parts import PARTS
+from dlclassics.reproduce.parts import PARTS, ReproduceConfig, command_line
 
 
 def quick() -> bool:
@@ -19,14 +19,15 @@ def quick() -> bool:
 
 
 def run(name: str, *extra: str) -> Path:
-    """Run one experiment of `dlclassics reproduce` (xor-sweep, mnist-cnn, lm-study, ...) into
-    runs/notebook-<name> and return that run directory."""
+    """Run one experiment of `dlclassics reproduce` (xor-sweep, mnist-cnn, lm-study, ...) with
+    its command line there, then `extra` options (which win), into runs/notebook-<name>, and
+    return that run directory. Run again, it keeps the trials it finished."""
     part = next((p for p in PARTS if p.name == name), None)
     if part is None:
         raise ValueError(f"unknown experiment {name!r}; choose from {[p.name for p in PARTS]}")
     out = Path("runs") / f"notebook-{name}"
-    args = [*part.args, "--out", str(out), "--quiet", *(part.quick if quick() else ()), *extra]
-    cli.main(args, standalone_mode=False)
+    args = command_line(part, out, ReproduceConfig(quick=quick()), corpus=None)
+    cli.main([*args, *extra], standalone_mode=False)
     return out
 
 

@@ -4,91 +4,55 @@ import sys
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
-from dlclassics.errors import InputError
-from dlclassics.options import run_options
-from dlclassics.reproduce.parts import PARTS, corpus_slice, run_part
-from dlclassics.reproduce.report import report_html, report_markdown
-from dlclassics.rundir import atomic_write_text, open_run
+from dlclassics.mnist.data import SOURCES
+from dlclassics.options import config_option, make_config, run_options
+from dlclassics.reproduce.parts import PARTS, ReproduceConfig, run_parts
+from dlclassics.reproduce.report import write_report
+from dlclassics.rundir import open_run
 
-QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
+IDX_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
+CORPUS = click.Path(path_type=Path, exists=True, dir_okay=False)
+
+
+def _part_names(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    known = [p.name for p in PARTS]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown part(s) {unknown}; choose from {known}")
+    return names
+
+
+def _absolute(path: Path | None) -> str | None:
+    return str(path.resolve()) if path is not None else None
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Tiny settings: the whole pipeline in about a minute.")
-@click.option(
-    "--mnist-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Folder of the four MNIST-format IDX files (default: download).",
+@config_option(
+    ReproduceConfig, "quick", is_flag=True, help="Tiny settings: all of it in about a minute."
 )
-@click.option(
-    "--dataset",
-    type=click.Choice(["mnist", "fashion-mnist"]),
-    default="mnist",
-    show_default=True,
-)
-@click.option(
-    "--corpus",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Sentence corpus for the language model (default: download).",
-)
-@click.option(
-    "--only",
-    default=",".join(p.name for p in PARTS),
-    show_default=True,
-    help="Comma-separated parts to run.",
+@config_option(ReproduceConfig, "mnist_dir", type=IDX_DIR, help="Folder of the four IDX files.")
+@config_option(ReproduceConfig, "dataset", type=click.Choice(list(SOURCES)), help="Image set.")
+@config_option(ReproduceConfig, "corpus", type=CORPUS, help="Sentences for the language model.")
+@config_option(
+    ReproduceConfig, "parts", "--only", callback=_part_names, help="Comma-separated parts."
 )
 @run_options
 def reproduce(
-    quick: bool,
-    mnist_dir: Path | None,
-    dataset: str,
-    corpus: Path | None,
-    only: str,
-    out: Path | None,
-    seed: int,
-    quiet: bool,
+    out: Path | None, quiet: bool, mnist_dir: Path | None, corpus: Path | None, **params
 ) -> None:
     """Every experiment at the original protocols, and report.html / report.md over all of them.
 
-    A part that fails is reported with its error and the others still run; the exit code is 1
-    if any part failed.
+    The data is downloaded unless --mnist-dir / --corpus give it. A part that fails is reported
+    with its error and the others still run; the exit code is 1 if any part failed.
     """
-    names = [n.strip() for n in only.split(",") if n.strip()]
-    unknown = sorted(set(names) - {p.name for p in PARTS})
-    if unknown or not names:
-        raise InputError(f"unknown part(s) {unknown}; choose from {[p.name for p in PARTS]}")
-    for path, what in ((mnist_dir, "--mnist-dir"), (corpus, "--corpus")):
-        if path is not None and not path.exists():
-            raise InputError(f"{what} {path} does not exist")
-    data = {"dataset": dataset}
-    if mnist_dir:
-        data["mnist_dir"] = str(mnist_dir.resolve())
-    if corpus:
-        data["corpus"] = str(corpus.resolve())
-    parts = [p for p in PARTS if p.name in names]
-    config = {"quick": quick, "parts": names, "seed": seed, **data}
-    title = "dlclassics: the classic experiments reproduced" + (" (quick)" if quick else "")
+    config = make_config(
+        ReproduceConfig, params, mnist_dir=_absolute(mnist_dir), corpus=_absolute(corpus)
+    )
     with open_run(out, "reproduce", config) as run:
-        if quick and corpus:
-            data["corpus"] = str(corpus_slice(corpus, run.path / "corpus-slice.txt", QUICK_LINES))
-        outcomes = []
-        for part in tqdm(parts, desc="reproduce", unit="part", disable=quiet):
-            outcome = run_part(part, run.path, seed, quick, data)
-            outcomes.append(outcome)
-            status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
-            tqdm.write(f"{part.name}: {status} ({outcome.seconds:.1f} s)")
-        md = report_markdown(outcomes, run.path, title)
-        atomic_write_text(run.path / "report.html", report_html(md, run.path, title))
-        atomic_write_text(run.path / "report.md", md)
-        results = {
-            "parts": [
-                {"name": o.part.name, "ok": o.ok, "error": o.error, "seconds": o.seconds}
-                for o in outcomes
-            ]
-        }
-        run.save_results(results, md)
+        outcomes = run_parts(config, run.path, quiet)
+        write_report(run, outcomes, config.quick)
     click.echo(f"wrote {run.path / 'report.html'}")
     if not all(o.ok for o in outcomes):
         sys.exit(1)

@@ -10,6 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
+QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
+
 
 @dataclass(frozen=True)
 class Part:
@@ -50,6 +54,18 @@ PARTS: tuple[Part, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """Every setting of `dlclassics reproduce`; the data paths are absolute (or None: download)."""
+
+    quick: bool = False
+    parts: tuple[str, ...] = tuple(p.name for p in PARTS)
+    dataset: str = "mnist"
+    mnist_dir: str | None = None
+    corpus: str | None = None
+    seed: int = 0
+
+
 @dataclass
 class Outcome:
     part: Part
@@ -63,16 +79,16 @@ class Outcome:
         return not self.error
 
 
-def command_line(part: Part, out: Path, seed: int, quick: bool, data: dict[str, str]) -> list[str]:
-    args = [*part.args, "--out", str(out), "--seed", str(seed), "--quiet"]
-    if quick:
+def command_line(part: Part, out: Path, config: ReproduceConfig, corpus: str | None) -> list[str]:
+    args = [*part.args, "--out", str(out), "--seed", str(config.seed), "--quiet"]
+    if config.quick:
         args += part.quick
     if part.data == "mnist":
-        if data.get("mnist_dir"):
-            args += ["--data-dir", data["mnist_dir"]]
-        args += ["--dataset", data.get("dataset", "mnist")]
-    if part.data == "corpus" and data.get("corpus"):
-        args += ["--corpus", data["corpus"]]
+        if config.mnist_dir:
+            args += ["--data-dir", config.mnist_dir]
+        args += ["--dataset", config.dataset]
+    if part.data == "corpus" and corpus:
+        args += ["--corpus", corpus]
     return args
 
 
@@ -84,10 +100,10 @@ def corpus_slice(corpus: Path, out: Path, lines: int) -> Path:
     return out
 
 
-def run_part(part: Part, root: Path, seed: int, quick: bool, data: dict[str, str]) -> Outcome:
+def run_part(part: Part, root: Path, config: ReproduceConfig, corpus: str | None) -> Outcome:
     """Run one part, its output logged to `<part>.log`; a failure is recorded, not raised."""
     out = root / part.name
-    args = command_line(part, out, seed, quick, data)
+    args = command_line(part, out, config, corpus)
     start = time.perf_counter()
     with (root / f"{part.name}.log").open("w", encoding="utf-8") as log:
         proc = subprocess.run(
@@ -104,3 +120,18 @@ def run_part(part: Part, root: Path, seed: int, quick: bool, data: dict[str, str
         # The part's own one-line message, without its "error: ", which the report's FAILED replaces
         error = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
     return Outcome(part, out, seconds, error, ["dlclassics", *args])
+
+
+def run_parts(config: ReproduceConfig, root: Path, quiet: bool = False) -> list[Outcome]:
+    """Run the config's parts, in PARTS order, into `root/<part>/`."""
+    corpus = config.corpus
+    if config.quick and corpus:
+        corpus = str(corpus_slice(Path(corpus), root / "corpus-slice.txt", QUICK_LINES))
+    parts = [p for p in PARTS if p.name in config.parts]
+    outcomes = []
+    for part in tqdm(parts, desc="reproduce", unit="part", disable=quiet):
+        outcome = run_part(part, root, config, corpus)
+        outcomes.append(outcome)
+        status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
+        tqdm.write(f"{part.name}: {status} ({outcome.seconds:.1f} s)")
+    return outcomes

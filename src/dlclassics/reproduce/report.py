@@ -4,11 +4,15 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import markdown
 
-from dlclassics.report import markdown_table
+from dlclassics.report import table
 from dlclassics.reproduce.parts import Outcome
+from dlclassics.rundir import RunDir, atomic_write_text
+
+TITLE = "dlclassics: the classic experiments reproduced"
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }
@@ -41,12 +45,27 @@ def _section(outcome: Outcome, root: Path) -> str:
     return md
 
 
+def _status(outcome: Outcome) -> str:
+    return "ok" if outcome.ok else f"FAILED: {outcome.error}"
+
+
+def results(outcomes: list[Outcome]) -> dict[str, Any]:
+    """results.json: each part's name, whether it succeeded, its error and its time."""
+    return {
+        "parts": [
+            {"name": o.part.name, "ok": o.ok, "error": o.error, "seconds": o.seconds}
+            for o in outcomes
+        ]
+    }
+
+
 def report_markdown(outcomes: list[Outcome], root: Path, title: str) -> str:
     rows = [
-        [o.part.title, "ok" if o.ok else f"FAILED: {o.error}", f"{o.seconds:.1f}"] for o in outcomes
+        {"part": o.part.title, "status": _status(o), "seconds": f"{o.seconds:.1f}"}
+        for o in outcomes
     ]
     total = sum(o.seconds for o in outcomes)
-    md = f"# {title}\n\n" + markdown_table(["part", "status", "seconds"], rows)
+    md = f"# {title}\n\n" + table(rows, {"part": "part", "status": "status", "seconds": "seconds"})
     md += f"\nTotal: {total:.1f} s.\n\n"
     return md + "".join(_section(o, root) for o in outcomes)
 
@@ -66,3 +85,12 @@ def report_html(md: str, root: Path, title: str) -> str:
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{STYLE}</style></head><body>\n{_embed_images(body, root)}\n</body></html>\n"
     )
+
+
+def write_report(run: RunDir, outcomes: list[Outcome], quick: bool) -> None:
+    """report.md, report.html and results.json."""
+    title = TITLE + (" (quick)" if quick else "")
+    md = report_markdown(outcomes, run.path, title)
+    atomic_write_text(run.path / "report.html", report_html(md, run.path, title))
+    atomic_write_text(run.path / "report.md", md)
+    run.save_results(results(outcomes), md)

@@ -1,4 +1,4 @@
-"""The demo's web app: one static page and a JSON endpoint per action.
+"""The demo's web app: one static page, and a router of JSON endpoints per tab (lm, mnist, xor).
 
 Every error answers {"detail": "<one line>"}, which the page shows next to the form that caused it.
 """
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from dlclassics.lm.corpus import words
 from dlclassics.lm.generate import generate, next_words, sentence_probability
 from dlclassics.mnist.data import normalize
-from dlclassics.serve.models import Loaded, load_lm, load_mnist
+from dlclassics.serve.models import LanguageModelSlot, Loaded, load_lm, load_mnist
 from dlclassics.xor.model import XorNet
 from dlclassics.xor.solutions import HAND_WEIGHTS
 
@@ -52,13 +52,6 @@ def _one_line(e: RequestValidationError) -> str:
     return f"{field}: {first['msg']}" if field else first["msg"]
 
 
-def _seed_words(text: str) -> list[str]:
-    given = words(text)
-    if not given:
-        raise HTTPException(400, "type at least one word")
-    return given
-
-
 def _require(slot: Loaded) -> None:
     if slot.model is None:
         raise HTTPException(503, slot.message)
@@ -72,44 +65,60 @@ def _status(slot: Loaded) -> dict:
     }
 
 
-def create_app(lm_dir: Path | None, mnist_dir: Path | None) -> FastAPI:
-    """The demo for the language model in `lm_dir` and the classifier in `mnist_dir`.
+def create_app(lm_path: Path | None, mnist_path: Path | None) -> FastAPI:
+    """The demo for the language model at `lm_path` and the classifier at `mnist_path`.
 
     Either may be None or hold no loadable model: its tab then shows why.
     """
-    lm = load_lm(lm_dir)
-    mnist = load_mnist(mnist_dir)
+    lm, mnist = load_lm(lm_path), load_mnist(mnist_path)
     app = FastAPI(title="dlclassics demo")
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(page_router(lm, mnist))
+    app.include_router(lm_router(lm))
+    app.include_router(mnist_router(mnist))
+    app.include_router(xor_router())
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _one_line(e)}, status_code=422)
 
-    @app.get("/", include_in_schema=False)
+async def _validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": _one_line(e)}, status_code=422)
+
+
+def page_router(lm: LanguageModelSlot, mnist: Loaded) -> APIRouter:
+    """The page, and what each tab has to work with."""
+    router = APIRouter()
+
+    @router.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.get("/api/status")
+    @router.get("/api/status")
     def status() -> dict:
         lm_status = _status(lm)
         if lm.model is not None:
             lm_status["direction"] = lm.model.config.direction
         return {"lm": lm_status, "mnist": _status(mnist), "xor": _xor_networks()}
 
-    @app.post("/api/lm/next")
-    def lm_next(request: NextRequest) -> dict:
-        _require(lm)
-        given = _seed_words(request.text)
+    return router
+
+
+def lm_router(lm: LanguageModelSlot) -> APIRouter:
+    """Next words, generation and sentence probability from the language model."""
+    router = APIRouter(prefix="/api/lm")
+
+    @router.post("/next")
+    def next_(request: NextRequest) -> dict:
+        given = _lm_words(lm, request.text)
         found = next_words(lm.model, lm.vocab, given, request.k)
         return {
             "words": [{"word": w, "probability": p} for w, p in found],
             "unknown": lm.vocab.unknown(given),
         }
 
-    @app.post("/api/lm/generate")
-    def lm_generate(request: GenerateRequest) -> dict:
-        _require(lm)
-        given = _seed_words(request.text)
+    @router.post("/generate")
+    def generate_(request: GenerateRequest) -> dict:
+        given = _lm_words(lm, request.text)
         if len(given) > request.length:
             raise HTTPException(400, f"the seed has {len(given)} words, more than length")
         generator = None if request.seed is None else torch.Generator().manual_seed(request.seed)
@@ -118,10 +127,9 @@ def create_app(lm_dir: Path | None, mnist_dir: Path | None) -> FastAPI:
         )
         return {"sentence": " ".join(sentence), "unknown": lm.vocab.unknown(given)}
 
-    @app.post("/api/lm/prob")
-    def lm_prob(request: Text) -> dict:
-        _require(lm)
-        p = sentence_probability(lm.model, lm.vocab, _seed_words(request.text))
+    @router.post("/prob")
+    def prob(request: Text) -> dict:
+        p = sentence_probability(lm.model, lm.vocab, _lm_words(lm, request.text))
         return {
             "sentence": p.sentence,
             "log_probability": p.log_probability,
@@ -131,8 +139,15 @@ def create_app(lm_dir: Path | None, mnist_dir: Path | None) -> FastAPI:
             "unknown": p.unknown,
         }
 
-    @app.post("/api/mnist/predict")
-    def mnist_predict(request: DigitRequest) -> dict:
+    return router
+
+
+def mnist_router(mnist: Loaded) -> APIRouter:
+    """The draw-a-digit canvas's prediction."""
+    router = APIRouter(prefix="/api/mnist")
+
+    @router.post("/predict")
+    def predict(request: DigitRequest) -> dict:
         _require(mnist)
         ink = torch.tensor(request.pixels).reshape(1, SIDE, SIDE)
         # A few faint anti-aliased pixels are not a drawing.
@@ -142,26 +157,23 @@ def create_app(lm_dir: Path | None, mnist_dir: Path | None) -> FastAPI:
         image = normalize(ink.mul(255).round().to(torch.uint8))
         with torch.no_grad():
             probs = torch.softmax(mnist.model(image).float(), dim=1)[0]
-        classes = mnist.model.config.get("classes") or [str(d) for d in range(10)]
-        return {"classes": classes, "probabilities": probs.tolist()}
+        return {"classes": list(mnist.model.classes), "probabilities": probs.tolist()}
 
-    @app.get("/api/xor/surface")
-    def xor_surface(
+    return router
+
+
+def xor_router() -> APIRouter:
+    """The hand-set XOR networks' decision surfaces."""
+    router = APIRouter(prefix="/api/xor")
+
+    @router.get("/surface")
+    def surface(
         k: Annotated[int, Query(ge=1)],
         bypass: bool,
         temperature: Annotated[float, Query(gt=0, le=10)] = 0.001,
         size: Annotated[int, Query(ge=2, le=201)] = 41,
     ) -> dict:
-        weights = next((w for w in HAND_WEIGHTS if (w["k"], w["bypass"]) == (k, bypass)), None)
-        if weights is None:
-            raise HTTPException(400, f"no hand-set network with k={k}, bypass={bypass}")
-        net = XorNet(k, bypass, temperature)
-        net.set_weights(
-            weights["hidden_weight"],
-            weights["hidden_bias"],
-            weights["out_weight"],
-            weights["out_bias"],
-        )
+        net = _hand_set_network(k, bypass, temperature)
         axis = torch.linspace(0, 1, size)
         x2, x1 = torch.meshgrid(axis, axis, indexing="ij")
         with torch.no_grad():
@@ -169,8 +181,30 @@ def create_app(lm_dir: Path | None, mnist_dir: Path | None) -> FastAPI:
         # grid[i][j] is the output at x1 = axis[j], x2 = axis[i].
         return {"axis": axis.tolist(), "grid": out.tolist()}
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
+    return router
+
+
+def _lm_words(lm: LanguageModelSlot, text: str) -> list[str]:
+    """The typed words, once the language model is known to be there."""
+    _require(lm)
+    given = words(text)
+    if not given:
+        raise HTTPException(400, "type at least one word")
+    return given
+
+
+def _hand_set_network(k: int, bypass: bool, temperature: float) -> XorNet:
+    weights = next((w for w in HAND_WEIGHTS if (w["k"], w["bypass"]) == (k, bypass)), None)
+    if weights is None:
+        raise HTTPException(400, f"no hand-set network with k={k}, bypass={bypass}")
+    net = XorNet(k, bypass, temperature)
+    net.set_weights(
+        weights["hidden_weight"],
+        weights["hidden_bias"],
+        weights["out_weight"],
+        weights["out_bias"],
+    )
+    return net
 
 
 def _xor_networks() -> list[dict]:

@@ -1,55 +1,83 @@
 """Finding the demo's models (by default the newest trained ones under runs/) and loading them.
 
-The search goes down any depth, so that the models of a `dlclassics reproduce` run (its
-`lm-study/models/*` and `mnist-cnn/`) are found as well as those of a single command.
+A run directory says which command made it in its config.json, and keeps each trained model in
+`trials/<name>/checkpoint.pt`; `mnist cnn` also keeps the model it chose as `checkpoint.pt` at
+the top. The search goes down any depth, so that the models of a `dlclassics reproduce` run (its
+`lm-study/` and `mnist-cnn/` run directories) are found as well as those of a single command.
 
 A model that cannot be found or loaded is not an error here: the demo serves the other tabs and
 shows the reason in that model's tab.
 """
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlclassics.checkpoint import CHECKPOINT, load_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import Vocabulary
-from dlclassics.lm.model import MODEL_FILES, load_config
 from dlclassics.lm.model import load_model as load_lm_model
-from dlclassics.mnist.models import MODEL_FILE
 from dlclassics.mnist.models import load_model as load_mnist_model
+from dlclassics.study import RESULT_FILE, TRIALS
 
+LM_COMMANDS = ("lm train", "lm study")
+MNIST_COMMAND = "mnist cnn"
 NO_LM = "no language model found: train one with `dlclassics lm train`"
 NO_MNIST = "no digit classifier found: train one with `dlclassics mnist cnn`"
+
+
+def _runs_of(runs: Path, commands: tuple[str, ...]) -> Iterator[Path]:
+    """The run directories anywhere under `runs` that one of `commands` made."""
+    for config in runs.glob("**/config.json"):
+        try:
+            command = json.loads(config.read_text(encoding="utf-8")).get("command")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if command in commands:
+            yield config.parent
 
 
 def _newest(files: list[Path]) -> Path | None:
     return max(files, key=lambda f: f.stat().st_mtime, default=None)
 
 
-def _reads_forward(model_dir: Path) -> bool:
+def _direction(trial: Path) -> str | None:
+    """The trial's reading direction: from its result.json's trial record, which is small, else
+    from the checkpoint's model arguments."""
     try:
-        return load_config(model_dir).direction == "forward"
-    except (OSError, ValueError, TypeError):
-        return False
+        record = json.loads((trial / RESULT_FILE).read_text(encoding="utf-8"))
+        return record["trial"]["direction"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        return load_checkpoint(trial / CHECKPOINT)["model_args"]["direction"]
+    except (InputError, KeyError, TypeError):
+        return None
 
 
-def newest_lm_dir(runs: Path) -> Path | None:
-    """The newest `lm train` run, or model of an `lm study`, anywhere under `runs`.
+def newest_lm_model(runs: Path) -> Path | None:
+    """The trial folder of the newest language model of an `lm train` or `lm study` run.
 
     Forward models come first: a reverse one predicts the word before the typed text, which is
     not what the demo's next-word box suggests (a reverse model can still be passed by name).
     """
-    weights = runs.glob("**/model.pt")
-    complete = [w for w in weights if all((w.parent / n).is_file() for n in MODEL_FILES)]
-    forward = [w for w in complete if _reads_forward(w.parent)]
-    newest = _newest(forward or complete)
+    checkpoints = [
+        checkpoint
+        for run in _runs_of(runs, LM_COMMANDS)
+        for checkpoint in (run / TRIALS).glob(f"*/{CHECKPOINT}")
+    ]
+    forward = [c for c in checkpoints if _direction(c.parent) == "forward"]
+    newest = _newest(forward or checkpoints)
     return newest.parent if newest else None
 
 
-def newest_mnist_dir(runs: Path) -> Path | None:
-    """The newest `mnist cnn` run anywhere under `runs` (its best model is checkpoints/best.pt)."""
-    newest = _newest(list(runs.glob(f"**/checkpoints/{MODEL_FILE}")))
-    return newest.parent.parent if newest else None
+def newest_mnist_model(runs: Path) -> Path | None:
+    """The newest `mnist cnn` run directory holding its chosen model, anywhere under `runs`."""
+    checkpoints = [run / CHECKPOINT for run in _runs_of(runs, (MNIST_COMMAND,))]
+    newest = _newest([c for c in checkpoints if c.is_file()])
+    return newest.parent if newest else None
 
 
 @dataclass
@@ -66,21 +94,23 @@ class LanguageModelSlot(Loaded):
     vocab: Vocabulary | None = None
 
 
-def load_lm(directory: Path | None) -> LanguageModelSlot:
-    if directory is None:
+def load_lm(path: Path | None) -> LanguageModelSlot:
+    """The language model at `path`: a checkpoint, a trial folder or an `lm train` run."""
+    if path is None:
         return LanguageModelSlot(message=NO_LM)
     try:
-        model, vocab = load_lm_model(directory, "cpu")
+        model, vocab = load_lm_model(path, "cpu")
     except InputError as e:
-        return LanguageModelSlot(source=directory, message=f"{NO_LM} ({e})")
-    return LanguageModelSlot(model=model, source=directory, vocab=vocab)
+        return LanguageModelSlot(source=path, message=f"{NO_LM} ({e})")
+    return LanguageModelSlot(model=model, source=path, vocab=vocab)
 
 
-def load_mnist(directory: Path | None) -> Loaded:
-    if directory is None:
+def load_mnist(path: Path | None) -> Loaded:
+    """The classifier at `path`: a checkpoint, or an `mnist cnn` run holding its chosen one."""
+    if path is None:
         return Loaded(message=NO_MNIST)
     try:
-        model = load_mnist_model(directory, "cpu")
+        model = load_mnist_model(path, "cpu")
     except InputError as e:
-        return Loaded(source=directory, message=f"{NO_MNIST} ({e})")
-    return Loaded(model=model, source=directory)
+        return Loaded(source=path, message=f"{NO_MNIST} ({e})")
+    return Loaded(model=model, source=path)
