@@ -50,7 +50,7 @@ def test_hand_weights_need_a_low_temperature():
     ],
 )
 def test_set_weights_checks_shapes(k, bypass, kwargs):
-    net = XorNet(k, bypass)
+    net = XorNet(k, bypass, temperature=0.001)
     args = {
         "hidden_weight": [[0.0, 0.0]] * k,
         "hidden_bias": [0.0] * k,
@@ -63,7 +63,7 @@ def test_set_weights_checks_shapes(k, bypass, kwargs):
 
 def test_bad_network_arguments():
     with pytest.raises(InputError):
-        XorNet(0, False)
+        XorNet(0, False, temperature=0.001)
     with pytest.raises(InputError):
         XorNet(2, False, temperature=0)
 

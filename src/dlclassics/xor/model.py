@@ -23,7 +23,7 @@ def btu(x: torch.Tensor, temperature: float) -> torch.Tensor:
 class XorNet(nn.Module):
     """With bypass, the output layer sees [x1, x2, h1..hk]: inputs first, then hidden units."""
 
-    def __init__(self, k: int, bypass: bool, temperature: float = 0.001) -> None:
+    def __init__(self, k: int, bypass: bool, temperature: float) -> None:
         super().__init__()
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
