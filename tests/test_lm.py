@@ -9,8 +9,9 @@ from dlclassics.errors import InputError
 from dlclassics.lm.batches import bucket_batches, collate, encode
 from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary, read_sentences, split, words
 from dlclassics.lm.evaluate import perplexity
+from dlclassics.lm.experiment import LmTrial, TrainConfig, load_data, run_trial
 from dlclassics.lm.generate import generate, next_words, sentence_probability
-from dlclassics.lm.model import LanguageModel, ModelConfig
+from dlclassics.lm.model import LanguageModel, ModelConfig, load_model, save_model
 
 
 def test_tokenisation_follows_keras_text_to_word_sequence():
@@ -143,3 +144,55 @@ def test_max_length_drops_longer_sentences(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text("one two\none two three four\n")
     assert read_sentences(path, max_length=3) == [["one", "two"]]
+
+
+def test_a_saved_model_loads_from_its_file_or_folder_with_its_vocabulary(tmp_path, vocab):
+    model = tiny_model(len(vocab), "reverse")
+    path = save_model(tmp_path / "trial" / "checkpoint.pt", model, vocab, {"lr": 0.1})
+    for where in (path, path.parent):
+        loaded, loaded_vocab = load_model(where)
+        assert loaded.config == model.config and not loaded.training
+        assert loaded_vocab.words == vocab.words
+        for name, weights in model.state_dict().items():
+            assert torch.equal(loaded.state_dict()[name], weights)
+
+
+def test_loading_refuses_what_is_not_a_safe_language_model_checkpoint(tmp_path, vocab):
+    pickled = tmp_path / "pickled.pt"
+    # An arbitrary object needs the unpickler to run code: weights_only refuses it.
+    torch.save(
+        {"model": {}, "model_args": {}, "config": {}, "version": "0", "x": Vocabulary}, pickled
+    )
+    with pytest.raises(InputError, match="cannot load a checkpoint"):
+        load_model(pickled)
+    other = tmp_path / "other.pt"
+    torch.save({"model": {}, "model_args": {"arch": "mlp"}, "config": {}, "version": "0"}, other)
+    with pytest.raises(InputError, match="not a language model"):
+        load_model(other)
+    with pytest.raises(InputError, match="no model"):
+        load_model(tmp_path / "empty")
+
+
+PATTERNS = [
+    "the cat sat on the mat",
+    "a dog ran in the park",
+    "my bird sang a song today",
+    "your fish swam round and round",
+]
+
+
+@pytest.mark.slow
+def test_the_model_learns_a_small_learnable_corpus(tmp_path):
+    # Four fixed sentences: once the first word is drawn the rest is certain, so a model that
+    # learns ends near 4 ** (1 / 7) ~ 1.2, far below the 24 tokens of its vocabulary.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(PATTERNS * 50) + "\n")
+    config = TrainConfig(
+        corpus=str(corpus), embedding_size=16, hidden_size=32, epochs=6, batch_size=16, lr=0.01
+    )
+    result = run_trial(config, LmTrial(1, "forward"), tmp_path / "trial", quiet=True)
+    assert len(load_data(config).vocab) == 24
+    assert result.perplexity["test"] < 1.5
+    assert result.perplexity["train"] < 1.5
+    model, vocab = load_model(tmp_path / "trial")
+    assert generate(model, vocab, ["my"], 10, 0.0) == PATTERNS[2].split()

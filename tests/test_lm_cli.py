@@ -1,4 +1,5 @@
-"""`dlclassics lm ...` end to end, in subprocesses, on corpora the tests write."""
+"""`dlclassics lm ...` end to end, on corpora the tests write: in process, but in a subprocess
+where the process is the point (Ctrl-C, standard input)."""
 
 import os
 import random
@@ -7,10 +8,21 @@ import subprocess
 import sys
 
 import pytest
-from conftest import read_json, run_cli
+import torch
+from conftest import invoke_cli, read_json, without_timings
+
+from dlclassics.lm.batches import encode
+from dlclassics.lm.evaluate import perplexity
+from dlclassics.lm.experiment import STUDY_TRIALS, StudyConfig, TrainConfig, load_data
+from dlclassics.lm.generate import generate
+from dlclassics.lm.model import load_model
+from dlclassics.options import make_config
+from dlclassics.rundir import read_config
 
 TINY = ["--embedding-size", "8", "--hidden-size", "16", "--batch-size", "16", "--no-bf16"]
 WORDS = ["love", "i", "you", "cake", "tea", "the", "a", "dog", "cat", "runs", "eats", "big"]
+SPLITS = ("train", "val", "test")
+MAIN = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
 
 
 def write_corpus(path, n=300, seed=0, words=WORDS):
@@ -25,18 +37,6 @@ def corpus(tmp_path):
     return write_corpus(tmp_path / "corpus.txt")
 
 
-def without_timings(obj):
-    if isinstance(obj, dict):
-        return {
-            k: without_timings(v)
-            for k, v in obj.items()
-            if "seconds" not in k and "per_second" not in k
-        }
-    if isinstance(obj, list):
-        return [without_timings(v) for v in obj]
-    return obj
-
-
 def assert_one_line_error(result, out):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ")
@@ -44,46 +44,88 @@ def assert_one_line_error(result, out):
     assert not out.exists()
 
 
+def measured(trial_dir, config):
+    """The perplexity of the model saved in `trial_dir`, measured again on every split."""
+    model, vocab = load_model(trial_dir)
+    sentences = load_data(config).sentences
+    rows = {
+        name: encode(getattr(sentences, name), vocab, model.config.direction) for name in SPLITS
+    }
+    return {name: perplexity(model, rows[name], torch.device("cpu")) for name in SPLITS}
+
+
+def interrupt(args, once: bytes):
+    """Run `dlclassics ARGS` in a process and press Ctrl-C once its stderr shows `once`."""
+    proc = subprocess.Popen(
+        [*MAIN, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
+    seen = b""
+    while once not in seen:
+        chunk = proc.stderr.read1(4096)
+        assert chunk, f"the run ended before {once!r} showed: {seen.decode()}"
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    return proc.returncode, (seen + stderr).decode()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lm")
     corpus = write_corpus(tmp / "corpus.txt")
     out = tmp / "run"
-    result = run_cli(
-        "lm", "train", "--corpus", str(corpus), *TINY, "--epochs", "2", "--out", str(out)
-    )
+    args = ["--corpus", str(corpus), *TINY, "--epochs", "2", "--out", str(out), "--quiet"]
+    result = invoke_cli("lm", "train", *args)
     assert result.returncode == 0, result.stderr
     return out
 
 
-def test_train_writes_a_loadable_run(trained, cli):
+def test_train_saves_the_model_it_measured(trained):
     results = read_json(trained / "results.json")
-    assert set(results["perplexity"]) == {"train", "val", "test"}
-    assert results["train_tokens_per_second"] > 0
+    config = make_config(TrainConfig, read_config(trained, "lm train"))
+    assert (config.direction, config.layers, config.device) == ("forward", 1, "cpu")
+    trial = trained / "trials" / "layers1-forward"
+    assert (trial / "checkpoint.pt").is_file() and list((trial / "tensorboard").iterdir())
+    assert read_json(trial / "result.json")["result"]["perplexity"] == results["perplexity"]
+    assert results["perplexity"] == measured(trial, config)
+    assert results["vocab_size"] == 4 + len(WORDS)
     assert results["sentences"] == {"train": 240, "val": 30, "test": 30}
-    assert read_json(trained / "config.json")["direction"] == "forward"
-    for name in ("model.pt", "vocab.json", "model.json"):
-        assert (trained / name).is_file()
-    assert list((trained / "tensorboard").iterdir())
+    # Two epochs over the training sentences, each predicting its words and <EOS>.
+    train = load_data(config).sentences.train
+    assert results["train_tokens"] == 2 * sum(len(s) + 1 for s in train)
+    assert results["steps"] == 2 * 15 and results["epochs_completed"] == 2
+    speed = results["train_tokens"] / results["train_seconds"]
+    assert results["train_tokens_per_second"] == pytest.approx(speed)
 
 
-def test_same_seed_same_results(trained, cli, tmp_path):
+def test_same_seed_same_results_and_a_rerun_keeps_the_trained_model(trained, cli, tmp_path):
+    args = ["lm", "train", "--corpus", str(trained.parent / "corpus.txt"), *TINY, "--epochs", "2"]
     out = tmp_path / "again"
-    cli(
-        "lm",
-        "train",
-        "--corpus",
-        str(trained.parent / "corpus.txt"),
-        *TINY,
-        "--epochs",
-        "2",
-        "--out",
-        str(out),
-        "--quiet",
-    )
+    assert cli(*args, "--out", str(out), "--quiet").returncode == 0
     assert without_timings(read_json(out / "results.json")) == without_timings(
         read_json(trained / "results.json")
     )
+    trial = out / "trials" / "layers1-forward"
+    saved = {f: (trial / f).stat().st_mtime_ns for f in ("result.json", "checkpoint.pt")}
+    results = read_json(out / "results.json")
+    rerun = cli(*args, "--out", str(out), "--quiet")
+    assert rerun.returncode == 0, rerun.stderr
+    assert {f: (trial / f).stat().st_mtime_ns for f in saved} == saved
+    assert read_json(out / "results.json") == results
+
+
+def test_model_is_a_checkpoint_a_trial_folder_or_a_train_run(trained, cli):
+    trial = trained / "trials" / "layers1-forward"
+    answers = [
+        cli("lm", "prob", "--model", str(where), "love i cake")
+        for where in (trained, trial, trial / "checkpoint.pt")
+    ]
+    assert answers[0].returncode == 0, answers[0].stderr
+    assert answers[0].stdout.startswith("love i cake: p = ")
+    assert answers[0].stdout == answers[1].stdout == answers[2].stdout
 
 
 def test_generate_greedy_is_deterministic_and_negative_temperature_exits_2(trained, cli):
@@ -92,7 +134,8 @@ def test_generate_greedy_is_deterministic_and_negative_temperature_exits_2(train
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
     assert lines[0] == lines[1] == second.stdout.strip()
-    assert lines[0].startswith("love i")
+    model, vocab = load_model(trained)
+    assert lines[0] == " ".join(generate(model, vocab, ["love", "i"], 7, 0.0))
     bad = cli("lm", "generate", "--model", str(trained), "--temperature", "-1")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
@@ -105,26 +148,19 @@ def test_prob_shows_both_probabilities_and_names_unknown_words(trained, cli):
     assert "unknown" not in second
 
 
-def test_next_answers_each_line_until_end_of_input(trained):
+def test_next_answers_each_line_until_end_of_input(trained, cli):
     command = ["lm", "next", "--model", str(trained), "--top-k", "3"]
-    result = subprocess.run(
-        [sys.executable, "-c", "from dlclassics.cli import main; main()", *command],
-        input="love\ni love\n",
-        capture_output=True,
-        text=True,
-    )
+    result = cli(*command, input="love\ni love\n")
     assert result.returncode == 0, result.stderr
     answers = result.stdout.splitlines()
-    assert len(answers) == 2 and all(len(a.split(", ")) == 3 for a in answers)
+    assert answers == [cli(*command, "love").stdout.strip(), cli(*command, "i love").stdout.strip()]
+    assert all(len(a.split(", ")) == 3 for a in answers)
 
 
+# In a process: what matters is how the real standard input decodes bytes.
 def test_next_refuses_input_that_is_not_utf8(trained):
     command = ["lm", "next", "--model", str(trained)]
-    result = subprocess.run(
-        [sys.executable, "-c", "from dlclassics.cli import main; main()", *command],
-        input=b"caf\xe9 love\n",
-        capture_output=True,
-    )
+    result = subprocess.run([*MAIN, *command], input=b"caf\xe9 love\n", capture_output=True)
     assert result.returncode == 2
     assert result.stderr.decode() == "error: standard input is not UTF-8 text\n"
 
@@ -139,11 +175,11 @@ def test_a_tiny_temperature_samples_the_greedy_sentence(cli, trained):
 
 
 @pytest.mark.parametrize("command", ["generate", "prob", "next"])
-def test_a_directory_that_is_not_an_lm_run_is_one_line_exit_2(cli, tmp_path, command):
+def test_a_directory_without_a_model_is_one_line_exit_2(cli, tmp_path, command):
     words = [] if command == "generate" else ["some words"]
     result = cli("lm", command, "--model", str(tmp_path), *words)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: ") and "not an lm run directory" in result.stderr
+    assert result.stderr == f"error: no model in {tmp_path}: it holds no checkpoint.pt\n"
 
 
 @pytest.mark.parametrize(
@@ -158,6 +194,12 @@ def test_bad_corpora_are_one_line_exit_2_and_no_run_directory(cli, tmp_path, con
     assert_one_line_error(cli("lm", "train", "--corpus", str(path), "--out", str(out)), out)
 
 
+def test_resume_needs_a_run_of_the_same_command(cli, trained, tmp_path):
+    result = cli("lm", "study", "--resume", str(trained))
+    assert result.returncode == 2
+    assert result.stderr == f"error: {trained} is not a 'lm study' run directory\n"
+
+
 def test_offline_default_corpus_says_how_to_pass_a_file(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("DLCLASSICS_LM_CORPUS_URL", "http://127.0.0.1:9/wikisimple.txt")
@@ -170,15 +212,16 @@ def test_offline_default_corpus_says_how_to_pass_a_file(cli, tmp_path, monkeypat
 def test_the_default_corpus_is_read_from_the_cache(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("DLCLASSICS_LM_CORPUS_URL", "http://127.0.0.1:9/wikisimple.txt")
-    write_corpus(
-        (tmp_path / "data" / "lm").mkdir(parents=True) or tmp_path / "data/lm/wikisimple.txt"
-    )
+    cached = tmp_path / "data" / "lm" / "wikisimple.txt"
+    cached.parent.mkdir(parents=True)
+    write_corpus(cached)
     out = tmp_path / "run"
     result = cli("lm", "train", *TINY, "--max-steps", "2", "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
-    assert read_json(out / "config.json")["corpus"].endswith("wikisimple.txt")
+    assert read_json(out / "config.json")["corpus"] == str(cached)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("direction", ["forward", "reverse"])
 def test_no_direction_can_beat_chance_on_uniformly_random_words(cli, tmp_path, direction):
     # Keras' go_backwards reversed the inputs but not the targets: that model saw the word it had
@@ -187,82 +230,94 @@ def test_no_direction_can_beat_chance_on_uniformly_random_words(cli, tmp_path, d
     corpus = write_corpus(tmp_path / "random.txt", n=600, seed=1, words=vocabulary)
     out = tmp_path / "run"
     args = ["--embedding-size", "16", "--hidden-size", "32", "--lr", "0.01", "--epochs", "8"]
-    result = cli(
-        "lm",
-        "train",
-        "--corpus",
-        str(corpus),
-        "--direction",
-        direction,
-        *args,
-        "--batch-size",
-        "32",
-        "--no-bf16",
-        "--out",
-        str(out),
-        "--quiet",
-    )
+    args += ["--batch-size", "32", "--no-bf16", "--direction", direction]
+    result = cli("lm", "train", "--corpus", str(corpus), *args, "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
     perplexity = read_json(out / "results.json")["perplexity"]
     assert perplexity["test"] > 0.7 * 40
     assert perplexity["train"] > 0.6 * 40
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_training(tmp_path, corpus, cli):
     args = ["lm", "train", "--corpus", str(corpus), *TINY, "--batch-size", "4"]
-    args += ["--epochs", "100", "--max-steps", "400"]
+    args += ["--epochs", "100", "--max-steps", "200"]
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from dlclassics.cli import main; main()", *args, "--out", f"{out}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )
-    seen = b""
-    while b"step" not in seen:  # the progress bar shows once Ctrl-C is handled
-        chunk = proc.stderr.read1(4096)
-        assert chunk, "training ended before it started"
-        seen += chunk
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert b"--resume" in stderr
-    assert (out / "train_state.pt").is_file() and not (out / "results.json").exists()
+    code, stderr = interrupt([*args, "--out", str(out)], once=b"step")
+    assert code == 130, stderr
+    assert f"continue with: dlclassics lm train --resume {out}" in stderr
+    state = out / "trials" / "layers1-forward" / "train_state.pt"
+    assert state.is_file() and not (out / "results.json").exists()
+    assert not (state.parent / "checkpoint.pt").exists()
 
     resumed = cli("lm", "train", "--resume", str(out), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     straight = tmp_path / "straight"
     assert cli(*args, "--out", str(straight), "--quiet").returncode == 0
     a, b = read_json(out / "results.json"), read_json(straight / "results.json")
-    assert a["steps"] == b["steps"] == 400
-    assert a["perplexity"] == pytest.approx(b["perplexity"], rel=1e-5)
-    assert not (out / "train_state.pt").exists()
+    assert a["steps"] == b["steps"] == 200
+    assert without_timings(a) == without_timings(b)
+    assert not state.exists()
 
 
+STUDY = [*TINY, "--batch-size", "4", "--epochs", "100", "--max-steps", "150"]
+
+
+@pytest.mark.slow
 def test_study_four_models_with_generations_in_reading_order(cli, corpus, tmp_path):
     out = tmp_path / "study"
-    result = cli("lm", "study", "--corpus", str(corpus), *TINY, "--epochs", "1", "--out", str(out))
+    result = cli("lm", "study", "--corpus", str(corpus), *STUDY, "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
-    models = read_json(out / "results.json")["models"]
+    assert result.stdout.splitlines()[0].startswith("layers1-forward: perplexity train ")
+    results = read_json(out / "results.json")
+    models = results["models"]
     assert [(m["layers"], m["direction"]) for m in models] == [
-        (1, "forward"),
-        (1, "reverse"),
-        (2, "forward"),
-        (2, "reverse"),
+        (t.layers, t.direction) for t in STUDY_TRIALS
     ]
-    for m in models:
-        assert set(m["perplexity"]) == {"train", "val", "test"}
-        assert [g["temperature"] for g in m["generations"]] == [0.1, 1.0, 10.0]
+    config = make_config(StudyConfig, read_config(out, "lm study"))
+    assert results["vocab_size"] == 4 + len(WORDS)
+    # The sentences come from one stream of draws across the four saved models, in grid order.
+    sampler = torch.Generator().manual_seed(0)
+    for trial, m in zip(STUDY_TRIALS, models, strict=True):
+        assert m["perplexity"] == measured(out / "trials" / trial.name, config)
+        model, vocab = load_model(out / "trials" / trial.name)
         for g in m["generations"]:
+            drawn = generate(model, vocab, ["love", "i"], 7, g["temperature"], sampler)
+            assert g["text"] == " ".join(drawn)
             text = g["text"].split()
-            assert len(text) <= 7
             assert (text[:2] if m["direction"] == "forward" else text[-2:]) == ["love", "i"]
-        assert m["probabilities"][-1]["sentence"] == "love i cupcakes"
-        assert all(0 < p["probability"] <= 1 for p in m["probabilities"])
+        scored = [p["sentence"] for p in m["probabilities"]]
+        assert scored == [g["text"] for g in m["generations"]] + ["love i cupcakes"]
     # Near-uniform sampling: models sharing one stream of draws would repeat each other's sentence.
     hot = [m["generations"][-1]["text"] for m in models]
     assert len(set(hot)) == len(hot)
-    loaded = cli("lm", "prob", "--model", str(out / "models" / "layers2-reverse"), "love i")
-    assert loaded.returncode == 0, loaded.stderr
     whole = cli("lm", "prob", "--model", str(out), "love i")
-    assert whole.returncode == 2 and "models/layers1-forward" in whole.stderr
+    assert whole.returncode == 2 and str(out / "trials" / "layers1-forward") in whole.stderr
+
+
+@pytest.mark.slow
+def test_a_study_interrupted_after_its_first_model_resumes_keeping_it(cli, corpus, tmp_path):
+    args = ["lm", "study", "--corpus", str(corpus), *STUDY]
+    out = tmp_path / "study"
+    # The second model's progress bar shows once the first model is saved.
+    code, stderr = interrupt([*args, "--out", str(out)], once=b"layers1-reverse")
+    assert code == 130, stderr
+    assert f"continue with: dlclassics lm study --resume {out}" in stderr
+    first, second = (out / "trials" / t.name for t in STUDY_TRIALS[:2])
+    assert (second / "train_state.pt").is_file() and not (second / "result.json").exists()
+    assert not (out / "trials" / STUDY_TRIALS[2].name).exists()
+    kept = {
+        f: ((first / f).stat().st_mtime_ns, (first / f).read_bytes())
+        for f in ("result.json", "checkpoint.pt")
+    }
+
+    resumed = cli(*args[:2], "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert {f: ((first / f).stat().st_mtime_ns, (first / f).read_bytes()) for f in kept} == kept
+    assert not (second / "train_state.pt").exists()
+    straight = tmp_path / "straight"
+    assert cli(*args, "--out", str(straight), "--quiet").returncode == 0
+    a, b = read_json(out / "results.json"), read_json(straight / "results.json")
+    assert without_timings(a) == without_timings(b)
+    # The first model's timings are those of its one and only training.
+    assert a["models"][0] == read_json(first / "result.json")["result"] | a["models"][0]

@@ -4,7 +4,6 @@ One sentence per line. Words follow Keras' `text_to_word_sequence`: lower-cased,
 below replaced by spaces, split on white space.
 """
 
-import json
 import os
 import re
 import tempfile
@@ -17,7 +16,6 @@ from pathlib import Path
 import torch
 
 from dlclassics.errors import InputError
-from dlclassics.rundir import atomic_write_text
 from dlclassics.runtime import data_root
 
 PAD, START, UNK, EOS = 0, 1, 2, 3
@@ -104,22 +102,17 @@ class Vocabulary:
     def unknown(self, sentence: list[str]) -> list[str]:
         return [w for w in sentence if w not in self.ids]
 
-    def save(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps(self.words, ensure_ascii=False) + "\n")
 
-    @classmethod
-    def load(cls, path: Path) -> "Vocabulary":
-        return cls(json.loads(path.read_text(encoding="utf-8")))
+@dataclass(frozen=True)
+class Sentences:
+    """The tokenised sentences of each part of the corpus."""
 
-
-@dataclass
-class Splits:
     train: list[list[str]]
     val: list[list[str]]
     test: list[list[str]]
 
 
-def split(sentences: list[list[str]], seed: int) -> Splits:
+def split(sentences: list[list[str]], seed: int) -> Sentences:
     """80/10/10 at the sentence level, shuffled with the run's seed."""
     if len(sentences) < 10:
         raise InputError(
@@ -129,4 +122,4 @@ def split(sentences: list[list[str]], seed: int) -> Splits:
     n_val = n_test = len(sentences) // 10
     n_train = len(sentences) - n_val - n_test
     pick = [sentences[i] for i in order]
-    return Splits(pick[:n_train], pick[n_train : n_train + n_val], pick[n_train + n_val :])
+    return Sentences(pick[:n_train], pick[n_train : n_train + n_val], pick[n_train + n_val :])

@@ -1,81 +1,275 @@
-"""One model from corpus to saved weights and perplexities; `lm train` and `lm study` share it."""
+"""`lm train` and `lm study`: their configs, trials, one trial's training, and the summaries.
 
-import json
-from dataclasses import dataclass
+`lm train` is one trial; `lm study` is the original study, four trials: 1 and 2 layers x forward
+and reverse. Each trial trains one model in its own folder, resuming from the state a Ctrl-C left
+there, and saves it as `checkpoint.pt`; the study's sentences are drawn in `summarize`.
+"""
+
+import functools
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
+from dlclassics.checkpoint import CHECKPOINT, load_checkpoint
 from dlclassics.lm.batches import encode
-from dlclassics.lm.corpus import Splits, Vocabulary, split
+from dlclassics.lm.corpus import Sentences, Vocabulary, default_corpus, read_sentences, split, words
 from dlclassics.lm.evaluate import perplexity
-from dlclassics.lm.generate import generate
+from dlclassics.lm.generate import generate, sentence_probability
 from dlclassics.lm.model import LanguageModel, ModelConfig, load_model, save_model
-from dlclassics.lm.train import TrainConfig, train
-from dlclassics.rundir import write_json
+from dlclassics.lm.train import Progress, train
+from dlclassics.report import table
+from dlclassics.rundir import RunDir
 from dlclassics.runtime import seed_everything
+from dlclassics.study import Summary, tensorboard, trial_dir
+
+SPLITS = ("train", "val", "test")
+STATE = "train_state.pt"  # a trial's training state after a Ctrl-C, until it finishes
+STUDY_TEMPERATURES = (0.1, 1.0, 10.0)
 
 
-@dataclass
+@dataclass(frozen=True)
+class LmConfig:
+    """The settings `lm train` and `lm study` share, and their defaults."""
+
+    corpus: str | None = None  # None: Simple English Wikipedia, downloaded once
+    vocab_size: int = 10_000
+    max_length: int | None = None
+    embedding_size: int = 300
+    hidden_size: int = 256
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.001
+    max_steps: int | None = None
+    bf16: bool = False
+    device: str = "cpu"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig(LmConfig):
+    """`lm train`: one model."""
+
+    layers: int = 1
+    direction: str = "forward"
+
+
+@dataclass(frozen=True)
+class StudyConfig(LmConfig):
+    """`lm study`: the four models, and the words each generates from and scores."""
+
+    start: str = "love i"
+    length: int = 7
+    sentence: str = "love i cupcakes"
+
+
+@dataclass(frozen=True)
+class LmTrial:
+    layers: int
+    direction: str
+
+    @property
+    def name(self) -> str:
+        return f"layers{self.layers}-{self.direction}"
+
+
+STUDY_TRIALS = [
+    LmTrial(1, "forward"),
+    LmTrial(1, "reverse"),
+    LmTrial(2, "forward"),
+    LmTrial(2, "reverse"),
+]
+
+
+@dataclass(frozen=True)
+class LmResult:
+    perplexity: dict[str, float]  # per split
+    steps: int
+    epochs_completed: int
+    train_tokens: int
+    train_seconds: float
+    train_tokens_per_second: float
+
+
+@dataclass(frozen=True)
 class Data:
     vocab: Vocabulary
-    splits: Splits
+    sentences: Sentences
 
 
-def prepare(sentences: list[list[str]], vocab_size: int, seed: int) -> Data:
-    """The vocabulary of the whole corpus, as the original built it, and the 80/10/10 split."""
-    return Data(Vocabulary.build(sentences, vocab_size), split(sentences, seed))
+def trials(config: LmConfig) -> list[LmTrial]:
+    if isinstance(config, TrainConfig):
+        return [LmTrial(config.layers, config.direction)]
+    return list(STUDY_TRIALS)
 
 
-def fit(
-    data: Data,
-    shape: ModelConfig,
-    config: TrainConfig,
-    device: torch.device,
-    directory: Path,
-    tb: SummaryWriter,
-    quiet: bool,
-    tag: str = "",
-) -> tuple[LanguageModel, dict]:
-    """Train (or resume, or reload when already finished) one model saved in `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    state_path = directory / "train_state.pt"
+def load_data(config: LmConfig) -> Data:
+    """The vocabulary of the whole corpus, as the original built it, and the 80/10/10 split.
+
+    Every trial asks for it; it is read once per process (again if the file changes)."""
+    path = Path(config.corpus) if config.corpus is not None else default_corpus()
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None  # read_sentences says what is wrong with the file
+    return _read_data(path, stamp, config.max_length, config.vocab_size, config.seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_data(path: Path, stamp: int | None, max_length: int | None, size: int, seed: int) -> Data:
+    sentences = read_sentences(path, max_length)
+    return Data(Vocabulary.build(sentences, size), split(sentences, seed))
+
+
+def model_config(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConfig:
+    return ModelConfig(
+        vocab_size, trial.layers, trial.direction, config.embedding_size, config.hidden_size
+    )
+
+
+def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = False) -> LmResult:
+    """Train this trial's model (on from the state a Ctrl-C saved, if any), save it as
+    `directory/checkpoint.pt` and measure its perplexity on every split.
+
+    Ctrl-C saves the training state to `directory/train_state.pt` and raises Interrupted.
+    """
+    data = load_data(config)
+    device = torch.device(config.device)
     rows = {
-        name: encode(getattr(data.splits, name), data.vocab, shape.direction)
-        for name in ("train", "val", "test")
+        name: encode(getattr(data.sentences, name), data.vocab, trial.direction) for name in SPLITS
     }
-    if (directory / "fit.json").exists():
-        model, _ = load_model(directory, device)
-        return model, json.loads((directory / "fit.json").read_text())
-
     seed_everything(config.seed)
-    model = LanguageModel(shape).to(device)
+    model = LanguageModel(model_config(config, trial, len(data.vocab))).to(device)
+    # The fused Adam kernel is the same update in one pass over the weights (about 5% faster).
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    state = directory / STATE
+    progress = _resume(state, model, optimizer, config)
+
+    def save_state(progress: Progress) -> Path:
+        return save_model(state, model, data.vocab, asdict(config), optimizer, **asdict(progress))
+
     sampler = torch.Generator().manual_seed(config.seed)
 
     def samples() -> list[str]:
         return [" ".join(generate(model, data.vocab, [], 20, 1.0, sampler)) for _ in range(3)]
 
-    progress = train(
-        model, rows["train"], rows["val"], config, device, state_path, tb, quiet, samples, tag
+    with tensorboard(directory / "tensorboard") as log:
+        args = (rows["train"], rows["val"], config, device, log, save_state)
+        train(model, optimizer, progress, *args, quiet=quiet, samples=samples, desc=trial.name)
+    save_model(directory / CHECKPOINT, model, data.vocab, asdict(config))
+    state.unlink(missing_ok=True)
+    return LmResult(
+        perplexity={name: perplexity(model, rows[name], device) for name in SPLITS},
+        steps=progress.step,
+        epochs_completed=progress.epoch,
+        train_tokens=progress.tokens,
+        train_seconds=progress.seconds,
+        train_tokens_per_second=progress.tokens_per_second,
     )
-    save_model(directory, model, data.vocab)
-    state_path.unlink(missing_ok=True)
-    results = _evaluate(model, rows, device)
-    results |= {
-        "steps": progress.step,
-        "epochs_completed": progress.epoch,
-        "train_tokens": progress.tokens,
-        "train_seconds": progress.seconds,
-        "train_tokens_per_second": progress.tokens_per_second,
-    }
-    write_json(directory / "fit.json", results)
-    return model, results
 
 
-def _evaluate(model: LanguageModel, rows: dict, device: torch.device) -> dict:
-    return {
-        "perplexity": {
-            name: perplexity(model, split_rows, device) for name, split_rows in rows.items()
+def _resume(
+    path: Path, model: LanguageModel, optimizer: torch.optim.Optimizer, config: LmConfig
+) -> Progress:
+    """The progress saved at a Ctrl-C, loaded into `model` and `optimizer`; a fresh start when
+    there is none, or when it was saved by a run with other settings."""
+    if not path.is_file():
+        return Progress()
+    state = load_checkpoint(path)
+    if state["config"] != asdict(config):
+        return Progress()
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return Progress(**{f.name: state[f.name] for f in fields(Progress)})
+
+
+def summarize(config: LmConfig, results: list[LmResult], run: RunDir) -> Summary:
+    data = load_data(config)
+    if isinstance(config, TrainConfig):
+        return _train_summary(config, results[0], data)
+    return _study_summary(config, results, data, run)
+
+
+PERPLEXITY_COLUMNS = {"layers": "layers", "direction": "direction", **{s: s for s in SPLITS}}
+
+
+def _train_summary(config: TrainConfig, result: LmResult, data: Data) -> Summary:
+    sizes = {name: len(getattr(data.sentences, name)) for name in SPLITS}
+    results = asdict(result) | {"vocab_size": len(data.vocab), "sentences": sizes}
+    row = {"layers": config.layers, "direction": config.direction, **result.perplexity}
+    md = "# LSTM language model\n\nPerplexity:\n\n" + table([row], PERPLEXITY_COLUMNS)
+    md += f"\n{result.train_tokens_per_second:,.0f} training tokens/s.\n"
+    return Summary(results, md)
+
+
+def _study_summary(
+    config: StudyConfig, results: list[LmResult], data: Data, run: RunDir
+) -> Summary:
+    # One stream of draws for the whole study, in grid order: a fresh generator per model would
+    # give every model the same draws, and at temperature 10 (nearly uniform) the same sentence.
+    sampler = torch.Generator().manual_seed(config.seed)
+    models = []
+    for trial, result in zip(trials(config), results, strict=True):
+        model, vocab = load_model(trial_dir(run.path, trial), config.device)
+        entry = {"layers": trial.layers, "direction": trial.direction} | asdict(result)
+        models.append(entry | _samples(model, vocab, config, sampler))
+    return Summary({"models": models, "vocab_size": len(data.vocab)}, _study_markdown(models))
+
+
+def _samples(
+    model: LanguageModel, vocab: Vocabulary, config: StudyConfig, sampler: torch.Generator
+) -> dict:
+    start = words(config.start)
+    generations = [
+        {
+            "temperature": t,
+            "text": " ".join(generate(model, vocab, start, config.length, t, sampler)),
         }
+        for t in STUDY_TEMPERATURES
+    ]
+    scored = [g["text"] for g in generations] + [config.sentence]
+    return {
+        "generations": generations,
+        "probabilities": [_probability(model, vocab, text) for text in scored],
     }
+
+
+def _probability(model: LanguageModel, vocab: Vocabulary, text: str) -> dict:
+    p = sentence_probability(model, vocab, words(text))
+    return {
+        "sentence": text,
+        "probability": p.probability,
+        "log_probability": p.log_probability,
+        "probability_with_eos": p.probability_eos,
+        "log_probability_with_eos": p.log_probability_eos,
+        "unknown_words": p.unknown,
+    }
+
+
+def _study_markdown(models: list[dict]) -> str:
+    rows = [{"layers": m["layers"], "direction": m["direction"], **m["perplexity"]} for m in models]
+    md = "# LSTM language-model study\n\nPerplexity:\n\n" + table(rows, PERPLEXITY_COLUMNS)
+    generations = [m | g for m in models for g in m["generations"]]
+    md += "\n## Generated sentences (natural reading order)\n\n"
+    md += table(
+        generations,
+        {
+            "layers": "layers",
+            "direction": "direction",
+            "temperature": "temperature",
+            "sentence": "text",
+        },
+    )
+    probabilities = [m | p for m in models for p in m["probabilities"]]
+    md += "\n## Sentence probabilities (from <START> through the last word)\n\n"
+    md += table(
+        probabilities,
+        {
+            "layers": "layers",
+            "direction": "direction",
+            "sentence": "sentence",
+            "probability": "probability",
+            "log p": "log_probability",
+        },
+    )
+    return md

@@ -1,30 +1,28 @@
 """Embedding -> LSTM x layers -> Linear over the vocabulary, and saving/loading it."""
 
-import io
-import json
-import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlclassics.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import Vocabulary
-from dlclassics.rundir import atomic_write_bytes, write_json
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
-    vocab_size: int
-    layers: int = 1
-    direction: str = "forward"
-    embedding_size: int = 300
-    hidden_size: int = 256
+    """What it takes to build the network (a checkpoint's `model_args`); the command's config
+    holds the defaults."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    vocab_size: int
+    layers: int
+    direction: str
+    embedding_size: int
+    hidden_size: int
 
 
 class LanguageModel(nn.Module):
@@ -57,42 +55,34 @@ class LanguageModel(nn.Module):
         return F.cross_entropy(logits.float(), targets[mask], reduction="sum")
 
 
-MODEL_FILES = ("model.json", "vocab.json", "model.pt")
+def save_model(
+    path: Path,
+    model: LanguageModel,
+    vocab: Vocabulary,
+    config: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    **progress: Any,
+) -> Path:
+    """A checkpoint holding everything `load_model` needs (the vocabulary too); with the
+    optimiser and the progress counters it is also a state training can resume from."""
+    return save_checkpoint(
+        path, model, asdict(model.config), config, optimizer, vocab=vocab.words, **progress
+    )
 
 
-def save_model(directory: Path, model: LanguageModel, vocab: Vocabulary) -> None:
-    """Weights, vocabulary and shape: everything `load_model` needs."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    atomic_write_bytes(directory / "model.pt", buffer.getvalue())
-    vocab.save(directory / "vocab.json")
-    write_json(directory / "model.json", model.config.to_dict())
-
-
-def load_config(directory: Path) -> ModelConfig:
-    """The shape in `directory`'s model.json; OSError, ValueError or TypeError if it is not one."""
-    return ModelConfig(**json.loads((Path(directory) / "model.json").read_text()))
-
-
-def load_model(
-    directory: Path, device: torch.device | str = "cpu"
-) -> tuple[LanguageModel, Vocabulary]:
-    """The model and vocabulary saved by `lm train` (or one of `lm study`'s models/*)."""
-    directory = Path(directory)
-    missing = [name for name in MODEL_FILES if not (directory / name).is_file()]
-    if missing:
-        hint = ""
-        if (directory / "models").is_dir():
-            names = sorted(p.name for p in (directory / "models").iterdir())
-            hint = f" (a study: pass one of {', '.join(f'{directory}/models/{n}' for n in names)})"
-        raise InputError(f"{directory} is not an lm run directory: no {missing[0]}{hint}")
+def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[LanguageModel, Vocabulary]:
+    """The model (in eval mode) and vocabulary of a checkpoint file, a trial folder, or an
+    `lm train` run directory."""
+    path = find_checkpoint(path)
+    checkpoint = load_checkpoint(path)
+    if "vocab" not in checkpoint:
+        raise InputError(f"{path} is not a language model checkpoint")
     try:
-        config = load_config(directory)
-        vocab = Vocabulary.load(directory / "vocab.json")
-        model = LanguageModel(config)
-        model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu"))
-    except (OSError, ValueError, TypeError, RuntimeError, pickle.UnpicklingError) as e:
-        raise InputError(f"cannot load the model in {directory}: {str(e).splitlines()[0]}") from e
-    if len(vocab) != config.vocab_size:
-        raise InputError(f"{directory}: vocab.json does not match model.json")
+        model = LanguageModel(ModelConfig(**checkpoint["model_args"]))
+        model.load_state_dict(checkpoint["model"])
+    except (TypeError, RuntimeError) as e:
+        raise InputError(f"cannot load the model in {path}: {str(e).splitlines()[0]}") from e
+    vocab = Vocabulary(checkpoint["vocab"])
+    if len(vocab) != model.config.vocab_size:
+        raise InputError(f"{path}: the vocabulary does not match the model")
     return model.to(device).eval(), vocab

@@ -4,7 +4,6 @@ A Ctrl-C is only acted on between optimiser steps, so the saved state is always 
 and a resumed run takes exactly the steps the uninterrupted run would have taken.
 """
 
-import io
 import math
 import signal
 import time
@@ -12,26 +11,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.model import LanguageModel
-from dlclassics.rundir import atomic_write_bytes
 from dlclassics.runtime import autocast
+from dlclassics.study import Log
 
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.001
-    max_steps: int | None = None
-    bf16: bool = False
-    seed: int = 0
+if TYPE_CHECKING:
+    from dlclassics.lm.experiment import LmConfig
 
 
 @dataclass
@@ -71,20 +63,7 @@ def _sigint_flag() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def save_state(path: Path, model: LanguageModel, opt: torch.optim.Optimizer, p: Progress) -> None:
-    buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), **vars(p)}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_state(path: Path, model: LanguageModel, opt: torch.optim.Optimizer) -> Progress:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state.pop("model"))
-    opt.load_state_dict(state.pop("optimizer"))
-    return Progress(**state)
-
-
-def epoch_batches(rows: list[list[int]], config: TrainConfig, epoch: int) -> list[Batch]:
+def epoch_batches(rows: list[list[int]], config: "LmConfig", epoch: int) -> list[Batch]:
     # Each epoch's order depends on (seed, epoch) only, so a resumed run replays it exactly.
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     return bucket_batches(rows, config.batch_size, generator)
@@ -92,52 +71,54 @@ def epoch_batches(rows: list[list[int]], config: TrainConfig, epoch: int) -> lis
 
 def train(
     model: LanguageModel,
+    optimizer: torch.optim.Optimizer,
+    progress: Progress,
     train_rows: list[list[int]],
     val_rows: list[list[int]],
-    config: TrainConfig,
+    config: "LmConfig",
     device: torch.device,
-    state_path: Path,
-    tb: SummaryWriter,
+    log: Log,
+    save_state: Callable[[Progress], Path],
     quiet: bool = False,
     samples: Callable[[], list[str]] | None = None,
-    tag: str = "",
+    desc: str = "train",
 ) -> Progress:
-    """Train in place; on Ctrl-C save the state to `state_path` and raise Interrupted."""
-    # The fused Adam kernel is the same update in one pass over the weights (about 5% faster).
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    progress = load_state(state_path, model, opt) if state_path.exists() else Progress()
+    """Train in place from `progress` on; on Ctrl-C call `save_state` and raise Interrupted.
+
+    `log` gets the loss of every step and, after each epoch, the train and validation
+    perplexities and the `samples`.
+    """
     model.train()
     total = config.epochs * math.ceil(len(train_rows) / config.batch_size)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
     bar_options = {"total": total, "initial": progress.step, "disable": quiet, "unit": "step"}
     # The handler is in place before the progress bar shows, so a Ctrl-C after it always saves.
-    with _sigint_flag() as interrupted, tqdm(desc=tag or "train", **bar_options) as bar:
+    with _sigint_flag() as interrupted, tqdm(desc=desc, **bar_options) as bar:
         while progress.epoch < config.epochs and not _done(progress, config):
             batches = epoch_batches(train_rows, config, progress.epoch)
             for batch in batches[progress.batch :]:
-                loss = _step(model, opt, batch, config, device, progress)
-                tb.add_scalar(f"{tag}loss/batch", loss, progress.step)
+                loss = _step(model, optimizer, batch, config, device, progress)
+                log({"loss/batch": loss}, progress.step)
                 bar.update()
                 if interrupted[0]:
-                    save_state(state_path, model, opt, progress)
-                    raise Interrupted(state_path)
+                    raise Interrupted(save_state(progress))
                 if _done(progress, config):
                     break
             else:
-                _end_epoch(model, val_rows, config, device, progress, tb, samples, tag)
+                _end_epoch(model, val_rows, device, progress, log, samples)
     return progress
 
 
-def _done(progress: Progress, config: TrainConfig) -> bool:
+def _done(progress: Progress, config: "LmConfig") -> bool:
     return config.max_steps is not None and progress.step >= config.max_steps
 
 
 def _step(
     model: LanguageModel,
-    opt: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer,
     batch: Batch,
-    config: TrainConfig,
+    config: "LmConfig",
     device: torch.device,
     progress: Progress,
 ) -> float:
@@ -146,9 +127,9 @@ def _step(
     with autocast(device, config.bf16):
         nll = model.loss_sum(inputs, targets, mask)
     loss = nll / batch.tokens
-    opt.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    opt.step()
+    optimizer.step()
     value = float(loss.detach())
     progress.seconds += time.perf_counter() - start
     progress.step += 1
@@ -159,13 +140,24 @@ def _step(
     return value
 
 
-def _end_epoch(model, val_rows, config, device, progress, tb, samples, tag) -> None:
-    val = perplexity(model, val_rows, device)
-    train_ppl = math.exp(progress.epoch_nll / max(progress.epoch_tokens, 1))
-    tb.add_scalar(f"{tag}perplexity/train", train_ppl, progress.epoch + 1)
-    tb.add_scalar(f"{tag}perplexity/val", val, progress.epoch + 1)
+def _end_epoch(
+    model: LanguageModel,
+    val_rows: list[list[int]],
+    device: torch.device,
+    progress: Progress,
+    log: Log,
+    samples: Callable[[], list[str]] | None,
+) -> None:
+    epoch = progress.epoch + 1
+    log(
+        {
+            "perplexity/train": math.exp(progress.epoch_nll / max(progress.epoch_tokens, 1)),
+            "perplexity/val": perplexity(model, val_rows, device),
+        },
+        epoch,
+    )
     if samples is not None:
-        tb.add_text(f"{tag}samples", "\n\n".join(samples()), progress.epoch + 1)
+        log({"samples": "\n\n".join(samples())}, epoch)
     model.train()
     progress.epoch += 1
     progress.batch = 0
