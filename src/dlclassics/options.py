@@ -8,7 +8,10 @@ from typing import Any, TypeVar
 
 import click
 
+from dlclassics.runtime import AUTO_DEVICE
+
 C = TypeVar("C")
+DEVICE_HELP = f"'cpu', 'cuda', 'cuda:1', ... ('{AUTO_DEVICE}': CUDA when present)."
 
 
 def config_option(config_type: type, name: str, *decls: str, **kwargs: Any) -> Callable:
@@ -31,34 +34,40 @@ def make_config(config_type: type[C], params: Mapping[str, Any], **overrides: An
     return config_type(**(values | overrides))
 
 
-def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--out, --seed and --quiet, in that order on --help."""
-    f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
-    f = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")(f)
-    f = click.option(
-        "--out",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="Run directory (default: a fresh timestamped folder under runs/).",
-    )(f)
-    return f
+def run_options(config_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--out, --seed (the config's default) and --quiet, in that order on --help."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
+        f = config_option(config_type, "seed", type=int, help="Random seed.")(f)
+        return click.option(
+            "--out",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=None,
+            help="Run directory (default: a fresh timestamped folder under runs/).",
+        )(f)
+
+    return decorate
 
 
 def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--device",
-        default="auto",
-        show_default=True,
-        help="'cpu', 'cuda', 'cuda:1', ... ('auto': CUDA when present).",
-    )(f)
+    """--device, for the commands that load a model rather than train one."""
+    return click.option("--device", default=AUTO_DEVICE, show_default=True, help=DEVICE_HELP)(f)
 
 
-def bf16_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
+def device_config_option(config_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--device for a command whose config has a `device` field."""
+    return config_option(config_type, "device", help=DEVICE_HELP)
+
+
+def bf16_option(config_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--bf16/--no-bf16; the config's default None means "where the device computes it natively"."""
+    return config_option(
+        config_type,
+        "bf16",
         "--bf16/--no-bf16",
-        default=None,
         help="bfloat16 autocast (default: on where the device computes bf16 natively).",
-    )(f)
+    )
 
 
 def positive_list(

@@ -22,7 +22,3 @@ def table(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str]) -> str:
     ]
     lines += ["| " + " | ".join(fmt(row[key]) for key in columns.values()) + " |" for row in rows]
     return "\n".join(lines) + "\n"
-
-
-def markdown_table(headers, rows):  # TEMPORARY: removed once every caller uses `table`
-    return table([dict(enumerate(r)) for r in rows], {h: i for i, h in enumerate(headers)})

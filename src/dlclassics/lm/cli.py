@@ -29,6 +29,7 @@ from dlclassics.options import (
     POSITIVE_INT,
     bf16_option,
     config_option,
+    device_config_option,
     device_option,
     make_config,
     run_options,
@@ -64,14 +65,14 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
         config_option(
             LmConfig, "max_steps", type=POSITIVE_INT, help="Stop after this many optimiser steps."
         ),
-        bf16_option,
+        bf16_option(LmConfig),
         click.option(
             "--resume",
             type=click.Path(path_type=Path, file_okay=False, exists=True),
             help="Continue the interrupted run in this directory, with its settings.",
         ),
-        device_option,
-        run_options,
+        device_config_option(LmConfig),
+        run_options(LmConfig),
     ]
     for option in reversed(options):
         f = option(f)

@@ -20,7 +20,7 @@ from dlclassics.lm.model import LanguageModel, ModelConfig, load_model, save_mod
 from dlclassics.lm.train import Progress, train
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
-from dlclassics.runtime import seed_everything
+from dlclassics.runtime import AUTO_DEVICE, seed_everything
 from dlclassics.study import Summary, tensorboard, trial_dir
 
 SPLITS = ("train", "val", "test")
@@ -41,8 +41,9 @@ class LmConfig:
     batch_size: int = 128
     lr: float = 0.001
     max_steps: int | None = None
-    bf16: bool = False
-    device: str = "cpu"
+    # The command stores the device it resolved, and whether bf16 is used there.
+    bf16: bool | None = None
+    device: str = AUTO_DEVICE
     seed: int = 0
 
 

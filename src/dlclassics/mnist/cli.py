@@ -19,7 +19,7 @@ from dlclassics.options import (
     FiniteFloatRange,
     bf16_option,
     config_option,
-    device_option,
+    device_config_option,
     make_config,
     positive_list,
     run_options,
@@ -44,7 +44,7 @@ def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
     """--lr, --bf16, --dataset, --data-dir and --device, for either command's config."""
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        f = device_option(f)
+        f = device_config_option(config_type)(f)
         f = config_option(
             config_type,
             "data_dir",
@@ -61,7 +61,7 @@ def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
             help="Which dataset: its class names and title, and the files to download when "
             "--data-dir is not given.",
         )(f)
-        f = bf16_option(f)
+        f = bf16_option(config_type)(f)
         return config_option(config_type, "lr", type=POSITIVE_FLOAT)(f)
 
     return decorate
@@ -87,7 +87,7 @@ def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 @config_option(FcConfig, "iterations", type=POSITIVE_INT)
 @config_option(FcConfig, "batch_size", type=POSITIVE_INT)
 @common_options(FcConfig)
-@run_options
+@run_options(FcConfig)
 def fc(out: Path | None, quiet: bool, **params: Any) -> None:
     """Logistic regression and a 784-200-200-10 MLP, trained with Adam."""
     config = _configure(FcConfig, params)
@@ -120,7 +120,7 @@ def fc(out: Path | None, quiet: bool, **params: Any) -> None:
     help="Check validation accuracy every this many iterations.",
 )
 @common_options(CnnConfig)
-@run_options
+@run_options(CnnConfig)
 def cnn(out: Path | None, quiet: bool, **params: Any) -> None:
     """Three small CNNs at each batch size, trained until a validation accuracy target."""
     config = _configure(CnnConfig, params)

@@ -17,7 +17,7 @@ from dlclassics.errors import InputError
 from dlclassics.mnist.data import MnistData, batch_generator, load_cached
 from dlclassics.mnist.models import build, save_model, to_device
 from dlclassics.mnist.train import TrainResult, log_checks, train
-from dlclassics.runtime import seed_everything
+from dlclassics.runtime import AUTO_DEVICE, seed_everything
 from dlclassics.study import tensorboard
 
 
@@ -28,8 +28,9 @@ class MnistConfig:
     dataset: str = "mnist"
     data_dir: str = ""  # "": the dataset's files, found or downloaded (see `data.locate`)
     lr: float = 0.001
-    device: str = "cpu"  # the command stores the device it resolved, and bf16 for it
-    bf16: bool = False
+    # The command stores the device it resolved, and whether bf16 is used there.
+    device: str = AUTO_DEVICE
+    bf16: bool | None = None
     seed: int = 0
 
 

@@ -38,7 +38,7 @@ def _absolute(path: Path | None) -> str | None:
 @config_option(
     ReproduceConfig, "parts", "--only", callback=_part_names, help="Comma-separated parts."
 )
-@run_options
+@run_options(ReproduceConfig)
 def reproduce(
     out: Path | None, quiet: bool, mnist_dir: Path | None, corpus: Path | None, **params
 ) -> None:

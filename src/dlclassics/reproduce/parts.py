@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dlclassics.mnist.experiment import MnistConfig
+
 QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
 
 
@@ -60,7 +62,7 @@ class ReproduceConfig:
 
     quick: bool = False
     parts: tuple[str, ...] = tuple(p.name for p in PARTS)
-    dataset: str = "mnist"
+    dataset: str = MnistConfig.dataset  # the mnist commands' default
     mnist_dir: str | None = None
     corpus: str | None = None
     seed: int = 0

@@ -38,7 +38,7 @@ def xor() -> None:
     type=click.Path(dir_okay=False),
     help="JSON list of networks to check instead of the built-in hand-set ones.",
 )
-@run_options
+@run_options(SolveConfig)
 def solve_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
     """Hand-set weights that solve XOR for k=1 with bypass, k=2 and k=4."""
     config = make_config(SolveConfig, params)
@@ -58,7 +58,7 @@ def solve_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
 @config_option(TrainConfig, "temperature", type=POSITIVE_FLOAT)
 @config_option(TrainConfig, "epochs", type=POSITIVE_INT)
 @config_option(TrainConfig, "lr", type=POSITIVE_FLOAT)
-@run_options
+@run_options(TrainConfig)
 def train_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
     """Train k=1 (bypass), k=2 and k=4 with Adam and binary cross-entropy."""
     config = make_config(TrainConfig, params)
@@ -102,7 +102,7 @@ def train_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
 )
 @config_option(SweepConfig, "successes", type=POSITIVE_INT)
 @config_option(SweepConfig, "max_runs", type=POSITIVE_INT)
-@run_options
+@run_options(SweepConfig)
 def sweep_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
     """The hyperparameter study: lr x hidden x bypass, all runs trained as one batch."""
     config = make_config(SweepConfig, params)
