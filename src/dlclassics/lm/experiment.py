@@ -6,7 +6,7 @@ there, and saves it as `checkpoint.pt`; the study's sentences are drawn in `summ
 """
 
 import functools
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -20,7 +20,7 @@ from dlclassics.lm.model import LanguageModel, ModelConfig, load_model, save_mod
 from dlclassics.lm.train import Progress, train
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
-from dlclassics.runtime import AUTO_DEVICE, seed_everything
+from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
 from dlclassics.study import Summary, tensorboard, trial_dir
 
 SPLITS = ("train", "val", "test")
@@ -135,7 +135,9 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
     Ctrl-C saves the training state to `directory/train_state.pt` and raises Interrupted.
     """
     data = load_data(config)
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
+    # A config made in code may leave the device and bf16 to decide here, as the command does.
+    config = replace(config, device=str(device), bf16=resolve_bf16(config.bf16, device))
     rows = {
         name: encode(getattr(data.sentences, name), data.vocab, trial.direction) for name in SPLITS
     }
@@ -211,7 +213,7 @@ def _study_summary(
     sampler = torch.Generator().manual_seed(config.seed)
     models = []
     for trial, result in zip(trials(config), results, strict=True):
-        model, vocab = load_model(trial_dir(run.path, trial), config.device)
+        model, vocab = load_model(trial_dir(run.path, trial), resolve_device(config.device))
         entry = {"layers": trial.layers, "direction": trial.direction} | asdict(result)
         models.append(entry | _samples(model, vocab, config, sampler))
     return Summary({"models": models, "vocab_size": len(data.vocab)}, _study_markdown(models))

@@ -4,8 +4,6 @@ the study keeps the one with the best balanced validation accuracy."""
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.mnist import plots
 from dlclassics.mnist.data import SOURCES
@@ -15,6 +13,7 @@ from dlclassics.mnist.models import CNN_ARCHS, load_model
 from dlclassics.mnist.report import conv_pictures, first_look
 from dlclassics.report import table
 from dlclassics.rundir import RunDir, atomic_write_bytes
+from dlclassics.runtime import resolve_device
 from dlclassics.study import Summary, trial_dir
 
 
@@ -104,7 +103,7 @@ def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summa
     best = max(results, key=lambda r: r.val_balanced_accuracy)
     best_file = trial_dir(run.path, CnnTrial(best.arch, best.batch_size)) / CHECKPOINT
     atomic_write_bytes(run.path / CHECKPOINT, best_file.read_bytes())
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     model, data = load_model(best_file, device), data.to(device)
     preds, _ = predict(model, data.test)
     test = split_metrics(data.test.labels, preds)

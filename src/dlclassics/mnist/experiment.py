@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from dlclassics.checkpoint import CHECKPOINT
@@ -17,7 +16,7 @@ from dlclassics.errors import InputError
 from dlclassics.mnist.data import MnistData, batch_generator, load_cached
 from dlclassics.mnist.models import build, save_model, to_device
 from dlclassics.mnist.train import TrainResult, log_checks, train
-from dlclassics.runtime import AUTO_DEVICE, seed_everything
+from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
 from dlclassics.study import tensorboard
 
 
@@ -54,7 +53,7 @@ def train_trial(
     """Train `trial.arch` at `batch_size`, logging its checks to `directory/tensorboard`, and save
     it as `directory/checkpoint.pt`. `options` go to `train`. Returns the model, the data (on the
     config's device) and what training did."""
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     data = load_data(config, batch_size).to(device)
     seed_everything(config.seed)
     model = to_device(build(trial.arch), device)
@@ -67,7 +66,7 @@ def train_trial(
             generator=batch_generator(config.seed),
             quiet=quiet,
             on_check=log_checks(log),
-            bf16=config.bf16,
+            bf16=resolve_bf16(config.bf16, device),
             **options,
         )
     settings = asdict(config) | asdict(trial) | {"batch_size": batch_size}
