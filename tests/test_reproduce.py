@@ -64,6 +64,14 @@ def test_a_part_gets_the_quick_settings_the_seed_and_its_data():
     ]
 
 
+def test_workers_go_to_the_study_parts_only():
+    config = ReproduceConfig(workers=2)
+    studies = [
+        p.name for p in PARTS if command_line(p, Path("o"), config, None)[-2:] == ["--workers", "2"]
+    ]
+    assert studies == ["mnist-fc", "mnist-cnn", "lm-study"]
+
+
 def test_run_parts_runs_the_chosen_parts_in_order_on_a_slice_of_the_corpus(tmp_path, monkeypatch):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("".join(f"sentence {i}.\n" for i in range(QUICK_LINES + 10)))

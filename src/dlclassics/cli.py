@@ -10,6 +10,7 @@ from dlclassics.lm.cli import lm
 from dlclassics.mnist.cli import mnist
 from dlclassics.reproduce.cli import reproduce
 from dlclassics.serve.cli import serve
+from dlclassics.study_cli import study
 from dlclassics.xor.cli import xor
 
 
@@ -24,6 +25,7 @@ cli.add_command(mnist)
 cli.add_command(lm)
 cli.add_command(reproduce)
 cli.add_command(serve)
+cli.add_command(study)
 
 
 def main(args: list[str] | None = None) -> None:

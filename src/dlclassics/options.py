@@ -1,6 +1,7 @@
 """Options every experiment command shares."""
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from dlclassics.runtime import AUTO_DEVICE
+from dlclassics.study import Scale
 
 C = TypeVar("C")
 DEVICE_HELP = f"'cpu', 'cuda', 'cuda:1', ... ('{AUTO_DEVICE}': CUDA when present)."
@@ -48,6 +50,40 @@ def run_options(config_type: type) -> Callable[[Callable[..., Any]], Callable[..
         )(f)
 
     return decorate
+
+
+def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--storage, --study-name and --workers (docs/scale.md), given to the command as one
+    `scale` argument (a Scale); the command must also take --out."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any, storage: str | None, study_name: str | None, workers: int | None, **kwargs: Any
+    ) -> Any:
+        if storage is not None and kwargs["out"] is None:
+            raise click.UsageError("--storage needs --out: every worker writes one run directory")
+        return f(*args, scale=Scale(storage, study_name, workers), **kwargs)
+
+    options = [
+        click.option(
+            "--storage",
+            help="Share the trials with every worker started on this database "
+            "(sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB); needs the `scale` extra.",
+        ),
+        click.option(
+            "--study-name",
+            help="The study's name in --storage (default: the command, e.g. mnist-cnn).",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            help="Run the trials in this many processes here (each with 1/N of the threads), "
+            "on --storage or an SQLite file in the run directory.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def device_option(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from dlclassics.rundir import write_json
+from dlclassics.rundir import RunDir, write_json
 
 RESULT_FILE = "result.json"
 TRIALS = "trials"
@@ -38,6 +38,35 @@ class Summary:
 
     results: dict[str, Any]
     markdown: str
+
+
+@dataclass(frozen=True)
+class Experiment(Generic[C, T, R]):
+    """A study command's parts, as the runners (here and in `workers`) need them."""
+
+    command: str  # "mnist cnn": what config.json and a shared study record
+    config_type: type[C]
+    trials: Callable[[C], Sequence[T]]
+    run_trial: Callable[..., R]
+    result_type: type[R]
+    summarize: Callable[[C, list[R], RunDir], Summary]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Where a study's trials run: `--storage`, `--study-name`, `--workers`; all unset, in this
+    process one after another."""
+
+    storage: str | None = None
+    study_name: str | None = None
+    workers: int | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.storage is not None or self.workers is not None
+
+
+ONE_PROCESS = Scale()
 
 
 def trial_dir(root: Path, trial: Trial) -> Path:
@@ -79,9 +108,33 @@ def run_trials(
         result = load_result(config, trial, directory, result_type)
         if result is None:
             result = run_trial(config, trial, directory, quiet=quiet)
-            write_json(directory / RESULT_FILE, _record(config, trial) | {"result": asdict(result)})
+            save_result(config, trial, directory, result)
         results.append(result)
     return results
+
+
+def save_result(config: Any, trial: Trial, directory: Path, result: Any) -> None:
+    """`directory/result.json`: the result, with the settings it ran with."""
+    write_json(directory / RESULT_FILE, _record(config, trial) | {"result": asdict(result)})
+
+
+def run_study(
+    experiment: Experiment, config: Any, run: RunDir, quiet: bool, scale: Scale = ONE_PROCESS
+) -> Summary:
+    """Run the study's trials, summarise them and write the run directory: in this process, or
+    shared through Optuna's storage among workers (`dlclassics.workers`, which imports Optuna
+    only when asked to)."""
+    if scale.shared:
+        from dlclassics.workers import run_shared
+
+        return run_shared(experiment, config, run, quiet, scale)
+    trials = experiment.trials(config)
+    results = run_trials(
+        config, trials, experiment.run_trial, experiment.result_type, run.path, quiet
+    )
+    summary = experiment.summarize(config, results, run)
+    run.save_results(summary.results, summary.markdown)
+    return summary
 
 
 @contextmanager

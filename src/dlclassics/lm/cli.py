@@ -10,13 +10,12 @@ import torch
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import default_corpus, words
 from dlclassics.lm.experiment import (
+    EXPERIMENT,
+    TRAIN_EXPERIMENT,
     LmConfig,
-    LmResult,
     StudyConfig,
     TrainConfig,
     load_data,
-    run_trial,
-    summarize,
     trials,
 )
 from dlclassics.lm.generate import generate as generate_words
@@ -33,10 +32,11 @@ from dlclassics.options import (
     device_option,
     make_config,
     run_options,
+    scale_options,
 )
 from dlclassics.rundir import open_run, read_config
 from dlclassics.runtime import resolve_bf16, resolve_device
-from dlclassics.study import Summary, run_trials
+from dlclassics.study import ONE_PROCESS, Experiment, Scale, Summary, run_study
 
 
 @click.group()
@@ -97,23 +97,27 @@ def _config(
 
 
 def _run(
-    config: LmConfig, command: str, out: Path | None, quiet: bool
-) -> tuple[Path, list[LmResult], Summary]:
+    experiment: Experiment,
+    config: LmConfig,
+    out: Path | None,
+    quiet: bool,
+    scale: Scale = ONE_PROCESS,
+) -> tuple[Path, Summary]:
     """Run the trials and write the summary; a Ctrl-C exits 130 saying how to resume."""
     load_data(config)  # a bad corpus is an error before there is a run directory
+    command = experiment.command
     with open_run(out, command, config) as run:
         try:
-            results = run_trials(config, trials(config), run_trial, LmResult, run.path, quiet=quiet)
+            summary = run_study(experiment, config, run, quiet, scale)
         except Interrupted as e:
+            again = f"--resume {run.path}" if not scale.shared else "the same options"
             click.echo(
                 f"interrupted: training state saved to {e.path}; "
-                f"continue with: dlclassics {command} --resume {run.path}",
+                f"continue with: dlclassics {command} {again}",
                 err=True,
             )
             raise click.exceptions.Exit(130) from None
-        summary = summarize(config, results, run)
-        run.save_results(summary.results, summary.markdown)
-    return run.path, results, summary
+    return run.path, summary
 
 
 def _perplexity_line(p: dict) -> str:
@@ -127,8 +131,8 @@ def _perplexity_line(p: dict) -> str:
 def train_cmd(**params: Any) -> None:
     """Train one LSTM language model and report its perplexities."""
     config, out = _config(TrainConfig, "lm train", params)
-    path, results, _ = _run(config, "lm train", out, params["quiet"])
-    click.echo(f"perplexity: {_perplexity_line(results[0].perplexity)}")
+    path, summary = _run(TRAIN_EXPERIMENT, config, out, params["quiet"])
+    click.echo(f"perplexity: {_perplexity_line(summary.results['perplexity'])}")
     click.echo(f"wrote {path}")
 
 
@@ -137,12 +141,18 @@ def train_cmd(**params: Any) -> None:
 @config_option(StudyConfig, "length", type=POSITIVE_INT)
 @config_option(StudyConfig, "sentence", help="Also scored.")
 @training_options
-def study(**params: Any) -> None:
+@scale_options
+def study(scale: Scale, **params: Any) -> None:
     """The original study: 1 and 2 layers x forward and reverse, perplexity and samples."""
+    if scale.shared and params["resume"] is not None:
+        raise click.UsageError(
+            "--resume is for one-process runs; a shared study goes on when "
+            "its workers are started again"
+        )
     config, out = _config(StudyConfig, "lm study", params)
-    path, results, summary = _run(config, "lm study", out, params["quiet"])
-    for trial, result in zip(trials(config), results, strict=True):
-        click.echo(f"{trial.name}: perplexity {_perplexity_line(result.perplexity)}")
+    path, summary = _run(EXPERIMENT, config, out, params["quiet"], scale)
+    for trial, model in zip(trials(config), summary.results["models"], strict=True):
+        click.echo(f"{trial.name}: perplexity {_perplexity_line(model['perplexity'])}")
     if not params["quiet"]:
         click.echo(summary.markdown)
     click.echo(f"wrote {path}")

@@ -21,7 +21,7 @@ from dlclassics.lm.train import Progress, train
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
 from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
-from dlclassics.study import Summary, tensorboard, trial_dir
+from dlclassics.study import Experiment, Summary, tensorboard, trial_dir
 
 SPLITS = ("train", "val", "test")
 STATE = "train_state.pt"  # a trial's training state after a Ctrl-C, until it finishes
@@ -276,3 +276,7 @@ def _study_markdown(models: list[dict]) -> str:
         },
     )
     return md
+
+
+TRAIN_EXPERIMENT = Experiment("lm train", TrainConfig, trials, run_trial, LmResult, summarize)
+EXPERIMENT = Experiment("lm study", StudyConfig, trials, run_trial, LmResult, summarize)

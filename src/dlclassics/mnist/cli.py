@@ -8,10 +8,10 @@ import click
 
 from dlclassics.mnist import cnn as cnn_study
 from dlclassics.mnist import fc as fc_study
-from dlclassics.mnist.cnn import CnnConfig, CnnResult
+from dlclassics.mnist.cnn import CnnConfig
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.experiment import MnistConfig, load_data
-from dlclassics.mnist.fc import FcConfig, FcResult
+from dlclassics.mnist.fc import FcConfig
 from dlclassics.mnist.models import CNN_ARCHS
 from dlclassics.options import (
     POSITIVE_FLOAT,
@@ -23,10 +23,11 @@ from dlclassics.options import (
     make_config,
     positive_list,
     run_options,
+    scale_options,
 )
 from dlclassics.rundir import open_run
 from dlclassics.runtime import resolve_bf16, resolve_device
-from dlclassics.study import run_trials
+from dlclassics.study import Scale, run_study
 
 C = TypeVar("C", bound=MnistConfig)
 
@@ -88,15 +89,13 @@ def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 @config_option(FcConfig, "batch_size", type=POSITIVE_INT)
 @common_options(FcConfig)
 @run_options(FcConfig)
-def fc(out: Path | None, quiet: bool, **params: Any) -> None:
+@scale_options
+def fc(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
     """Logistic regression and a 784-200-200-10 MLP, trained with Adam."""
     config = _configure(FcConfig, params)
     load_data(config, config.batch_size)  # bad data or settings fail here, before a run exists
     with open_run(out, "mnist fc", config) as run:
-        trials = fc_study.trials(config)
-        results = run_trials(config, trials, fc_study.run_trial, FcResult, run.path, quiet=quiet)
-        summary = fc_study.summarize(config, results, run)
-        run.save_results(summary.results, summary.markdown)
+        summary = run_study(fc_study.EXPERIMENT, config, run, quiet, scale)
     if not quiet:
         for model in summary.results["models"]:
             click.echo(f"{model['name']}: test accuracy {model['splits']['test']['accuracy']:.4f}")
@@ -121,14 +120,12 @@ def fc(out: Path | None, quiet: bool, **params: Any) -> None:
 )
 @common_options(CnnConfig)
 @run_options(CnnConfig)
-def cnn(out: Path | None, quiet: bool, **params: Any) -> None:
+@scale_options
+def cnn(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
     """Three small CNNs at each batch size, trained until a validation accuracy target."""
     config = _configure(CnnConfig, params)
     load_data(config, max(config.batch_sizes))  # bad data or settings fail here
     with open_run(out, "mnist cnn", config) as run:
-        trials = cnn_study.trials(config)
-        results = run_trials(config, trials, cnn_study.run_trial, CnnResult, run.path, quiet=quiet)
-        summary = cnn_study.summarize(config, results, run)
-        run.save_results(summary.results, summary.markdown)
+        summary = run_study(cnn_study.EXPERIMENT, config, run, quiet, scale)
     click.echo(summary.markdown if not quiet else f"best: {summary.results['best']}")
     click.echo(f"wrote {run.path}")

@@ -14,7 +14,7 @@ from dlclassics.mnist.report import conv_pictures, first_look
 from dlclassics.report import table
 from dlclassics.rundir import RunDir, atomic_write_bytes
 from dlclassics.runtime import resolve_device
-from dlclassics.study import Summary, trial_dir
+from dlclassics.study import Experiment, Summary, trial_dir
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,6 @@ def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summa
         "test_balanced_accuracy": test["balanced_accuracy"],
     }
     return Summary({"runs": runs, "best": best_summary, "best_test": test}, md)
+
+
+EXPERIMENT = Experiment("mnist cnn", CnnConfig, trials, run_trial, CnnResult, summarize)

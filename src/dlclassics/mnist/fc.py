@@ -11,7 +11,7 @@ from dlclassics.mnist.models import parameter_count
 from dlclassics.mnist.report import evaluate_splits, first_look, model_report
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
-from dlclassics.study import Summary
+from dlclassics.study import Experiment, Summary
 
 FC_ARCHS = ("logreg", "mlp")
 SPLITS = ("train", "val", "test")
@@ -89,3 +89,6 @@ def summarize(config: FcConfig, results: list[FcResult], run: RunDir) -> Summary
     md += "\n## Results\n\n" + table(rows, COLUMNS) + "\n"
     md += "".join(model_report(r.name, r.splits, data.classes, run.plots) for r in results)
     return Summary({"models": [asdict(r) for r in results]}, md)
+
+
+EXPERIMENT = Experiment("mnist fc", FcConfig, trials, run_trial, FcResult, summarize)

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from dlclassics.mnist.data import SOURCES
-from dlclassics.options import config_option, make_config, run_options
+from dlclassics.options import POSITIVE_INT, config_option, make_config, run_options
 from dlclassics.reproduce.parts import PARTS, ReproduceConfig, run_parts
 from dlclassics.reproduce.report import write_report
 from dlclassics.rundir import open_run
@@ -37,6 +37,13 @@ def _absolute(path: Path | None) -> str | None:
 @config_option(ReproduceConfig, "corpus", type=CORPUS, help="Sentences for the language model.")
 @config_option(
     ReproduceConfig, "parts", "--only", callback=_part_names, help="Comma-separated parts."
+)
+@config_option(
+    ReproduceConfig,
+    "workers",
+    type=POSITIVE_INT,
+    help="Share each study's trials among this many processes (`--workers` of mnist fc, "
+    "mnist cnn and lm study; needs the `scale` extra).",
 )
 @run_options(ReproduceConfig)
 def reproduce(

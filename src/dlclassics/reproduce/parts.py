@@ -24,6 +24,7 @@ class Part:
     args: tuple[str, ...]
     quick: tuple[str, ...] = ()
     data: str = ""  # "mnist" or "corpus": which data options the part takes
+    grid: bool = False  # a study of several trials, which --workers shares among processes
 
 
 PARTS: tuple[Part, ...] = (
@@ -35,13 +36,21 @@ PARTS: tuple[Part, ...] = (
         ("xor", "sweep"),
         quick=("--max-epochs", "10000", "--max-runs", "5", "--successes", "3"),
     ),
-    Part("mnist-fc", "MNIST: fully connected", ("mnist", "fc"), ("--iterations", "300"), "mnist"),
+    Part(
+        "mnist-fc",
+        "MNIST: fully connected",
+        ("mnist", "fc"),
+        quick=("--iterations", "300"),
+        data="mnist",
+        grid=True,
+    ),
     Part(
         "mnist-cnn",
         "MNIST: CNNs",
         ("mnist", "cnn"),
         quick=("--max-epochs", "1", "--target-accuracy", "0.5", "--eval-every", "50"),
         data="mnist",
+        grid=True,
     ),
     Part(
         "lm-study",
@@ -52,6 +61,7 @@ PARTS: tuple[Part, ...] = (
             *("--embedding-size", "64", "--hidden-size", "64"),
         ),
         data="corpus",
+        grid=True,
     ),
 )
 
@@ -65,6 +75,7 @@ class ReproduceConfig:
     dataset: str = MnistConfig.dataset  # the mnist commands' default
     mnist_dir: str | None = None
     corpus: str | None = None
+    workers: int | None = None  # each study part's trials shared among this many processes
     seed: int = 0
 
 
@@ -91,6 +102,8 @@ def command_line(part: Part, out: Path, config: ReproduceConfig, corpus: str | N
         args += ["--dataset", config.dataset]
     if part.data == "corpus" and corpus:
         args += ["--corpus", corpus]
+    if part.grid and config.workers is not None:
+        args += ["--workers", str(config.workers)]
     return args
 
 

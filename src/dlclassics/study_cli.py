@@ -1,0 +1,27 @@
+"""`dlclassics study report`: a shared study's run directory, at any time."""
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def study() -> None:
+    """Studies shared through a database (--storage, --workers; see docs/scale.md)."""
+
+
+@study.command()
+@click.option("--storage", required=True, help="The study's database URL.")
+@click.option("--study-name", required=True, help="The study's name in --storage.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The run directory to write.",
+)
+def report(storage: str, study_name: str, out: Path) -> None:
+    """Write the run directory from the trials finished so far; an unfinished study gets a
+    results.md saying which trials are not finished, and no results.json."""
+    from dlclassics.workers import report as write_report
+
+    click.echo(write_report(storage, study_name, out))

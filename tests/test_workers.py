@@ -1,0 +1,239 @@
+"""Studies shared through Optuna's storage (`--storage`, `--workers`, `study report`), on small
+generated data: results equal to a one-process run's, a SIGKILLed worker, bad input.
+
+The PostgreSQL test runs against $DLCLASSICS_TEST_POSTGRES (a URL); it skips without one, unless
+DLCLASSICS_REQUIRE_POSTGRES=1 (as CI sets).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+
+import pytest
+from conftest import invoke_cli, read_json, without_timings
+from test_lm_cli import TINY, write_corpus
+from test_mnist_data import write_idx_set
+
+optuna = pytest.importorskip("optuna")
+
+from dlclassics import workers  # noqa: E402 (after the skip: it needs Optuna)
+from dlclassics.mnist import cnn  # noqa: E402
+
+MAIN = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
+# Four trials of a few seconds each.
+GRID = ["--archs", "single_conv,double_conv", "--batch-sizes", "50,100", "--eval-every", "5"]
+CELLS = {"single_conv_b50", "single_conv_b100", "double_conv_b50", "double_conv_b100"}
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    return write_idx_set(tmp_path_factory.mktemp("idx"), n_train=500, n_test=100)
+
+
+def cnn_args(idx_dir, epochs: int = 2) -> list[str]:
+    return ["mnist", "cnn", *GRID, "--max-epochs", str(epochs), "--data-dir", str(idx_dir)]
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, idx_dir):
+    """results.json of the grid run in one process."""
+    out = tmp_path_factory.mktemp("one") / "run"
+    result = invoke_cli(*cnn_args(idx_dir), "--quiet", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return without_timings(read_json(out / "results.json"))
+
+
+def runs_per_cell(url: str, name: str) -> dict[str, int]:
+    """How many times each cell finished; the tests print the cells that ran twice."""
+    study = optuna.load_study(study_name=name, storage=url)
+    counts: dict[str, int] = {}
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        counts[t.user_attrs["cell"]] = counts.get(t.user_attrs["cell"], 0) + 1
+    print("cells that ran twice:", [c for c, n in counts.items() if n > 1])
+    return counts
+
+
+def postgres_url() -> str:
+    url = os.environ.get("DLCLASSICS_TEST_POSTGRES")
+    if url:
+        return url
+    if os.environ.get("DLCLASSICS_REQUIRE_POSTGRES") == "1":
+        pytest.fail("DLCLASSICS_REQUIRE_POSTGRES=1 but DLCLASSICS_TEST_POSTGRES is not set")
+    pytest.skip("no PostgreSQL server: set DLCLASSICS_TEST_POSTGRES=postgresql://...")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", ["embedded", "postgresql"])
+def test_two_workers_run_each_trial_once_and_write_the_one_process_results(
+    database, tmp_path, idx_dir, one_process
+):
+    out = tmp_path / "run"
+    if database == "embedded":
+        url, name, shared = f"sqlite:///{out / workers.EMBEDDED}", "mnist-cnn", []
+    else:
+        url, name = postgres_url(), f"test-{uuid.uuid4().hex}"
+        shared = ["--storage", url, "--study-name", name]
+    args = [*cnn_args(idx_dir), "--quiet", "--out", str(out), "--workers", "2", *shared]
+    result = invoke_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert without_timings(read_json(out / "results.json")) == one_process
+    assert runs_per_cell(url, name) == dict.fromkeys(CELLS, 1)
+    # A worker started on the finished study only reports, and writes the same results.
+    again = invoke_cli(
+        *cnn_args(idx_dir), "--quiet", "--out", str(out), "--storage", url, "--study-name", name
+    )
+    assert again.returncode == 0, again.stderr
+    assert without_timings(read_json(out / "results.json")) == one_process
+    assert runs_per_cell(url, name) == dict.fromkeys(CELLS, 1)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_is_replaced_and_every_trial_counts_once(
+    tmp_path, idx_dir, one_process
+):
+    out, url = tmp_path / "run", f"sqlite:///{tmp_path / 'study.db'}"
+    args = [*MAIN, *cnn_args(idx_dir), "--quiet", "--out", str(out), "--storage", url]
+    doomed = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        # A trial folder exists once a trial has started, after its heartbeat began.
+        while not list(out.glob("trials/*/tensorboard")) and time.monotonic() < deadline:
+            assert doomed.poll() is None, "the worker ended before it could be killed"
+            time.sleep(0.05)
+        doomed.send_signal(signal.SIGKILL)
+    finally:
+        doomed.wait()
+    study = optuna.load_study(study_name="mnist-cnn", storage=url)
+    running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert len(running) == 1  # the dead worker's trial, never to finish by itself
+    survivor = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert survivor.returncode == 0, survivor.stderr
+    assert without_timings(read_json(out / "results.json")) == one_process
+    assert runs_per_cell(url, "mnist-cnn") == dict.fromkeys(CELLS, 1)
+    stale = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert [t.user_attrs["cell"] for t in stale] == [running[0].user_attrs["cell"]]
+
+
+@pytest.mark.slow
+def test_lm_study_with_two_workers_equals_one_process(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    args = ["lm", "study", "--corpus", str(corpus), *TINY, "--epochs", "1", "--quiet"]
+    assert invoke_cli(*args, "--out", str(tmp_path / "one")).returncode == 0
+    result = invoke_cli(*args, "--out", str(tmp_path / "two"), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    one, two = (without_timings(read_json(tmp_path / d / "results.json")) for d in ("one", "two"))
+    for a, b in zip(one.pop("models"), two.pop("models"), strict=True):
+        # Perplexities within float rounding: a worker has half the threads.
+        assert a.pop("perplexity") == pytest.approx(b.pop("perplexity"), rel=1e-4)
+        assert [g["text"] for g in a.pop("generations")] == [
+            g["text"] for g in b.pop("generations")
+        ]
+        a.pop("probabilities"), b.pop("probabilities")
+        assert a == b
+    assert one == two
+
+
+@pytest.mark.slow
+def test_a_one_process_run_does_not_import_optuna(tmp_path, idx_dir):
+    code = (
+        "import sys\nfrom dlclassics.cli import main\n"
+        f"try:\n    main(['mnist', 'fc', '--iterations', '3', '--data-dir', {str(idx_dir)!r},"
+        f" '--out', {str(tmp_path / 'run')!r}, '--quiet'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code\nassert 'optuna' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def assert_one_line_exit_2(result, out, says: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], lines
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("storage", "says"),
+    [
+        ("not a url", "is not a database URL"),
+        ("nosuchdb://host/x", "cannot open storage"),
+        ("sqlite:////nonexistent-folder/study.db", "unable to open database file"),
+        ("postgresql://nobody:secret@127.0.0.1:9/db", "cannot open storage"),  # nothing listens
+    ],
+)
+def test_bad_storage_is_one_line_exit_2_and_no_run_directory(tmp_path, idx_dir, storage, says):
+    out = tmp_path / "run"
+    result = invoke_cli(*cnn_args(idx_dir), "--out", str(out), "--storage", storage)
+    assert_one_line_exit_2(result, out, says)
+    assert "secret" not in result.stderr
+
+
+def test_bad_worker_options_are_one_line_exit_2(tmp_path, idx_dir, monkeypatch):
+    out = tmp_path / "run"
+    result = invoke_cli(*cnn_args(idx_dir), "--out", str(out), "--workers", "0")
+    assert_one_line_exit_2(result, out, "--workers")
+    monkeypatch.chdir(tmp_path)
+    result = invoke_cli(*cnn_args(idx_dir), "--storage", "sqlite:///study.db")
+    assert_one_line_exit_2(result, tmp_path / "runs", "--storage needs --out")
+    assert not (tmp_path / "study.db").exists()
+
+
+def prepared(tmp_path, idx_dir) -> tuple[str, str]:
+    """A study of the 4-trial grid with nothing run yet."""
+    url, name = f"sqlite:///{tmp_path / 'study.db'}", "grid"
+    config = replace(
+        cnn.CnnConfig(),
+        archs=("single_conv", "double_conv"),
+        batch_sizes=(50, 100),
+        eval_every=5,
+        max_epochs=2,
+        data_dir=str(idx_dir),
+        device="cpu",
+        bf16=False,
+    )
+    workers.prepare(cnn.EXPERIMENT, config, url, name, tmp_path / "first")
+    return url, name
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["cnn", *GRID, "--max-epochs", "2", "--lr", "0.01"], "other settings (lr)"),
+        (["cnn", *GRID, "--max-epochs", "3"], "other settings (max_epochs)"),
+        (["fc"], "a `dlclassics mnist cnn` study"),
+    ],
+)
+def test_a_study_of_another_command_or_settings_is_refused(tmp_path, idx_dir, command, says):
+    url, name = prepared(tmp_path, idx_dir)
+    args = ["mnist", *command, "--data-dir", str(idx_dir)]
+    out = tmp_path / "run"
+    result = invoke_cli(*args, "--out", str(out), "--storage", url, "--study-name", name)
+    assert_one_line_exit_2(result, out, says)
+
+
+def test_report_of_an_unfinished_study_marks_every_trial_and_writes_no_results(tmp_path, idx_dir):
+    url, name = prepared(tmp_path, idx_dir)
+    out = tmp_path / "report"
+    result = invoke_cli(
+        "study", "report", "--storage", url, "--study-name", name, "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "0 of 4 trials finished" in result.stdout
+    assert not (out / "results.json").exists()
+    markdown = (out / "results.md").read_text()
+    assert all(f"| {cell} | waiting |" in markdown for cell in CELLS)
+    missing = invoke_cli(
+        "study", "report", "--storage", url, "--study-name", "nope", "--out", str(tmp_path / "none")
+    )
+    assert_one_line_exit_2(missing, tmp_path / "none", "no study 'nope'")
+
+
+@pytest.mark.parametrize("args", [["study"], ["study", "report"]])
+def test_help(args):
+    result = invoke_cli(*args, "--help")
+    assert result.returncode == 0
+    assert ("report" if args == ["study"] else "--study-name") in result.stdout
