@@ -19,7 +19,7 @@ from dlclassics import __version__
 from dlclassics.errors import InputError
 
 
-def _create_temporary(path: Path) -> tuple[int, Path]:
+def create_temporary(path: Path) -> tuple[int, Path]:
     """A new file next to `path`, open for writing. Unlike mkstemp's 0600, it is created with
     mode 0666 less the umask, as a plain open() would, so the renamed file has the usual mode."""
     while True:
@@ -32,7 +32,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temporary(path)
+    fd, tmp = create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
