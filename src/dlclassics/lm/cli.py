@@ -65,11 +65,18 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
         config_option(
             LmConfig, "max_steps", type=POSITIVE_INT, help="Stop after this many optimiser steps."
         ),
+        config_option(
+            LmConfig,
+            "checkpoint_every",
+            type=POSITIVE_INT,
+            help="Save the training state every this many steps (and after every epoch), so "
+            "a killed run resumes from there.",
+        ),
         bf16_option(LmConfig),
         click.option(
             "--resume",
             type=click.Path(path_type=Path, file_okay=False, exists=True),
-            help="Continue the interrupted run in this directory, with its settings.",
+            help="Continue the interrupted or killed run in this directory, with its settings.",
         ),
         device_config_option(LmConfig),
         run_options(LmConfig),
