@@ -1,9 +1,11 @@
 """Runs that survive a kill: SIGKILL at chosen points, or of the whole process group, then
 --resume, which keeps what was finished and ends where an uninterrupted run ends."""
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,109 @@ def test_lm_train_killed_anywhere_resumes_to_the_same_weights(straight, tmp_path
         read_json(reference / "results.json")
     )
     assert not (trial / "train_state.pt").exists()
+
+
+MAIN = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
+
+
+def kill_group_once(args: list[str], ready) -> None:
+    """Start `dlclassics ARGS` in its own process group and SIGKILL the whole group (children
+    too) as soon as `ready()` holds."""
+    proc = subprocess.Popen(
+        [*MAIN, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not ready():
+        assert proc.poll() is None, f"the run ended before the kill: {proc.stderr.read()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+
+def snapshot(folder: Path, names: list[str]) -> dict[str, tuple[int, bytes]]:
+    return {n: ((folder / n).stat().st_mtime_ns, (folder / n).read_bytes()) for n in names}
+
+
+def assert_nothing_half_written(root: Path) -> None:
+    for path in root.rglob("*.json"):
+        read_json(path)  # every JSON file under its final name parses
+
+
+@pytest.mark.slow
+def test_lm_study_killed_mid_model_resumes_keeping_the_finished_ones(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.txt", n=100)
+    args = ["lm", "study", "--corpus", str(corpus), *TINY, "--batch-size", "8", "--epochs", "2"]
+    args += ["--checkpoint-every", "3", "--quiet"]
+    out = tmp_path / "study"
+    trials = out / "trials"
+    second = trials / "layers1-reverse" / "train_state.pt"
+    kill_group_once([*args, "--out", str(out)], second.exists)
+    assert_nothing_half_written(out)
+    first = trials / "layers1-forward"
+    kept = snapshot(first, ["result.json", "checkpoint.pt"])
+    assert not (out / "results.json").exists()
+
+    resumed = invoke_cli("lm", "study", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert snapshot(first, list(kept)) == kept
+    straight = tmp_path / "straight"
+    assert invoke_cli(*args, "--out", str(straight)).returncode == 0
+    a, b = read_json(out / "results.json"), read_json(straight / "results.json")
+    assert without_timings(a) == without_timings(b)
+
+
+@pytest.mark.slow
+def test_mnist_cnn_killed_after_a_trial_resumes_keeping_it(tmp_path):
+    from test_mnist_cli import CNN_FAST
+    from test_mnist_data import write_idx_set
+
+    idx = write_idx_set(tmp_path / "idx", n_train=500, n_test=100)
+    args = ["mnist", "cnn", *CNN_FAST, "--max-epochs", "2", "--data-dir", str(idx), "--quiet"]
+    out = tmp_path / "run"
+    first = out / "trials" / "single_conv_b50"
+    kill_group_once([*args, "--out", str(out)], lambda: (first / "result.json").exists())
+    assert_nothing_half_written(out)
+    kept = snapshot(first, ["result.json", "checkpoint.pt"])
+    assert not (out / "results.json").exists()
+
+    resumed = invoke_cli("mnist", "cnn", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert snapshot(first, list(kept)) == kept
+    straight = tmp_path / "straight"
+    assert invoke_cli(*args, "--out", str(straight)).returncode == 0
+    a, b = read_json(out / "results.json"), read_json(straight / "results.json")
+    assert without_timings(a) == without_timings(b)
+
+
+@pytest.mark.slow
+def test_reproduce_killed_with_its_parts_resumes_keeping_the_finished_ones(tmp_path):
+    from test_mnist_data import write_idx_set
+
+    idx = write_idx_set(tmp_path / "idx", n_train=400, n_test=100)
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    out = tmp_path / "report"
+    args = ["reproduce", "--quick", "--quiet", "--mnist-dir", str(idx), "--corpus", str(corpus)]
+    # Killed while the mnist-cnn part (a child process) is between its trials.
+    trials = out / "mnist-cnn" / "trials"
+    kill_group_once([*args, "--out", str(out)], lambda: any(trials.glob("*/result.json")))
+    assert_nothing_half_written(out)
+    done = ["xor-solve", "xor-train", "xor-sweep", "mnist-fc"]
+    kept = snapshot(out, [f"{name}.json" for name in done] + ["mnist-fc/results.json"])
+    trial = next(trials.glob("*/result.json")).parent
+    kept_trial = snapshot(trial, ["result.json", "checkpoint.pt"])
+    assert not (out / "mnist-cnn.json").exists() and not (out / "report.html").exists()
+
+    resumed = invoke_cli("reproduce", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert snapshot(out, list(kept)) == kept
+    assert snapshot(trial, list(kept_trial)) == kept_trial
+    parts = read_json(out / "results.json")["parts"]
+    assert [(p["name"], p["ok"]) for p in parts] == [
+        (n, True) for n in [*done, "mnist-cnn", "lm-study"]
+    ]
+    assert (out / "report.html").is_file()

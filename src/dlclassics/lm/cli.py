@@ -32,9 +32,11 @@ from dlclassics.options import (
     device_config_option,
     device_option,
     make_config,
+    resume_option,
+    resumed_config,
     run_options,
 )
-from dlclassics.rundir import open_run, read_config
+from dlclassics.rundir import open_run
 from dlclassics.runtime import resolve_bf16, resolve_device
 from dlclassics.study import Summary, run_trials
 
@@ -73,11 +75,7 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "a killed run resumes from there.",
         ),
         bf16_option(LmConfig),
-        click.option(
-            "--resume",
-            type=click.Path(path_type=Path, file_okay=False, exists=True),
-            help="Continue the interrupted or killed run in this directory, with its settings.",
-        ),
+        resume_option,
         device_config_option(LmConfig),
         run_options(LmConfig),
     ]
@@ -92,7 +90,7 @@ def _config(
     """The run's config and directory: the command line's, or for --resume the interrupted run's."""
     resume = params["resume"]
     if resume is not None:
-        config = make_config(config_type, read_config(resume, command))
+        config = resumed_config(config_type, command, resume)
         resolve_device(config.device)  # the machine may have changed since
         return config, resume
     device = resolve_device(params["device"])
