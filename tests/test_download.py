@@ -95,3 +95,10 @@ def test_git_blob_id_is_gits(tmp_path):
     (tmp_path / "hello").write_bytes(b"hello\n")  # `git hash-object` of this file
     assert git_blob_sha1(tmp_path / "hello") == "ce013625030ba8dba906f756967f9e9ca394464a"
     assert download.digest(tmp_path / "hello", "gitblob:x").startswith("gitblob:ce0136")
+
+
+def test_a_folder_that_cannot_be_written_is_not_retried(faulty_server, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DownloadError, match=r"cannot write to \S*file: "):
+        fetch([f"{faulty_server.url}/a/data.bin"], tmp_path / "file" / "data.bin", MD5)
+    assert faulty_server.requests == {}

@@ -89,7 +89,10 @@ def fetch(urls: Sequence[str], destination: Path, known_hash: str) -> Path:
     Each mirror is tried up to 1 + RETRIES times while its failures are transient; a permanent
     failure (403, 404, wrong content) moves on to the next mirror at once.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"cannot write to {destination.parent}: {e.strerror}") from e
     failures = []
     for url in urls:
         for attempt in range(RETRIES + 1):
@@ -105,6 +108,8 @@ def fetch(urls: Sequence[str], destination: Path, known_hash: str) -> Path:
                 reason = _describe(e)
                 if not _transient(e):
                     break
+            except OSError as e:  # the local disk, not the network: no mirror can help
+                raise DownloadError(f"cannot write to {destination.parent}: {e.strerror}") from e
         tries = f" after {attempt + 1} tries" if attempt else ""
         failures.append(f"{urlsplit(url).netloc}: {reason}{tries}")
     raise DownloadError("; ".join(failures))
