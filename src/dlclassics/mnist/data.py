@@ -6,6 +6,7 @@ when it is used, so a batch is an index slice and nothing is converted per sampl
 
 import functools
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     """One IDX file as a uint8 array, after checking its magic number, dimensions and length."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
         raise InputError(f"{path}: cannot read ({e})") from e
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
