@@ -1,8 +1,10 @@
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -63,3 +65,62 @@ def without_timings(obj):
 def cli():
     """The CLI in this process (fast); use `run_cli` where a real process matters."""
     return invoke_cli
+
+
+class FaultyServer:
+    """An HTTP server on 127.0.0.1 that answers each path from a script of faults, one per request
+    (the last one repeats): ("ok", bytes), ("status", 503), ("stall", seconds), ("short", bytes)
+    (a full Content-Length, half the bytes, then the connection closed) or ("redirect", path)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.scripts: dict[str, list[tuple[str, Any]]] = {}
+        self.requests: dict[str, int] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                count = server.requests.get(self.path, 0)
+                server.requests[self.path] = count + 1
+                script = server.scripts.get(self.path, [("status", 404)])
+                kind, value = script[min(count, len(script) - 1)]
+                if kind == "status":
+                    self.send_error(value)
+                elif kind == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", value)
+                    self.end_headers()
+                elif kind == "stall":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    time.sleep(value)
+                else:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(value)))
+                    self.end_headers()
+                    self.wfile.write(value if kind == "ok" else value[: len(value) // 2])
+                    self.wfile.flush()
+                    if kind == "short":
+                        self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def faulty_server():
+    server = FaultyServer()
+    yield server
+    server.close()

@@ -11,6 +11,10 @@ import pytest
 import torch
 from conftest import invoke_cli, read_json, without_timings
 
+from dlclassics import download
+from dlclassics.download import git_blob_sha1
+from dlclassics.errors import InputError
+from dlclassics.lm import corpus as lm_corpus
 from dlclassics.lm.batches import encode
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.experiment import STUDY_TRIALS, StudyConfig, TrainConfig, load_data
@@ -202,16 +206,43 @@ def test_resume_needs_a_run_of_the_same_command(cli, trained, tmp_path):
 
 def test_offline_default_corpus_says_how_to_pass_a_file(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("DLCLASSICS_LM_CORPUS_URL", "http://127.0.0.1:9/wikisimple.txt")
+    monkeypatch.setattr(lm_corpus, "CORPUS_URLS", ("http://127.0.0.1:9/wikisimple.txt",))
+    monkeypatch.setattr(download, "BACKOFF", 0.01)
     out = tmp_path / "run"
     result = cli("lm", "train", "--out", str(out))
     assert_one_line_error(result, out)
+    assert "127.0.0.1:9: cannot connect after 4 tries" in result.stderr
+    assert f"put a copy at {tmp_path / 'data' / 'lm' / 'wikisimple.txt'}" in result.stderr
     assert "--corpus" in result.stderr
+
+
+def test_the_corpus_download_is_verified_by_its_git_blob_id(tmp_path, monkeypatch, faulty_server):
+    monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "data"))
+    write_corpus(tmp_path / "served.txt")
+    text = (tmp_path / "served.txt").read_bytes()
+    monkeypatch.setattr(lm_corpus, "CORPUS_URLS", (f"{faulty_server.url}/wikisimple.txt",))
+    blob = git_blob_sha1(tmp_path / "served.txt")
+    monkeypatch.setattr(lm_corpus, "CORPUS_HASH", f"gitblob:{blob}")
+    monkeypatch.setattr(download, "BACKOFF", 0.01)
+    cached = tmp_path / "data" / "lm" / "wikisimple.txt"
+    # Cut short every time, then with wrong bytes: an error, and nothing cached.
+    faulty_server.scripts["/wikisimple.txt"] = [("short", text)]
+    with pytest.raises(InputError, match="connection closed before the end of the file"):
+        lm_corpus.default_corpus()
+    faulty_server.scripts["/wikisimple.txt"] = [("ok", text.replace(b"a", b"b"))]
+    with pytest.raises(InputError, match="checksum mismatch"):
+        lm_corpus.default_corpus()
+    assert list(cached.parent.iterdir()) == []
+    # Cut short once, then whole: verified and cached.
+    faulty_server.scripts["/wikisimple.txt"] = [("short", text), ("ok", text)]
+    faulty_server.requests.clear()
+    assert lm_corpus.default_corpus() == cached and cached.read_bytes() == text
+    assert faulty_server.requests["/wikisimple.txt"] == 2
 
 
 def test_the_default_corpus_is_read_from_the_cache(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("DLCLASSICS_LM_CORPUS_URL", "http://127.0.0.1:9/wikisimple.txt")
+    monkeypatch.setattr(lm_corpus, "CORPUS_URLS", ("http://127.0.0.1:9/wikisimple.txt",))
     cached = tmp_path / "data" / "lm" / "wikisimple.txt"
     cached.parent.mkdir(parents=True)
     write_corpus(cached)

@@ -85,7 +85,7 @@ def test_offline_without_data_dir(cli, tmp_path, monkeypatch):
     result = cli("mnist", "fc", "--out", str(out))
     assert result.returncode == 2
     assert "cannot download train-images-idx3-ubyte.gz" in result.stderr
-    assert f"put them in {blocker / 'mnist'}" in result.stderr
+    assert f"put a copy in {blocker / 'mnist'}" in result.stderr
     assert not out.exists()
 
 

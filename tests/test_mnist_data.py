@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from dlclassics import download
 from dlclassics.errors import InputError
 from dlclassics.mnist import data as mnist_data
 
@@ -131,6 +132,11 @@ def _point_mirror(monkeypatch, mirrors: tuple[str, ...], md5: dict[str, str]) ->
     monkeypatch.setitem(mnist_data.SOURCES, "mnist", source)
 
 
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setattr(download, "BACKOFF", 0.01)
+
+
 def test_offline_error_says_what_to_put_where(tmp_path, monkeypatch):
     monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "cache"))
     _point_mirror(monkeypatch, ("http://127.0.0.1:9/",), mnist_data.SOURCES["mnist"].md5)
@@ -138,28 +144,50 @@ def test_offline_error_says_what_to_put_where(tmp_path, monkeypatch):
         mnist_data.load("mnist", None, seed=0)
     message = str(e.value)
     assert "train-images-idx3-ubyte.gz" in message and "t10k-labels-idx1-ubyte.gz" in message
-    assert str(tmp_path / "cache" / "mnist") in message
+    assert "(127.0.0.1:9: cannot connect after 4 tries)" in message
+    assert f"put a copy in {tmp_path / 'cache' / 'mnist'} or pass --data-dir" in message
+    assert "\n" not in message
     assert not list((tmp_path / "cache" / "mnist").glob("*"))
 
 
-def test_download_checks_checksums_and_caches(tmp_path, monkeypatch):
+def _serve(server, folder, prefix: str) -> dict[str, str]:
+    for p in folder.iterdir():
+        server.scripts[f"/{prefix}/{p.name}"] = [("ok", p.read_bytes())]
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def test_download_from_the_mirrors_in_turn_and_cache(tmp_path, monkeypatch, faulty_server):
     mirror = write_idx_set(tmp_path / "mirror")
-    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in mirror.iterdir()}
+    md5 = _serve(faulty_server, mirror, "original")
+    # The first mirror answers 503 once, then serves only the labels; the original has the rest.
+    for name in md5:
+        faulty_server.scripts[f"/s3/{name}"] = [("status", 503), ("status", 404)]
+        if "labels" in name:
+            faulty_server.scripts[f"/s3/{name}"][1] = faulty_server.scripts[f"/original/{name}"][0]
     monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "cache"))
-    _point_mirror(monkeypatch, (mirror.as_uri() + "/",), md5)
+    _point_mirror(monkeypatch, (f"{faulty_server.url}/s3/", f"{faulty_server.url}/original/"), md5)
     data = mnist_data.load("mnist", None, seed=0)
     assert len(data.test) == 200
     assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir()) == sorted(md5)
+    asked = {path: n for path, n in faulty_server.requests.items()}
+    assert asked == {f"/s3/{n}": 2 for n in md5} | {
+        f"/original/{n}": 1 for n in md5 if "images" in n
+    }
+    mnist_data.load("mnist", None, seed=0)  # from the cache now
+    assert faulty_server.requests == asked
 
 
-def test_download_rejects_a_bad_checksum(tmp_path, monkeypatch):
+def test_download_rejects_a_bad_checksum(tmp_path, monkeypatch, faulty_server):
     mirror = write_idx_set(tmp_path / "mirror")
+    md5 = _serve(faulty_server, mirror, "m")
     monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "cache"))
-    _point_mirror(
-        monkeypatch,
-        (mirror.as_uri() + "/",),
-        dict.fromkeys(mnist_data.SOURCES["mnist"].md5, "0" * 32),
-    )
+    _point_mirror(monkeypatch, (f"{faulty_server.url}/m/",), dict.fromkeys(md5, "0" * 32))
     with pytest.raises(InputError, match="checksum mismatch"):
         mnist_data.load("mnist", None, seed=0)
     assert not list((tmp_path / "cache" / "mnist").glob("*"))
+
+
+def test_fashion_mnist_falls_back_to_the_official_repository():
+    mirrors = mnist_data.SOURCES["fashion-mnist"].mirrors
+    assert "s3" in mirrors[0]
+    assert mirrors[1].startswith("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/")

@@ -1,9 +1,13 @@
 import json
+import os
+import stat
 from dataclasses import dataclass
 
 import pytest
+import torch
 
 from dlclassics import __version__
+from dlclassics.checkpoint import save_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.options import make_config
 from dlclassics.rundir import open_run, read_config, write_json
@@ -28,6 +32,22 @@ def test_write_json_is_atomic(tmp_path, monkeypatch):
         write_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077, 0o002])
+def test_atomic_writes_keep_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        with open(tmp_path / "plain", "w") as f:
+            f.write("x")
+        write_json(tmp_path / "results.json", {"a": 1})
+        save_checkpoint(tmp_path / "checkpoint.pt", torch.nn.Linear(1, 1), {}, {})
+    finally:
+        os.umask(previous)
+    want = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert want == 0o666 & ~umask
+    for name in ("results.json", "checkpoint.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name
 
 
 def test_bad_input_removes_the_new_run_directory(tmp_path):

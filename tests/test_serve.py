@@ -319,3 +319,20 @@ def test_serve_rejects_a_model_path_that_does_not_exist(cli, tmp_path):
     assert r.returncode == 2
     assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
     assert "nonexistent" in r.stderr
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client):
+    from dlclassics.serve.app import MAX_BODY
+
+    huge = client.post("/api/lm/prob", json={"text": "the " * 100_000})
+    assert (
+        huge.status_code == 413 and huge.json()["detail"] == f"request body over {MAX_BODY} bytes"
+    )
+    chunks = (b"x" * 1000 for _ in range(100))  # no Content-Length: counted as it streams
+    chunked = client.post(
+        "/api/lm/prob", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    assert client.post("/api/lm/prob", json={"text": "the cat"}).status_code == 200
+    too_long = client.post("/api/lm/generate", json={"text": "the", "length": 10**9})
+    assert too_long.status_code == 422

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dlclassics.rundir import read_config
 from dlclassics.runtime import AUTO_DEVICE
 from dlclassics.study import Scale
 
@@ -84,6 +85,21 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def resume_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--resume DIR: continue a run, interrupted or killed, with its own settings."""
+    return click.option(
+        "--resume",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="Continue the interrupted or killed run in this directory, with its settings "
+        "(other options are ignored); finished trials are kept.",
+    )(f)
+
+
+def resumed_config(config_type: type[C], command: str, directory: Path) -> C:
+    """The config a `command` run in `directory` was started with (for --resume)."""
+    return make_config(config_type, read_config(directory, command))
 
 
 def device_option(f: Callable[..., Any]) -> Callable[..., Any]:

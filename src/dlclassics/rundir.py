@@ -8,8 +8,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +19,20 @@ from dlclassics import __version__
 from dlclassics.errors import InputError
 
 
+def create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file next to `path`, open for writing. Unlike mkstemp's 0600, it is created with
+    mode 0666 less the umask, as a plain open() would, so the renamed file has the usual mode."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -31,10 +31,12 @@ from dlclassics.options import (
     device_config_option,
     device_option,
     make_config,
+    resume_option,
+    resumed_config,
     run_options,
     scale_options,
 )
-from dlclassics.rundir import open_run, read_config
+from dlclassics.rundir import open_run
 from dlclassics.runtime import resolve_bf16, resolve_device
 from dlclassics.study import ONE_PROCESS, Experiment, Scale, Summary, run_study
 
@@ -65,12 +67,15 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
         config_option(
             LmConfig, "max_steps", type=POSITIVE_INT, help="Stop after this many optimiser steps."
         ),
-        bf16_option(LmConfig),
-        click.option(
-            "--resume",
-            type=click.Path(path_type=Path, file_okay=False, exists=True),
-            help="Continue the interrupted run in this directory, with its settings.",
+        config_option(
+            LmConfig,
+            "checkpoint_every",
+            type=POSITIVE_INT,
+            help="Save the training state every this many steps (and after every epoch), so "
+            "a killed run resumes from there.",
         ),
+        bf16_option(LmConfig),
+        resume_option,
         device_config_option(LmConfig),
         run_options(LmConfig),
     ]
@@ -85,7 +90,7 @@ def _config(
     """The run's config and directory: the command line's, or for --resume the interrupted run's."""
     resume = params["resume"]
     if resume is not None:
-        config = make_config(config_type, read_config(resume, command))
+        config = resumed_config(config_type, command, resume)
         resolve_device(config.device)  # the machine may have changed since
         return config, resume
     device = resolve_device(params["device"])

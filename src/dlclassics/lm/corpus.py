@@ -4,17 +4,14 @@ One sentence per line. Words follow Keras' `text_to_word_sequence`: lower-cased,
 below replaced by spaces, split on white space.
 """
 
-import os
 import re
-import tempfile
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from dlclassics.download import DownloadError, fetch
 from dlclassics.errors import InputError
 from dlclassics.runtime import data_root
 
@@ -22,9 +19,12 @@ PAD, START, UNK, EOS = 0, 1, 2, 3
 SPECIALS = ["<PAD>", "<START>", "<UNK>", "<EOS>"]
 _KERAS_FILTERS = re.compile(r'[!"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]')
 
-DEFAULT_CORPUS_URL = (
-    "https://raw.githubusercontent.com/pbloem/language-models/master/datasets/wikisimple.txt"
+# The original's corpus, and its git blob id in pbloem/language-models (master): it verifies the
+# download without knowing its size in advance.
+CORPUS_URLS = (
+    "https://raw.githubusercontent.com/pbloem/language-models/master/datasets/wikisimple.txt",
 )
+CORPUS_HASH = "gitblob:c8be4c81a9080e671d9708b1df24cce9a7f9d6f9"
 
 
 def words(line: str) -> list[str]:
@@ -56,28 +56,17 @@ def read_sentences(path: Path, max_length: int | None = None) -> list[list[str]]
 
 
 def default_corpus() -> Path:
-    """The original's corpus, downloaded on first use into $DLCLASSICS_DATA."""
-    url = os.environ.get("DLCLASSICS_LM_CORPUS_URL", DEFAULT_CORPUS_URL)
+    """The original's corpus, downloaded and verified on first use into $DLCLASSICS_DATA."""
     path = data_root() / "lm" / "wikisimple.txt"
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".wikisimple.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=30) as response:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-        os.replace(tmp, path)
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
+        return fetch(CORPUS_URLS, path, CORPUS_HASH)
+    except DownloadError as e:
         raise InputError(
-            f"cannot download the default corpus from {url} ({reason}); "
-            "pass a text file with one sentence per line as --corpus PATH"
+            f"cannot download the default corpus {path.name} ({e}); put a copy at {path} "
+            "or pass a text file with one sentence per line as --corpus PATH"
         ) from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """`lm train` and `lm study`: their configs, trials, one trial's training, and the summaries.
 
 `lm train` is one trial; `lm study` is the original study, four trials: 1 and 2 layers x forward
-and reverse. Each trial trains one model in its own folder, resuming from the state a Ctrl-C left
-there, and saves it as `checkpoint.pt`; the study's sentences are drawn in `summarize`.
+and reverse. Each trial trains one model in its own folder, resuming from the last training state
+saved there, and saves it as `checkpoint.pt`; the study's sentences are drawn in `summarize`.
 """
 
 import functools
@@ -24,7 +24,7 @@ from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_e
 from dlclassics.study import Experiment, Summary, tensorboard, trial_dir
 
 SPLITS = ("train", "val", "test")
-STATE = "train_state.pt"  # a trial's training state after a Ctrl-C, until it finishes
+STATE = "train_state.pt"  # a trial's training state, saved as it goes, until it finishes
 STUDY_TEMPERATURES = (0.1, 1.0, 10.0)
 
 
@@ -41,6 +41,9 @@ class LmConfig:
     batch_size: int = 128
     lr: float = 0.001
     max_steps: int | None = None
+    # The training state is saved at the end of every epoch and every this many steps, so a
+    # killed run loses at most that much work.
+    checkpoint_every: int = 500
     # The command stores the device it resolved, and whether bf16 is used there.
     bf16: bool | None = None
     device: str = AUTO_DEVICE
@@ -129,10 +132,11 @@ def model_config(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConf
 
 
 def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = False) -> LmResult:
-    """Train this trial's model (on from the state a Ctrl-C saved, if any), save it as
+    """Train this trial's model (on from the last state saved, if any), save it as
     `directory/checkpoint.pt` and measure its perplexity on every split.
 
-    Ctrl-C saves the training state to `directory/train_state.pt` and raises Interrupted.
+    The training state is kept in `directory/train_state.pt` as training goes (see
+    `LmConfig.checkpoint_every`); Ctrl-C saves it too and raises Interrupted.
     """
     data = load_data(config)
     device = resolve_device(config.device)
@@ -146,7 +150,7 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
     # The fused Adam kernel is the same update in one pass over the weights (about 5% faster).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     state = directory / STATE
-    progress = _resume(state, model, optimizer, config)
+    progress = _resume(directory, model, optimizer, config)
 
     def save_state(progress: Progress) -> Path:
         return save_model(state, model, data.vocab, asdict(config), optimizer, **asdict(progress))
@@ -159,7 +163,9 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
     with tensorboard(directory / "tensorboard") as log:
         args = (rows["train"], rows["val"], config, device, log, save_state)
         train(model, optimizer, progress, *args, quiet=quiet, samples=samples, desc=trial.name)
-    save_model(directory / CHECKPOINT, model, data.vocab, asdict(config))
+    # The finished model keeps its progress counters: a run killed before its result.json is
+    # written resumes from it without training again.
+    save_model(directory / CHECKPOINT, model, data.vocab, asdict(config), **asdict(progress))
     state.unlink(missing_ok=True)
     return LmResult(
         perplexity={name: perplexity(model, rows[name], device) for name in SPLITS},
@@ -172,18 +178,22 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
 
 
 def _resume(
-    path: Path, model: LanguageModel, optimizer: torch.optim.Optimizer, config: LmConfig
+    directory: Path, model: LanguageModel, optimizer: torch.optim.Optimizer, config: LmConfig
 ) -> Progress:
-    """The progress saved at a Ctrl-C, loaded into `model` and `optimizer`; a fresh start when
-    there is none, or when it was saved by a run with other settings."""
-    if not path.is_file():
-        return Progress()
-    state = load_checkpoint(path)
-    if state["config"] != asdict(config):
-        return Progress()
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    return Progress(**{f.name: state[f.name] for f in fields(Progress)})
+    """The last progress saved in `directory`, loaded into `model` and `optimizer`: the training
+    state, else a finished model; a fresh start when there is none, or when it was saved by a run
+    with other settings."""
+    for path in (directory / STATE, directory / CHECKPOINT):
+        if not path.is_file():
+            continue
+        state = load_checkpoint(path)
+        if state["config"] != asdict(config) or "step" not in state:
+            continue
+        model.load_state_dict(state["model"])
+        if "optimizer" in state:  # a finished model has none, and takes no more steps
+            optimizer.load_state_dict(state["optimizer"])
+        return Progress(**{f.name: state[f.name] for f in fields(Progress)})
+    return Progress()
 
 
 def summarize(config: LmConfig, results: list[LmResult], run: RunDir) -> Summary:

@@ -1,7 +1,9 @@
-"""The training loop: Adam over length-bucketed batches, Ctrl-C checkpoints, and resume.
+"""The training loop: Adam over length-bucketed batches, checkpoints as it goes, and resume.
 
-A Ctrl-C is only acted on between optimiser steps, so the saved state is always a consistent one
-and a resumed run takes exactly the steps the uninterrupted run would have taken.
+The training state is saved between optimiser steps only (every `checkpoint_every` steps, at the
+end of every epoch, and on Ctrl-C), so a saved state is always a consistent one and a resumed run
+takes exactly the steps the uninterrupted run would have taken. Each save is atomic: a kill at any
+moment leaves the previous state or the new one.
 """
 
 import math
@@ -83,7 +85,8 @@ def train(
     samples: Callable[[], list[str]] | None = None,
     desc: str = "train",
 ) -> Progress:
-    """Train in place from `progress` on; on Ctrl-C call `save_state` and raise Interrupted.
+    """Train in place from `progress` on, calling `save_state` every `config.checkpoint_every`
+    steps and after each epoch; on Ctrl-C call it and raise Interrupted.
 
     `log` gets the loss of every step and, after each epoch, the train and validation
     perplexities and the `samples`.
@@ -105,8 +108,11 @@ def train(
                     raise Interrupted(save_state(progress))
                 if _done(progress, config):
                     break
+                if progress.step % config.checkpoint_every == 0:
+                    save_state(progress)
             else:
                 _end_epoch(model, val_rows, device, progress, log, samples)
+                save_state(progress)
     return progress
 
 

@@ -22,6 +22,8 @@ from dlclassics.options import (
     device_config_option,
     make_config,
     positive_list,
+    resume_option,
+    resumed_config,
     run_options,
     scale_options,
 )
@@ -119,11 +121,16 @@ def fc(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
     help="Check validation accuracy every this many iterations.",
 )
 @common_options(CnnConfig)
+@resume_option
 @run_options(CnnConfig)
 @scale_options
-def cnn(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
+def cnn(out: Path | None, quiet: bool, resume: Path | None, scale: Scale, **params: Any) -> None:
     """Three small CNNs at each batch size, trained until a validation accuracy target."""
-    config = _configure(CnnConfig, params)
+    if resume is not None:
+        config, out = resumed_config(CnnConfig, "mnist cnn", resume), resume
+        resolve_device(config.device)  # the machine may have changed since
+    else:
+        config = _configure(CnnConfig, params)
     load_data(config, max(config.batch_sizes))  # bad data or settings fail here
     with open_run(out, "mnist cnn", config) as run:
         summary = run_study(cnn_study.EXPERIMENT, config, run, quiet, scale)

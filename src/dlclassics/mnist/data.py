@@ -6,16 +6,14 @@ when it is used, so a batch is an index slice and nothing is converted per sampl
 
 import functools
 import gzip
-import hashlib
-import os
-import tempfile
-import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dlclassics.download import DownloadError, fetch
 from dlclassics.errors import InputError
 from dlclassics.runtime import data_root
 
@@ -32,7 +30,7 @@ NUM_CLASSES = 10
 @dataclass(frozen=True)
 class Source:
     title: str
-    mirrors: tuple[str, ...]
+    mirrors: tuple[str, ...]  # tried in turn
     md5: dict[str, str]  # published checksums of the .gz files, by file name
     system_dirs: tuple[str, ...]
     classes: tuple[str, ...]
@@ -56,7 +54,10 @@ SOURCES = {
     ),
     "fashion-mnist": Source(
         title="Fashion-MNIST",
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        mirrors=(
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
         md5={
             "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
@@ -88,35 +89,6 @@ def _find(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _download(source: Source, gz_name: str, folder: Path) -> None:
-    """Fetch one file into `folder` from the first mirror that serves it with the right checksum."""
-    folder.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for mirror in source.mirrors:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{gz_name}.", suffix=".part")
-        os.close(fd)
-        try:
-            urllib.request.urlretrieve(mirror + gz_name, tmp)
-            if _md5(Path(tmp)) != source.md5[gz_name]:
-                errors.append(f"{mirror}: checksum mismatch")
-                continue
-            os.replace(tmp, folder / gz_name)
-            return
-        except OSError as e:
-            errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    raise OSError("; ".join(errors))
-
-
 def _paths(folder: Path) -> dict[str, Path | None]:
     return {key: _find(folder, name) for key, name in FILES.items()}
 
@@ -138,14 +110,15 @@ def locate(dataset: str, data_dir: Path | None) -> dict[str, Path | None]:
     failed = []
     for name in FILES.values():
         if _find(cache, name) is None:
+            gz = f"{name}.gz"
             try:
-                _download(source, f"{name}.gz", cache)
-            except OSError as e:
-                failed.append((name, e))
+                fetch([m + gz for m in source.mirrors], cache / gz, f"md5:{source.md5[gz]}")
+            except DownloadError as e:
+                failed.append((gz, e))
     if failed:
-        names = ", ".join(f"{n}.gz" for n, _ in failed)
+        names = ", ".join(n for n, _ in failed)
         raise InputError(
-            f"cannot download {names} ({failed[0][1]}); put them in {cache} or pass --data-dir"
+            f"cannot download {names} ({failed[0][1]}); put a copy in {cache} or pass --data-dir"
         )
     return _paths(cache)
 
@@ -154,7 +127,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     """One IDX file as a uint8 array, after checking its magic number, dimensions and length."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
         raise InputError(f"{path}: cannot read ({e})") from e
     ndim = magic & 0xFF
     header = 4 + 4 * ndim

@@ -6,7 +6,14 @@ from pathlib import Path
 import click
 
 from dlclassics.mnist.data import SOURCES
-from dlclassics.options import POSITIVE_INT, config_option, make_config, run_options
+from dlclassics.options import (
+    POSITIVE_INT,
+    config_option,
+    make_config,
+    resume_option,
+    resumed_config,
+    run_options,
+)
 from dlclassics.reproduce.parts import PARTS, ReproduceConfig, run_parts
 from dlclassics.reproduce.report import write_report
 from dlclassics.rundir import open_run
@@ -45,18 +52,28 @@ def _absolute(path: Path | None) -> str | None:
     help="Share each study's trials among this many processes (`--workers` of mnist fc, "
     "mnist cnn and lm study; needs the `scale` extra).",
 )
+@resume_option
 @run_options(ReproduceConfig)
 def reproduce(
-    out: Path | None, quiet: bool, mnist_dir: Path | None, corpus: Path | None, **params
+    out: Path | None,
+    quiet: bool,
+    resume: Path | None,
+    mnist_dir: Path | None,
+    corpus: Path | None,
+    **params,
 ) -> None:
     """Every experiment at the original protocols, and report.html / report.md over all of them.
 
     The data is downloaded unless --mnist-dir / --corpus give it. A part that fails is reported
-    with its error and the others still run; the exit code is 1 if any part failed.
+    with its error and the others still run; the exit code is 1 if any part failed. --resume
+    keeps the parts that finished and the finished trials of the one that was running.
     """
-    config = make_config(
-        ReproduceConfig, params, mnist_dir=_absolute(mnist_dir), corpus=_absolute(corpus)
-    )
+    if resume is not None:
+        config, out = resumed_config(ReproduceConfig, "reproduce", resume), resume
+    else:
+        config = make_config(
+            ReproduceConfig, params, mnist_dir=_absolute(mnist_dir), corpus=_absolute(corpus)
+        )
     with open_run(out, "reproduce", config) as run:
         outcomes = run_parts(config, run.path, quiet)
         write_report(run, outcomes, config.quick)

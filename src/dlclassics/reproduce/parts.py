@@ -1,9 +1,12 @@
 """The experiments `reproduce` runs, each as its own `dlclassics` command in a subprocess.
 
 A subprocess per part keeps a failing part (no network for MNIST, say) from taking the others
-down, and gives each part exactly the command line a user would type.
+down, and gives each part exactly the command line a user would type. Each finished part leaves
+`<part>.json` (its outcome): run again into the same folder (`--resume`), the parts that succeeded
+with the same command line are kept, and the others run again, keeping their finished trials.
 """
 
+import json
 import subprocess
 import sys
 import time
@@ -13,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dlclassics.mnist.experiment import MnistConfig
+from dlclassics.rundir import write_json
 
 QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
 
@@ -134,7 +138,23 @@ def run_part(part: Part, root: Path, config: ReproduceConfig, corpus: str | None
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         # The part's own one-line message, without its "error: ", which the report's FAILED replaces
         error = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
-    return Outcome(part, out, seconds, error, ["dlclassics", *args])
+    outcome = Outcome(part, out, seconds, error, ["dlclassics", *args])
+    write_json(root / f"{part.name}.json", {"seconds": seconds, "error": error, "command": args})
+    return outcome
+
+
+def finished_part(
+    part: Part, root: Path, config: ReproduceConfig, corpus: str | None
+) -> Outcome | None:
+    """The outcome of this part if it already succeeded in `root` with the same command line."""
+    args = command_line(part, root / part.name, config, corpus)
+    try:
+        saved = json.loads((root / f"{part.name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if saved.get("command") != args or saved.get("error") != "":
+        return None
+    return Outcome(part, root / part.name, saved["seconds"], "", ["dlclassics", *args])
 
 
 def run_parts(config: ReproduceConfig, root: Path, quiet: bool = False) -> list[Outcome]:
@@ -145,7 +165,7 @@ def run_parts(config: ReproduceConfig, root: Path, quiet: bool = False) -> list[
     parts = [p for p in PARTS if p.name in config.parts]
     outcomes = []
     for part in tqdm(parts, desc="reproduce", unit="part", disable=quiet):
-        outcome = run_part(part, root, config, corpus)
+        outcome = finished_part(part, root, config, corpus) or run_part(part, root, config, corpus)
         outcomes.append(outcome)
         status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
         tqdm.write(f"{part.name}: {status} ({outcome.seconds:.1f} s)")

@@ -4,7 +4,7 @@ Every error answers {"detail": "<one line>"}, which the page shows next to the f
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
@@ -23,6 +23,8 @@ from dlclassics.xor.solutions import HAND_WEIGHTS
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 1000  # characters: a sentence or two, not a document
 SIDE = 28  # the classifier's input is one 28x28 grayscale image
+# Bytes: the largest valid request (784 pixels written with 17 digits each) is about 15 KiB.
+MAX_BODY = 64 * 1024
 
 
 class Text(BaseModel):
@@ -65,6 +67,44 @@ def _status(slot: Loaded) -> dict:
     }
 
 
+class BodyLimit:
+    """An ASGI middleware refusing a request body over `limit` bytes with 413 before it is read
+    and parsed: at once from its Content-Length, or as soon as a chunked body passes the limit
+    (the app then sees the client gone, and what it answers is dropped)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            return await self._refuse(send)
+        seen, refused = 0, False
+
+        async def counted() -> dict:
+            nonlocal seen, refused
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit and not refused:
+                refused = True
+                await self._refuse(send)
+                return {"type": "http.disconnect"}
+            return message
+
+        async def unless_refused(message: dict) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, unless_refused)
+
+    async def _refuse(self, send: Any) -> None:
+        await JSONResponse({"detail": f"request body over {self.limit} bytes"}, 413)(
+            {"type": "http"}, None, send
+        )
+
+
 def create_app(lm_path: Path | None, mnist_path: Path | None) -> FastAPI:
     """The demo for the language model at `lm_path` and the classifier at `mnist_path`.
 
@@ -78,6 +118,7 @@ def create_app(lm_path: Path | None, mnist_path: Path | None) -> FastAPI:
     app.include_router(mnist_router(mnist))
     app.include_router(xor_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
     return app
 
 

@@ -62,6 +62,8 @@ def _read_specs(path: Path) -> list[dict[str, Any]]:
         raise InputError(f"cannot read weights file {path}: {e}") from e
     if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
         raise InputError(f"{path}: expected a JSON list of networks like the built-in ones")
+    if not specs:
+        raise InputError(f"{path}: the list of networks is empty")
     return specs
 
 

@@ -1,0 +1,241 @@
+"""Fuzzing with Hypothesis: any input gives a result or an InputError (the CLI: one line, exit 2;
+the API: a 4xx), never another exception or a 5xx.
+
+Example counts (per test, `max_examples`) are written down in docs/reliability.md.
+"""
+
+import gzip
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import invoke_cli
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from test_mnist_data import idx_bytes
+
+from dlclassics.errors import InputError
+from dlclassics.lm.corpus import read_sentences
+from dlclassics.mnist.data import IMAGE_MAGIC, LABEL_MAGIC, read_idx
+from dlclassics.xor.solutions import HAND_WEIGHTS
+
+FUZZ = settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+VALID = {
+    IMAGE_MAGIC: idx_bytes(np.arange(3 * 784).reshape(3, 28, 28) % 256, IMAGE_MAGIC),
+    LABEL_MAGIC: idx_bytes(np.arange(7) % 10, LABEL_MAGIC),
+}
+
+
+@st.composite
+def mutated(draw, data: bytes) -> bytes:
+    """A valid file with bytes changed, cut, inserted or appended."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "cut", "insert", "append"]))
+        at = draw(st.integers(0, len(out)))
+        if kind == "flip" and at < len(out):
+            out[at] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del out[at:]
+        elif kind == "insert":
+            out[at:at] = draw(st.binary(max_size=8))
+        else:
+            out += draw(st.binary(max_size=64))
+    return bytes(out)
+
+
+def idx_inputs(magic: int):
+    valid = VALID[magic]
+    return st.one_of(st.binary(max_size=2000), mutated(valid), st.just(valid))
+
+
+def check_idx(tmp_path, raw: bytes, magic: int, gz: bool) -> None:
+    path = tmp_path / ("f.gz" if gz else "f")
+    path.write_bytes(gzip.compress(raw, mtime=0) if gz else raw)
+    try:
+        array = read_idx(path, magic)
+    except InputError as e:
+        assert "\n" not in str(e)
+        event("InputError")
+        return
+    event("read")
+    assert array.dtype == np.uint8 and array.ndim == magic & 0xFF
+
+
+@FUZZ
+@given(raw=idx_inputs(IMAGE_MAGIC), gz=st.booleans())
+def test_idx_images(tmp_path, raw, gz):
+    check_idx(tmp_path, raw, IMAGE_MAGIC, gz)
+
+
+@FUZZ
+@given(raw=idx_inputs(LABEL_MAGIC), gz=st.booleans())
+def test_idx_labels(tmp_path, raw, gz):
+    check_idx(tmp_path, raw, LABEL_MAGIC, gz)
+
+
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=2000), mutated(gzip.compress(VALID[IMAGE_MAGIC]))))
+def test_idx_corrupt_gzip(tmp_path, raw):
+    (tmp_path / "f.gz").write_bytes(raw)
+    try:
+        assert read_idx(tmp_path / "f.gz", IMAGE_MAGIC).shape[1:] == (28, 28)
+        event("read")
+    except InputError as e:
+        assert "\n" not in str(e)
+        event("InputError")
+
+
+TRICKY = ["\x85", "\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\r", "\r\n", "\x00", "\ufeff"]
+corpus_text = st.lists(
+    st.one_of(st.text(max_size=30), st.sampled_from(TRICKY), st.just("word " * 5000)),
+    max_size=20,
+).map("\n".join)
+
+
+@FUZZ
+@given(
+    raw=st.one_of(st.binary(max_size=3000), corpus_text.map(lambda t: t.encode("utf-8"))),
+    max_length=st.one_of(st.none(), st.integers(1, 50)),
+)
+def test_corpus_reader(tmp_path, raw, max_length):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(raw)
+    try:
+        sentences = read_sentences(path, max_length)
+    except InputError as e:
+        assert "\n" not in str(e)
+        event("InputError")
+        return
+    event("read")
+    assert sentences and all(s and all(w and w == w.lower() for w in s) for s in sentences)
+    assert max_length is None or all(len(s) <= max_length for s in sentences)
+
+
+def numbers():
+    return st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-(10**20), 10**20),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=5),
+    )
+
+
+json_values = st.recursive(
+    numbers(),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def networks(draw) -> list:
+    """The built-in networks with some of their fields replaced or removed."""
+    specs = [dict(s) for s in draw(st.lists(st.sampled_from(HAND_WEIGHTS), min_size=1, max_size=3))]
+    for spec in specs:
+        for key in draw(st.lists(st.sampled_from(sorted(spec)), max_size=3)):
+            if draw(st.booleans()):
+                spec.pop(key, None)
+            else:
+                spec[key] = draw(st.one_of(json_values, st.integers(-3, 10**12)))
+    return specs
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(spec=st.one_of(json_values, networks()))
+def test_xor_solve_weights(tmp_path_factory, spec):
+    tmp = tmp_path_factory.mktemp("xor")
+    (tmp / "w.json").write_text(json.dumps(spec))
+    out = tmp / "run"
+    result = invoke_cli(
+        "xor", "solve", "--weights", str(tmp / "w.json"), "--out", str(out), "--quiet"
+    )
+    event(f"exit {result.returncode}")
+    if result.returncode == 0:
+        results = json.loads((out / "results.json").read_text(), parse_constant=pytest.fail)
+        assert results["configs"] and all(math.isfinite(n["loss"]) for n in results["configs"])
+    else:
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+        assert not out.exists()
+
+
+fastapi = pytest.importorskip("fastapi", reason="the demo extra is not installed")
+from fastapi.testclient import TestClient  # noqa: E402
+from test_serve import digit, make_cnn, make_lm  # noqa: E402
+
+from dlclassics.serve.app import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory) -> TestClient:
+    root = tmp_path_factory.mktemp("models")
+    return TestClient(create_app(make_lm(root / "lm"), make_cnn(root / "cnn")))
+
+
+FIELDS = {
+    "/api/lm/next": {"text": st.text(max_size=40), "k": st.integers(-5, 60)},
+    "/api/lm/generate": {
+        "text": st.text(max_size=40),
+        "length": st.integers(-5, 10**9),
+        "temperature": st.floats(-1, 20),
+        "seed": st.integers(-5, 2**64),
+    },
+    "/api/lm/prob": {"text": st.text(max_size=1200)},
+    "/api/mnist/predict": {
+        "pixels": st.one_of(
+            st.lists(st.floats(-0.5, 1.5), min_size=780, max_size=790),
+            st.just(digit()),
+            st.lists(st.floats(0, 1), max_size=10),
+        )
+    },
+}
+
+
+@st.composite
+def bodies(draw, fields: dict) -> object:
+    """Mostly well-typed objects with some fields left out, replaced or added; else any JSON."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(json_values)
+    body = {k: draw(v) for k, v in fields.items() if draw(st.integers(0, 5))}
+    for key in draw(st.lists(st.sampled_from([*fields, "extra"]), max_size=2)):
+        body[key] = draw(json_values)
+    return body
+
+
+@settings(max_examples=250, deadline=None)
+@given(data=st.data(), url=st.sampled_from(sorted(FIELDS)))
+def test_api_bodies(api, data, url):
+    body = data.draw(st.one_of(bodies(FIELDS[url]), st.binary(max_size=200)))
+    if isinstance(body, bytes):
+        response = api.post(url, content=body, headers={"content-type": "application/json"})
+    else:
+        response = api.post(
+            url, content=json.dumps(body), headers={"content-type": "application/json"}
+        )
+    event(f"HTTP {response.status_code}")
+    assert response.status_code in (200, 400, 413, 422), response.text
+    answer = response.json()
+    if response.status_code != 200:
+        assert isinstance(answer["detail"], str) and "\n" not in answer["detail"]
+
+
+@settings(max_examples=250, deadline=None)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["k", "bypass", "temperature", "size", "other"]),
+        st.one_of(st.integers(-3, 10**6), st.floats(), st.text(max_size=6), st.booleans()).map(str),
+    )
+)
+def test_api_xor_surface_queries(api, params):
+    response = api.get("/api/xor/surface", params=params)
+    event(f"HTTP {response.status_code}")
+    assert response.status_code in (200, 400, 422), response.text
