@@ -77,6 +77,13 @@ def _trial(spec: dict[str, Any], temperature: float) -> SolveTrial:
             spec["out_weight"],
             float(spec["out_bias"]),
         )
+        rows = trial.hidden_weight
+        # Checked before the network is built: a huge k would allocate gigabytes first.
+        if not isinstance(rows, list) or len(rows) != trial.k:
+            got = len(rows) if isinstance(rows, list) else type(rows).__name__
+            raise InputError(
+                f"hidden_weight must have shape ({trial.k}, 2) for k={trial.k}; got {got}"
+            )
         trial.network(temperature)  # checks the shapes now, before a run directory exists
     except KeyError as e:
         raise InputError(f"network description lacks {e}") from e
