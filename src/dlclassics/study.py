@@ -7,6 +7,7 @@ folder next to its checkpoint, so a study run again with the same settings skips
 finished, and a trial can run in this process, in a worker or on another machine.
 """
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from dlclassics import distributed
 from dlclassics.rundir import write_json
 
 RESULT_FILE = "result.json"
@@ -71,22 +73,30 @@ def run_trials(
     """Run each trial in its folder under `root/trials/`, or reuse its saved result.
 
     `run_trial(config, trial, directory, quiet=quiet)` trains, evaluates and saves one trial;
-    `quiet` only turns its progress bar off.
+    `quiet` only turns its progress bar off. In a torchrun job every rank runs the trials
+    together: rank 0 decides which are finished, shows the progress and writes the results.
     """
     results = []
+    quiet = quiet or not distributed.is_main()
     for trial in trials:
         directory = trial_dir(root, trial)
-        result = load_result(config, trial, directory, result_type)
+        finished = functools.partial(load_result, config, trial, directory, result_type)
+        result = distributed.from_main(finished)
         if result is None:
             result = run_trial(config, trial, directory, quiet=quiet)
-            write_json(directory / RESULT_FILE, _record(config, trial) | {"result": asdict(result)})
+            if distributed.is_main():
+                record = _record(config, trial) | {"result": asdict(result)}
+                write_json(directory / RESULT_FILE, record)
         results.append(result)
     return results
 
 
 @contextmanager
 def tensorboard(directory: Path) -> Iterator[Log]:
-    """A `Log` writing TensorBoard events into `directory`."""
+    """A `Log` writing TensorBoard events into `directory` (on rank 0 of a torchrun job only)."""
+    if not distributed.is_main():
+        yield lambda values, step: None
+        return
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(directory) as writer:

@@ -7,6 +7,7 @@ from typing import Any
 import click
 import torch
 
+from dlclassics import distributed
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import default_corpus, words
 from dlclassics.lm.experiment import (
@@ -82,13 +83,14 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def _config(
     config_type: type[LmConfig], command: str, params: dict
 ) -> tuple[LmConfig, Path | None]:
-    """The run's config and directory: the command line's, or for --resume the interrupted run's."""
+    """The run's config and directory: the command line's, or for --resume the interrupted run's.
+    Under torchrun, the process group is joined here (`distributed.start`)."""
     resume = params["resume"]
     if resume is not None:
         config = make_config(config_type, read_config(resume, command))
-        resolve_device(config.device)  # the machine may have changed since
+        distributed.start(config.device, config.batch_size)  # the machine may have changed since
         return config, resume
-    device = resolve_device(params["device"])
+    device = distributed.start(params["device"], params["batch_size"])
     corpus = str(params["corpus"] or default_corpus())
     bf16 = resolve_bf16(params["bf16"], device)
     return make_config(config_type, params, corpus=corpus, device=str(device), bf16=bf16), params[
@@ -98,19 +100,23 @@ def _config(
 
 def _run(
     config: LmConfig, command: str, out: Path | None, quiet: bool
-) -> tuple[Path, list[LmResult], Summary]:
-    """Run the trials and write the summary; a Ctrl-C exits 130 saying how to resume."""
+) -> tuple[Path, list[LmResult], Summary] | None:
+    """Run the trials and write the summary; a Ctrl-C exits 130 saying how to resume. Under
+    torchrun, the ranks but 0 return None once the trials are trained: rank 0 summarises."""
     load_data(config)  # a bad corpus is an error before there is a run directory
     with open_run(out, command, config) as run:
         try:
             results = run_trials(config, trials(config), run_trial, LmResult, run.path, quiet=quiet)
         except Interrupted as e:
-            click.echo(
-                f"interrupted: training state saved to {e.path}; "
-                f"continue with: dlclassics {command} --resume {run.path}",
-                err=True,
-            )
+            if distributed.is_main():
+                click.echo(
+                    f"interrupted: training state saved to {e.path}; "
+                    f"continue with: dlclassics {command} --resume {run.path}",
+                    err=True,
+                )
             raise click.exceptions.Exit(130) from None
+        if not distributed.is_main():
+            return None
         summary = summarize(config, results, run)
         run.save_results(summary.results, summary.markdown)
     return run.path, results, summary
@@ -127,7 +133,10 @@ def _perplexity_line(p: dict) -> str:
 def train_cmd(**params: Any) -> None:
     """Train one LSTM language model and report its perplexities."""
     config, out = _config(TrainConfig, "lm train", params)
-    path, results, _ = _run(config, "lm train", out, params["quiet"])
+    ran = _run(config, "lm train", out, params["quiet"])
+    if ran is None:
+        return
+    path, results, _ = ran
     click.echo(f"perplexity: {_perplexity_line(results[0].perplexity)}")
     click.echo(f"wrote {path}")
 
@@ -140,7 +149,10 @@ def train_cmd(**params: Any) -> None:
 def study(**params: Any) -> None:
     """The original study: 1 and 2 layers x forward and reverse, perplexity and samples."""
     config, out = _config(StudyConfig, "lm study", params)
-    path, results, summary = _run(config, "lm study", out, params["quiet"])
+    ran = _run(config, "lm study", out, params["quiet"])
+    if ran is None:
+        return
+    path, results, summary = ran
     for trial, result in zip(trials(config), results, strict=True):
         click.echo(f"{trial.name}: perplexity {_perplexity_line(result.perplexity)}")
     if not params["quiet"]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from dlclassics import distributed
 from dlclassics.checkpoint import CHECKPOINT, load_checkpoint
 from dlclassics.lm.batches import encode
 from dlclassics.lm.corpus import Sentences, Vocabulary, default_corpus, read_sentences, split, words
@@ -132,12 +133,14 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
     """Train this trial's model (on from the state a Ctrl-C saved, if any), save it as
     `directory/checkpoint.pt` and measure its perplexity on every split.
 
-    Ctrl-C saves the training state to `directory/train_state.pt` and raises Interrupted.
+    Ctrl-C saves the training state to `directory/train_state.pt` and raises Interrupted. Under
+    torchrun every rank calls it; the model is trained and measured by all of them together.
     """
     data = load_data(config)
-    device = resolve_device(config.device)
+    resolved = resolve_device(config.device)
     # A config made in code may leave the device and bf16 to decide here, as the command does.
-    config = replace(config, device=str(device), bf16=resolve_bf16(config.bf16, device))
+    config = replace(config, device=str(resolved), bf16=resolve_bf16(config.bf16, resolved))
+    device = distributed.local(resolved)  # under torchrun, each process its own GPU
     rows = {
         name: encode(getattr(data.sentences, name), data.vocab, trial.direction) for name in SPLITS
     }
@@ -160,9 +163,10 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
         args = (rows["train"], rows["val"], config, device, log, save_state)
         train(model, optimizer, progress, *args, quiet=quiet, samples=samples, desc=trial.name)
     save_model(directory / CHECKPOINT, model, data.vocab, asdict(config))
-    state.unlink(missing_ok=True)
+    if distributed.is_main():
+        state.unlink(missing_ok=True)
     return LmResult(
-        perplexity={name: perplexity(model, rows[name], device) for name in SPLITS},
+        perplexity={name: perplexity(model, rows[name], device, sharded=True) for name in SPLITS},
         steps=progress.step,
         epochs_completed=progress.epoch,
         train_tokens=progress.tokens,
@@ -175,11 +179,17 @@ def _resume(
     path: Path, model: LanguageModel, optimizer: torch.optim.Optimizer, config: LmConfig
 ) -> Progress:
     """The progress saved at a Ctrl-C, loaded into `model` and `optimizer`; a fresh start when
-    there is none, or when it was saved by a run with other settings."""
-    if not path.is_file():
-        return Progress()
-    state = load_checkpoint(path)
-    if state["config"] != asdict(config):
+    there is none, or when it was saved by a run with other settings. Under torchrun rank 0
+    reads it and sends it to the others."""
+
+    def read() -> dict | None:
+        if not path.is_file():
+            return None
+        state = load_checkpoint(path)
+        return state if state["config"] == asdict(config) else None
+
+    state = distributed.from_main(read)
+    if state is None:
         return Progress()
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dlclassics import distributed
 from dlclassics.mnist import cnn as cnn_study
 from dlclassics.mnist import fc as fc_study
 from dlclassics.mnist.cnn import CnnConfig, CnnResult
@@ -25,7 +26,7 @@ from dlclassics.options import (
     run_options,
 )
 from dlclassics.rundir import open_run
-from dlclassics.runtime import resolve_bf16, resolve_device
+from dlclassics.runtime import resolve_bf16
 from dlclassics.study import run_trials
 
 C = TypeVar("C", bound=MnistConfig)
@@ -67,9 +68,10 @@ def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
     return decorate
 
 
-def _configure(config_type: type[C], params: dict[str, Any]) -> C:
-    """The config, with the device resolved and bf16 decided for it."""
-    device = resolve_device(params["device"])
+def _configure(config_type: type[C], params: dict[str, Any], batch_size: int) -> C:
+    """The config, with the device resolved and bf16 decided for it; under torchrun, the
+    process group joined (`batch_size`: the smallest global batch)."""
+    device = distributed.start(params["device"], batch_size)
     return make_config(
         config_type, params, device=str(device), bf16=resolve_bf16(params["bf16"], device)
     )
@@ -90,11 +92,13 @@ def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 @run_options(FcConfig)
 def fc(out: Path | None, quiet: bool, **params: Any) -> None:
     """Logistic regression and a 784-200-200-10 MLP, trained with Adam."""
-    config = _configure(FcConfig, params)
+    config = _configure(FcConfig, params, params["batch_size"])
     load_data(config, config.batch_size)  # bad data or settings fail here, before a run exists
     with open_run(out, "mnist fc", config) as run:
         trials = fc_study.trials(config)
         results = run_trials(config, trials, fc_study.run_trial, FcResult, run.path, quiet=quiet)
+        if not distributed.is_main():
+            return  # under torchrun rank 0 summarises
         summary = fc_study.summarize(config, results, run)
         run.save_results(summary.results, summary.markdown)
     if not quiet:
@@ -123,11 +127,13 @@ def fc(out: Path | None, quiet: bool, **params: Any) -> None:
 @run_options(CnnConfig)
 def cnn(out: Path | None, quiet: bool, **params: Any) -> None:
     """Three small CNNs at each batch size, trained until a validation accuracy target."""
-    config = _configure(CnnConfig, params)
+    config = _configure(CnnConfig, params, min(params["batch_sizes"]))
     load_data(config, max(config.batch_sizes))  # bad data or settings fail here
     with open_run(out, "mnist cnn", config) as run:
         trials = cnn_study.trials(config)
         results = run_trials(config, trials, cnn_study.run_trial, CnnResult, run.path, quiet=quiet)
+        if not distributed.is_main():
+            return  # under torchrun rank 0 summarises
         summary = cnn_study.summarize(config, results, run)
         run.save_results(summary.results, summary.markdown)
     click.echo(summary.markdown if not quiet else f"best: {summary.results['best']}")
