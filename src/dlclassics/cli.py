@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from dlclassics import __version__, distributed
+from dlclassics import __version__
 from dlclassics.errors import InputError
 from dlclassics.lm.cli import lm
 from dlclassics.mnist.cli import mnist
@@ -31,9 +31,7 @@ def main(args: list[str] | None = None) -> None:
     try:
         code = cli.main(args, prog_name="dlclassics", standalone_mode=False)
     except InputError as e:
-        # In a torchrun job every process meets the same bad input: one line per machine.
-        if distributed.world().local_rank == 0:
-            click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
