@@ -59,6 +59,11 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def ranks() -> int:
+    """The number of processes training together: 1 outside a joined torchrun job."""
+    return dist.get_world_size() if active() else 1
+
+
 def is_main() -> bool:
     """Rank 0, the one process that writes the run directory (every process, without torchrun)."""
     return world().rank == 0

@@ -153,7 +153,7 @@ def _step(
         nll = loss_sum(inputs, targets, mask) * weight
     # Over the whole batch's count of real target tokens, which every rank holds, not the rank's
     # own; times the ranks, whose gradients DDP averages (see `distributed.wrap`).
-    loss = nll / batch.tokens * distributed.world().size
+    loss = nll / batch.tokens * distributed.ranks()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -100,7 +100,7 @@ def train(
                 loss = loss * share
                 opt.zero_grad(set_to_none=True)
                 # ... times the ranks, whose gradients DDP averages (see `distributed.wrap`).
-                (loss * distributed.world().size).backward()
+                (loss * distributed.ranks()).backward()
                 opt.step()
                 running += loss.detach()
                 steps += 1
