@@ -88,13 +88,14 @@ def test_a_run_directory_is_not_reused_by_another_command(tmp_path):
     assert json.loads((out / "config.json").read_text())["command"] == "lm train"
 
 
-def test_config_json_is_the_command_the_version_and_every_field(tmp_path):
+def test_config_json_is_the_command_the_version_the_processes_and_every_field(tmp_path):
     with open_run(tmp_path / "run", "test", Settings(sizes=(3,), seed=7)):
         pass
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved == {
         "command": "test",
         "version": __version__,
+        "processes": 1,
         "sizes": [3],
         "name": None,
         "seed": 7,

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlclassics import __version__
+from dlclassics import __version__, distributed
 from dlclassics.errors import InputError
 from dlclassics.rundir import atomic_write_bytes
 
@@ -30,7 +30,10 @@ def save_checkpoint(
     **extra: Any,
 ) -> Path:
     """Save `model` (on the CPU) with its arguments and config; `extra` holds progress counters,
-    a vocabulary or other plain values that `torch.load(weights_only=True)` accepts."""
+    a vocabulary or other plain values that `torch.load(weights_only=True)` accepts. In a
+    torchrun job only rank 0 writes (every rank holds the same weights)."""
+    if not distributed.is_main():
+        return path
     checkpoint = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "model_args": model_args,

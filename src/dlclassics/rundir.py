@@ -1,7 +1,8 @@
 """The run directory every command writes: config, results, tables, plots, logs, checkpoints.
 
 Files are written to a temporary name and renamed into place, so a crash or Ctrl-C never leaves a
-half-written file. A run that fails on bad input removes the directory it created.
+half-written file. A run that fails on bad input removes the directory it created. In a torchrun
+job only rank 0 writes the run directory.
 """
 
 import contextlib
@@ -15,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dlclassics import __version__
+from dlclassics import __version__, distributed
 from dlclassics.errors import InputError
 
 
@@ -74,9 +75,11 @@ class RunDir:
         return self.path / "tensorboard"
 
     def save_config(self, command: str, config: Any) -> None:
-        """config.json: the command, the package version and every field of `config`."""
+        """config.json: the command, the package version, the number of processes (of a torchrun
+        job; 1 without) and every field of `config`."""
         fields = dataclasses.asdict(config)
-        record = {"command": command, "version": __version__, **fields}
+        processes = distributed.world().size
+        record = {"command": command, "version": __version__, "processes": processes, **fields}
         write_json(self.path / "config.json", record)
 
     def save_results(self, results: dict[str, Any], markdown: str) -> None:
@@ -93,7 +96,7 @@ def read_config(path: Path, command: str) -> dict[str, Any]:
             raise ValueError
     except (OSError, ValueError, AttributeError):
         raise InputError(f"{path} is not a '{command}' run directory") from None
-    return {k: v for k, v in saved.items() if k not in ("command", "version")}
+    return {k: v for k, v in saved.items() if k not in ("command", "version", "processes")}
 
 
 def default_out(command: str) -> Path:
@@ -120,16 +123,20 @@ def _check_reusable(path: Path, command: str) -> None:
 @contextlib.contextmanager
 def open_run(out: Path | None, command: str, config: Any) -> Iterator[RunDir]:
     """Create (or reuse) the run directory, write config.json from the `config` dataclass, and
-    clean up after bad input."""
-    path = Path(out) if out is not None else default_out(command)
-    _check_reusable(path, command)
-    created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
-    run = RunDir(path)
+    clean up after bad input. In a torchrun job rank 0 does so, and tells the others the path."""
+
+    def create() -> tuple[Path, bool]:
+        path = Path(out) if out is not None else default_out(command)
+        _check_reusable(path, command)
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        RunDir(path).save_config(command, config)
+        return path, created
+
+    path, created = distributed.from_main(create)
     try:
-        run.save_config(command, config)
-        yield run
+        yield RunDir(path)
     except InputError:
-        if created:
+        if created and distributed.is_main():
             shutil.rmtree(path, ignore_errors=True)
         raise

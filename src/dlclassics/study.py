@@ -7,6 +7,7 @@ folder next to its checkpoint, so a study run again with the same settings skips
 finished, and a trial can run in this process, in a worker or on another machine.
 """
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from dlclassics import distributed
+from dlclassics.errors import InputError
 from dlclassics.rundir import RunDir, write_json
 
 RESULT_FILE = "result.json"
@@ -100,15 +103,19 @@ def run_trials(
     """Run each trial in its folder under `root/trials/`, or reuse its saved result.
 
     `run_trial(config, trial, directory, quiet=quiet)` trains, evaluates and saves one trial;
-    `quiet` only turns its progress bar off.
+    `quiet` only turns its progress bar off. In a torchrun job every rank runs the trials
+    together: rank 0 decides which are finished, shows the progress and writes the results.
     """
     results = []
+    quiet = quiet or not distributed.is_main()
     for trial in trials:
         directory = trial_dir(root, trial)
-        result = load_result(config, trial, directory, result_type)
+        finished = functools.partial(load_result, config, trial, directory, result_type)
+        result = distributed.from_main(finished)
         if result is None:
             result = run_trial(config, trial, directory, quiet=quiet)
-            save_result(config, trial, directory, result)
+            if distributed.is_main():
+                save_result(config, trial, directory, result)
         results.append(result)
     return results
 
@@ -120,11 +127,16 @@ def save_result(config: Any, trial: Trial, directory: Path, result: Any) -> None
 
 def run_study(
     experiment: Experiment, config: Any, run: RunDir, quiet: bool, scale: Scale = ONE_PROCESS
-) -> Summary:
+) -> Summary | None:
     """Run the study's trials, summarise them and write the run directory: in this process, or
     shared through Optuna's storage among workers (`dlclassics.workers`, which imports Optuna
-    only when asked to)."""
+    only when asked to). Under torchrun only rank 0 summarises: the other ranks get None."""
     if scale.shared:
+        if distributed.launched():
+            raise InputError(
+                "torchrun spreads one run over processes and --storage/--workers spread a "
+                "study's runs over workers: use one or the other"
+            )
         from dlclassics.workers import run_shared
 
         return run_shared(experiment, config, run, quiet, scale)
@@ -132,6 +144,8 @@ def run_study(
     results = run_trials(
         config, trials, experiment.run_trial, experiment.result_type, run.path, quiet
     )
+    if not distributed.is_main():
+        return None  # under torchrun, rank 0 summarises
     summary = experiment.summarize(config, results, run)
     run.save_results(summary.results, summary.markdown)
     return summary
@@ -139,7 +153,10 @@ def run_study(
 
 @contextmanager
 def tensorboard(directory: Path) -> Iterator[Log]:
-    """A `Log` writing TensorBoard events into `directory`."""
+    """A `Log` writing TensorBoard events into `directory` (on rank 0 of a torchrun job only)."""
+    if not distributed.is_main():
+        yield lambda values, step: None
+        return
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(directory) as writer:

@@ -7,6 +7,7 @@ from typing import Any
 import click
 import torch
 
+from dlclassics import distributed
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import default_corpus, words
 from dlclassics.lm.experiment import (
@@ -87,13 +88,14 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def _config(
     config_type: type[LmConfig], command: str, params: dict
 ) -> tuple[LmConfig, Path | None]:
-    """The run's config and directory: the command line's, or for --resume the interrupted run's."""
+    """The run's config and directory: the command line's, or for --resume the interrupted run's.
+    Under torchrun, the process group is joined here (`distributed.start`)."""
     resume = params["resume"]
     if resume is not None:
         config = resumed_config(config_type, command, resume)
-        resolve_device(config.device)  # the machine may have changed since
+        distributed.start(config.device, config.batch_size)  # the machine may have changed since
         return config, resume
-    device = resolve_device(params["device"])
+    device = distributed.start(params["device"], params["batch_size"])
     corpus = str(params["corpus"] or default_corpus())
     bf16 = resolve_bf16(params["bf16"], device)
     return make_config(config_type, params, corpus=corpus, device=str(device), bf16=bf16), params[
@@ -107,22 +109,24 @@ def _run(
     out: Path | None,
     quiet: bool,
     scale: Scale = ONE_PROCESS,
-) -> tuple[Path, Summary]:
-    """Run the trials and write the summary; a Ctrl-C exits 130 saying how to resume."""
+) -> tuple[Path, Summary] | None:
+    """Run the trials and write the summary; a Ctrl-C exits 130 saying how to resume. Under
+    torchrun, the ranks but 0 return None once the trials are trained: rank 0 summarises."""
     load_data(config)  # a bad corpus is an error before there is a run directory
     command = experiment.command
     with open_run(out, command, config) as run:
         try:
             summary = run_study(experiment, config, run, quiet, scale)
         except Interrupted as e:
-            again = f"--resume {run.path}" if not scale.shared else "the same options"
-            click.echo(
-                f"interrupted: training state saved to {e.path}; "
-                f"continue with: dlclassics {command} {again}",
-                err=True,
-            )
+            if distributed.is_main():
+                again = f"--resume {run.path}" if not scale.shared else "the same options"
+                click.echo(
+                    f"interrupted: training state saved to {e.path}; "
+                    f"continue with: dlclassics {command} {again}",
+                    err=True,
+                )
             raise click.exceptions.Exit(130) from None
-    return run.path, summary
+    return None if summary is None else (run.path, summary)
 
 
 def _perplexity_line(p: dict) -> str:
@@ -136,7 +140,10 @@ def _perplexity_line(p: dict) -> str:
 def train_cmd(**params: Any) -> None:
     """Train one LSTM language model and report its perplexities."""
     config, out = _config(TrainConfig, "lm train", params)
-    path, summary = _run(TRAIN_EXPERIMENT, config, out, params["quiet"])
+    ran = _run(TRAIN_EXPERIMENT, config, out, params["quiet"])
+    if ran is None:
+        return
+    path, summary = ran
     click.echo(f"perplexity: {_perplexity_line(summary.results['perplexity'])}")
     click.echo(f"wrote {path}")
 
@@ -155,7 +162,10 @@ def study(scale: Scale, **params: Any) -> None:
             "its workers are started again"
         )
     config, out = _config(StudyConfig, "lm study", params)
-    path, summary = _run(EXPERIMENT, config, out, params["quiet"], scale)
+    ran = _run(EXPERIMENT, config, out, params["quiet"], scale)
+    if ran is None:
+        return
+    path, summary = ran
     for trial, model in zip(trials(config), summary.results["models"], strict=True):
         click.echo(f"{trial.name}: perplexity {_perplexity_line(model['perplexity'])}")
     if not params["quiet"]:

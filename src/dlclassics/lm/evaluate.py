@@ -4,6 +4,7 @@ import math
 
 import torch
 
+from dlclassics import distributed
 from dlclassics.lm.batches import bucket_batches
 from dlclassics.lm.model import LanguageModel
 
@@ -14,18 +15,27 @@ def perplexity(
     rows: list[list[int]],
     device: torch.device,
     batch_size: int = 256,
+    sharded: bool = False,
 ) -> float:
-    """Always in float32, whatever precision training used, so that it measures the model."""
+    """Always in float32, whatever precision training used, so that it measures the model.
+
+    `sharded`: in a torchrun job, each rank measures its share of the batches and the sums are
+    added up over the ranks; every rank must call it then."""
     if not rows:
         return float("nan")
     was_training = model.training
     model.eval()
     nll, tokens = 0.0, 0
-    for batch in bucket_batches(rows, batch_size):
+    batches = bucket_batches(rows, batch_size)
+    for batch in distributed.shard(batches) if sharded else batches:
         loss = model.loss_sum(
             batch.inputs.to(device), batch.targets.to(device), batch.mask.to(device)
         )
         nll += float(loss)
         tokens += batch.tokens
     model.train(was_training)
+    if sharded and distributed.active():
+        nll, tokens = distributed.sum_over_ranks(
+            torch.tensor([nll, tokens], dtype=torch.float64)
+        ).tolist()
     return math.exp(nll / tokens)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from dlclassics import distributed
 from dlclassics.checkpoint import CHECKPOINT, load_checkpoint
 from dlclassics.lm.batches import encode
 from dlclassics.lm.corpus import Sentences, Vocabulary, default_corpus, read_sentences, split, words
@@ -136,12 +137,14 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
     `directory/checkpoint.pt` and measure its perplexity on every split.
 
     The training state is kept in `directory/train_state.pt` as training goes (see
-    `LmConfig.checkpoint_every`); Ctrl-C saves it too and raises Interrupted.
+    `LmConfig.checkpoint_every`); Ctrl-C saves it too and raises Interrupted. Under
+    torchrun every rank calls it; the model is trained and measured by all of them together.
     """
     data = load_data(config)
-    device = resolve_device(config.device)
+    resolved = resolve_device(config.device)
     # A config made in code may leave the device and bf16 to decide here, as the command does.
-    config = replace(config, device=str(device), bf16=resolve_bf16(config.bf16, device))
+    config = replace(config, device=str(resolved), bf16=resolve_bf16(config.bf16, resolved))
+    device = distributed.local(resolved)  # under torchrun, each process its own GPU
     rows = {
         name: encode(getattr(data.sentences, name), data.vocab, trial.direction) for name in SPLITS
     }
@@ -168,7 +171,7 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
     save_model(directory / CHECKPOINT, model, data.vocab, asdict(config), **asdict(progress))
     state.unlink(missing_ok=True)
     return LmResult(
-        perplexity={name: perplexity(model, rows[name], device) for name in SPLITS},
+        perplexity={name: perplexity(model, rows[name], device, sharded=True) for name in SPLITS},
         steps=progress.step,
         epochs_completed=progress.epoch,
         train_tokens=progress.tokens,
@@ -182,18 +185,23 @@ def _resume(
 ) -> Progress:
     """The last progress saved in `directory`, loaded into `model` and `optimizer`: the training
     state, else a finished model; a fresh start when there is none, or when it was saved by a run
-    with other settings."""
-    for path in (directory / STATE, directory / CHECKPOINT):
-        if not path.is_file():
-            continue
-        state = load_checkpoint(path)
-        if state["config"] != asdict(config) or "step" not in state:
-            continue
-        model.load_state_dict(state["model"])
-        if "optimizer" in state:  # a finished model has none, and takes no more steps
-            optimizer.load_state_dict(state["optimizer"])
-        return Progress(**{f.name: state[f.name] for f in fields(Progress)})
-    return Progress()
+    with other settings. Under torchrun rank 0 reads it and sends it to the others."""
+
+    def read() -> dict | None:
+        for path in (directory / STATE, directory / CHECKPOINT):
+            if path.is_file():
+                state = load_checkpoint(path)
+                if state["config"] == asdict(config) and "step" in state:
+                    return state
+        return None
+
+    state = distributed.from_main(read)
+    if state is None:
+        return Progress()
+    model.load_state_dict(state["model"])
+    if "optimizer" in state:  # a finished model has none, and takes no more steps
+        optimizer.load_state_dict(state["optimizer"])
+    return Progress(**{f.name: state[f.name] for f in fields(Progress)})
 
 
 def summarize(config: LmConfig, results: list[LmResult], run: RunDir) -> Summary:

@@ -4,6 +4,11 @@ The training state is saved between optimiser steps only (every `checkpoint_ever
 end of every epoch, and on Ctrl-C), so a saved state is always a consistent one and a resumed run
 takes exactly the steps the uninterrupted run would have taken. Each save is atomic: a kill at any
 moment leaves the previous state or the new one.
+
+Under torchrun every rank builds the same batches and trains on its own rows of each
+(`distributed.part`); the loss is normalised by the batch's count of real target tokens, not the
+rank's, so the gradients DDP sums are those of the whole batch, as in one process. The ranks
+agree on a Ctrl-C before they stop, so they stop after the same step.
 """
 
 import math
@@ -16,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
+from dlclassics import distributed
 from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.model import LanguageModel
@@ -65,6 +72,19 @@ def _sigint_flag() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+class _LossSum(nn.Module):
+    """`model.loss_sum` as a module's forward, the call DistributedDataParallel hooks into."""
+
+    def __init__(self, model: LanguageModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, inputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        return self.model.loss_sum(inputs, targets, mask)
+
+
 def epoch_batches(rows: list[list[int]], config: "LmConfig", epoch: int) -> list[Batch]:
     # Each epoch's order depends on (seed, epoch) only, so a resumed run replays it exactly.
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
@@ -92,6 +112,7 @@ def train(
     perplexities and the `samples`.
     """
     model.train()
+    loss_sum = distributed.wrap(_LossSum(model))
     total = config.epochs * math.ceil(len(train_rows) / config.batch_size)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
@@ -101,11 +122,13 @@ def train(
         while progress.epoch < config.epochs and not _done(progress, config):
             batches = epoch_batches(train_rows, config, progress.epoch)
             for batch in batches[progress.batch :]:
-                loss = _step(model, optimizer, batch, config, device, progress)
+                loss = _step(loss_sum, optimizer, batch, config, device, progress)
                 log({"loss/batch": loss}, progress.step)
                 bar.update()
-                if interrupted[0]:
-                    raise Interrupted(save_state(progress))
+                if distributed.any_rank(interrupted[0]):
+                    path = save_state(progress)
+                    distributed.barrier()  # torchrun ends the job once any rank has stopped
+                    raise Interrupted(path)
                 if _done(progress, config):
                     break
                 if progress.step % config.checkpoint_every == 0:
@@ -121,22 +144,26 @@ def _done(progress: Progress, config: "LmConfig") -> bool:
 
 
 def _step(
-    model: LanguageModel,
+    loss_sum: nn.Module,
     optimizer: torch.optim.Optimizer,
     batch: Batch,
     config: "LmConfig",
     device: torch.device,
     progress: Progress,
 ) -> float:
+    """One optimiser step on `batch`; its mean loss per real target token."""
     start = time.perf_counter()
-    inputs, targets, mask = (t.to(device) for t in (batch.inputs, batch.targets, batch.mask))
+    rows, weight = distributed.part(len(batch.inputs))
+    inputs, targets, mask = (t[rows].to(device) for t in (batch.inputs, batch.targets, batch.mask))
     with autocast(device, config.bf16):
-        nll = model.loss_sum(inputs, targets, mask)
-    loss = nll / batch.tokens
+        nll = loss_sum(inputs, targets, mask) * weight
+    # Over the whole batch's count of real target tokens, which every rank holds, not the rank's
+    # own; times the ranks, whose gradients DDP averages (see `distributed.wrap`).
+    loss = nll / batch.tokens * distributed.ranks()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    value = float(loss.detach())
+    value = float(distributed.sum_over_ranks(nll.detach()) / batch.tokens)
     progress.seconds += time.perf_counter() - start
     progress.step += 1
     progress.batch += 1
@@ -158,7 +185,7 @@ def _end_epoch(
     log(
         {
             "perplexity/train": math.exp(progress.epoch_nll / max(progress.epoch_tokens, 1)),
-            "perplexity/val": perplexity(model, val_rows, device),
+            "perplexity/val": perplexity(model, val_rows, device, sharded=True),
         },
         epoch,
     )

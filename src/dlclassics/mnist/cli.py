@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dlclassics import distributed
 from dlclassics.mnist import cnn as cnn_study
 from dlclassics.mnist import fc as fc_study
 from dlclassics.mnist.cnn import CnnConfig
@@ -28,7 +29,7 @@ from dlclassics.options import (
     scale_options,
 )
 from dlclassics.rundir import open_run
-from dlclassics.runtime import resolve_bf16, resolve_device
+from dlclassics.runtime import resolve_bf16
 from dlclassics.study import Scale, run_study
 
 C = TypeVar("C", bound=MnistConfig)
@@ -70,9 +71,10 @@ def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
     return decorate
 
 
-def _configure(config_type: type[C], params: dict[str, Any]) -> C:
-    """The config, with the device resolved and bf16 decided for it."""
-    device = resolve_device(params["device"])
+def _configure(config_type: type[C], params: dict[str, Any], batch_size: int) -> C:
+    """The config, with the device resolved and bf16 decided for it; under torchrun, the
+    process group joined (`batch_size`: the smallest global batch)."""
+    device = distributed.start(params["device"], batch_size)
     return make_config(
         config_type, params, device=str(device), bf16=resolve_bf16(params["bf16"], device)
     )
@@ -94,10 +96,12 @@ def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 @scale_options
 def fc(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
     """Logistic regression and a 784-200-200-10 MLP, trained with Adam."""
-    config = _configure(FcConfig, params)
+    config = _configure(FcConfig, params, params["batch_size"])
     load_data(config, config.batch_size)  # bad data or settings fail here, before a run exists
     with open_run(out, "mnist fc", config) as run:
         summary = run_study(fc_study.EXPERIMENT, config, run, quiet, scale)
+    if summary is None:
+        return  # under torchrun rank 0 summarises
     if not quiet:
         for model in summary.results["models"]:
             click.echo(f"{model['name']}: test accuracy {model['splits']['test']['accuracy']:.4f}")
@@ -128,11 +132,13 @@ def cnn(out: Path | None, quiet: bool, resume: Path | None, scale: Scale, **para
     """Three small CNNs at each batch size, trained until a validation accuracy target."""
     if resume is not None:
         config, out = resumed_config(CnnConfig, "mnist cnn", resume), resume
-        resolve_device(config.device)  # the machine may have changed since
+        distributed.start(config.device, min(config.batch_sizes))  # the machine may have changed
     else:
-        config = _configure(CnnConfig, params)
+        config = _configure(CnnConfig, params, min(params["batch_sizes"]))
     load_data(config, max(config.batch_sizes))  # bad data or settings fail here
     with open_run(out, "mnist cnn", config) as run:
         summary = run_study(cnn_study.EXPERIMENT, config, run, quiet, scale)
+    if summary is None:
+        return  # under torchrun rank 0 summarises
     click.echo(summary.markdown if not quiet else f"best: {summary.results['best']}")
     click.echo(f"wrote {run.path}")

@@ -6,22 +6,32 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlclassics import distributed
 from dlclassics.mnist.data import NUM_CLASSES, Split, normalize
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, split: Split, batch_size: int = 500) -> tuple[torch.Tensor, float]:
-    """Predicted classes and mean cross-entropy loss, in eval mode (no dropout)."""
+def predict(
+    model: nn.Module, split: Split, batch_size: int = 500, sharded: bool = False
+) -> tuple[torch.Tensor, float]:
+    """Predicted classes and mean cross-entropy loss, in eval mode (no dropout).
+
+    `sharded`: in a torchrun job, each rank predicts its share of the batches and the ranks add
+    up their predictions (zero elsewhere) and losses; every rank must call it then."""
     was_training = model.training
     model.eval()
-    preds, loss = [], torch.zeros(())
-    for start in range(0, len(split), batch_size):
+    preds = torch.zeros(len(split), dtype=torch.long, device=split.labels.device)
+    loss = torch.zeros(())
+    starts = list(range(0, len(split), batch_size))
+    for start in distributed.shard(starts) if sharded else starts:
         logits = model(normalize(split.images[start : start + batch_size]))
         labels = split.labels[start : start + batch_size]
         loss += nn.functional.cross_entropy(logits, labels, reduction="sum").cpu()
-        preds.append(logits.argmax(1))
+        preds[start : start + batch_size] = logits.argmax(1)
     model.train(was_training)
-    return torch.cat(preds), loss.item() / len(split)
+    if sharded:
+        preds, loss = distributed.sum_over_ranks(preds), distributed.sum_over_ranks(loss)
+    return preds, loss.item() / len(split)
 
 
 def balanced_accuracy(labels: torch.Tensor, preds: torch.Tensor) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from dlclassics import distributed
 from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError
 from dlclassics.mnist.data import MnistData, batch_generator, load_cached
@@ -52,8 +53,9 @@ def train_trial(
 ) -> tuple[nn.Module, MnistData, TrainResult]:
     """Train `trial.arch` at `batch_size`, logging its checks to `directory/tensorboard`, and save
     it as `directory/checkpoint.pt`. `options` go to `train`. Returns the model, the data (on the
-    config's device) and what training did."""
-    device = resolve_device(config.device)
+    config's device) and what training did. Under torchrun every rank calls it, each process on
+    its own GPU where there are GPUs."""
+    device = distributed.local(resolve_device(config.device))
     data = load_data(config, batch_size).to(device)
     seed_everything(config.seed)
     model = to_device(build(trial.arch), device)

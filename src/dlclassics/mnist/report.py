@@ -28,10 +28,10 @@ def first_look(data: MnistData, plot_dir: Path) -> str:
 
 
 def evaluate_splits(model: nn.Module, data: MnistData) -> dict[str, dict[str, Any]]:
-    """`split_metrics` of the model on every split."""
+    """`split_metrics` of the model on every split; under torchrun every rank must call it."""
     metrics = {}
     for name, split in data.splits().items():
-        preds, _ = predict(model, split)
+        preds, _ = predict(model, split, sharded=True)
         metrics[name] = split_metrics(split.labels, preds)
     return metrics
 
