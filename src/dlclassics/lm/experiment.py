@@ -60,7 +60,8 @@ class StudyConfig(LmConfig):
     """`lm study`: the four models, and the words each generates from and scores."""
 
     start: str = "love i"
-    length: int = 7
+    length: int = 7  # words in each sentence, as in the original
+    stop_at_eos: bool = False  # True: a sentence may end before `length` where the model says so
     sentence: str = "love i cupcakes"
 
 
@@ -154,7 +155,11 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
     sampler = torch.Generator().manual_seed(config.seed)
 
     def samples() -> list[str]:
-        return [" ".join(generate(model, data.vocab, [], 20, 1.0, sampler)) for _ in range(3)]
+        # Sentences as the model ends them: the progress log shows what it has learnt.
+        return [
+            " ".join(generate(model, data.vocab, [], 20, 1.0, sampler, stop_at_eos=True))
+            for _ in range(3)
+        ]
 
     with tensorboard(directory / "tensorboard") as log:
         args = (rows["train"], rows["val"], config, device, log, save_state)
@@ -226,7 +231,11 @@ def _samples(
     generations = [
         {
             "temperature": t,
-            "text": " ".join(generate(model, vocab, start, config.length, t, sampler)),
+            "text": " ".join(
+                generate(
+                    model, vocab, start, config.length, t, sampler, stop_at_eos=config.stop_at_eos
+                )
+            ),
         }
         for t in STUDY_TEMPERATURES
     ]
