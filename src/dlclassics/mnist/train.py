@@ -40,6 +40,8 @@ class TrainResult:
     reached_target: bool = False
     checks: list[Check] = field(default_factory=list)
     kept: int = -1  # index in `checks` of the weights the model ends with
+    # With `restore_best`: the weights the last step left, which the kept ones replaced.
+    last_weights: dict[str, torch.Tensor] | None = None
 
     @property
     def best_val_accuracy(self) -> float:
@@ -115,6 +117,7 @@ def train(
                 if last or result.reached_target:
                     break
     if best_state is not None:
+        result.last_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
     return result
