@@ -14,6 +14,7 @@ from dlclassics.errors import InputError
 from dlclassics.mnist import experiment, fc
 from dlclassics.mnist.data import MnistData, Split, batch_generator
 from dlclassics.mnist.evaluate import balanced_accuracy, predict, split_metrics
+from dlclassics.mnist.fc import FcConfig
 from dlclassics.mnist.models import (
     ConvNet,
     build,
@@ -23,7 +24,6 @@ from dlclassics.mnist.models import (
     save_model,
     to_device,
 )
-from dlclassics.mnist.fc import FcConfig
 from dlclassics.mnist.train import TrainResult, train
 
 
