@@ -1,5 +1,10 @@
+import os
+import pty
 import random
 import re
+import subprocess
+import sys
+import termios
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,6 +20,7 @@ from dlclassics.reproduce.parts import (
     QUICK_LINES,
     Outcome,
     ReproduceConfig,
+    as_typed,
     command_line,
     run_parts,
 )
@@ -62,6 +68,22 @@ def test_a_part_gets_the_quick_settings_the_seed_and_its_data():
     assert command_line(PART["xor-solve"], Path("x"), config, "/c.txt")[2:] == [
         *("--out", "x", "--seed", "3", "--quiet"),
     ]
+
+
+def test_a_parts_error_names_the_option_of_reproduce():
+    offline = (
+        "cannot download train-images-idx3-ubyte.gz (no network); put them in /c or pass --data-dir"
+    )
+    assert as_typed(offline, PART["mnist-cnn"]).endswith("put them in /c or pass --mnist-dir")
+    missing = "--data-dir /idx lacks t10k-labels-idx1-ubyte (or .gz)"
+    assert (
+        as_typed(missing, PART["mnist-fc"])
+        == "--mnist-dir /idx lacks t10k-labels-idx1-ubyte (or .gz)"
+    )
+    # Only whole option names, and only the parts that take the renamed option.
+    assert as_typed("see --data-dirs", PART["mnist-fc"]) == "see --data-dirs"
+    corpus = "cannot read corpus /c.txt; pass --corpus PATH"
+    assert as_typed(corpus, PART["lm-study"]) == corpus
 
 
 def test_run_parts_runs_the_chosen_parts_in_order_on_a_slice_of_the_corpus(tmp_path, monkeypatch):
@@ -185,7 +207,38 @@ def test_a_failing_part_is_reported_and_the_others_run(cli, tmp_path):
     assert [(p["name"], p["ok"]) for p in parts] == [("xor-solve", True), ("mnist-fc", False)]
     error = parts[1]["error"]
     assert str(empty) in error and not error.startswith("error")
+    assert error.startswith(f"--mnist-dir {empty} lacks") and "--data-dir" not in error
     assert f"FAILED: {error}" in (out / "report.md").read_text()
     assert f"Failed: {error}" in (out / "report.html").read_text()
     assert (out / "xor-solve" / "results.json").exists()
     assert not (out / "mnist-fc" / "results.json").exists()
+
+
+def _reproduce_xor_solve(tmp_path, stderr) -> subprocess.CompletedProcess:
+    command = ["reproduce", "--only", "xor-solve", "--out", str(tmp_path / f"r{stderr}")]
+    main = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
+    return subprocess.run(main + command, stdout=subprocess.PIPE, stderr=stderr, timeout=120)
+
+
+@pytest.mark.slow  # two reproductions, each starting a part's process
+def test_the_progress_bar_draws_on_a_terminal_only(tmp_path):
+    piped = _reproduce_xor_solve(tmp_path, subprocess.PIPE)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == b""  # not one redraw in a log
+    assert piped.stdout.decode().startswith("xor-solve: ok")
+    terminal, child = pty.openpty()
+    termios.tcsetwinsize(child, (24, 80))  # a fresh terminal is 0 columns wide: no room to draw
+    on_terminal = _reproduce_xor_solve(tmp_path, child)
+    os.close(child)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the terminal closes once the process has ended
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(terminal)
+    assert on_terminal.returncode == 0
+    assert b"reproduce: 100%" in drawn and b"1/1" in drawn

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
-from dlclassics.runtime import autocast
+from dlclassics.runtime import autocast, bar_disabled
 from dlclassics.study import Log
 
 
@@ -82,7 +82,7 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     model.train()
     start = time.perf_counter()
-    with tqdm(total=max_iterations, disable=quiet, desc="train", leave=False) as bar:
+    with tqdm(total=max_iterations, disable=bar_disabled(quiet), desc="train", leave=False) as bar:
         while result.iterations < max_iterations and not result.reached_target:
             for idx in epoch_batches(len(data.train), batch_size, generator):
                 idx = idx.to(device)

@@ -4,6 +4,7 @@ A subprocess per part keeps a failing part (no network for MNIST, say) from taki
 down, and gives each part exactly the command line a user would type.
 """
 
+import re
 import subprocess
 import sys
 import time
@@ -13,8 +14,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dlclassics.mnist.experiment import MnistConfig
+from dlclassics.runtime import bar_disabled
 
 QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
+# The parts' options that `reproduce` takes under another name, by the data they are for: a
+# part's error names the option the user typed.
+RENAMED_OPTIONS = {"mnist": {"--data-dir": "--mnist-dir"}}
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,15 @@ def run_part(part: Part, root: Path, config: ReproduceConfig, corpus: str | None
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         # The part's own one-line message, without its "error: ", which the report's FAILED replaces
         error = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
-    return Outcome(part, out, seconds, error, ["dlclassics", *args])
+    return Outcome(part, out, seconds, as_typed(error, part), ["dlclassics", *args])
+
+
+def as_typed(message: str, part: Part) -> str:
+    """A part's message with its command's options renamed to the `reproduce` options that set
+    them (`--data-dir` is `--mnist-dir`)."""
+    for theirs, ours in RENAMED_OPTIONS.get(part.data, {}).items():
+        message = re.sub(rf"(?<![\w-]){re.escape(theirs)}(?![\w-])", ours, message)
+    return message
 
 
 def run_parts(config: ReproduceConfig, root: Path, quiet: bool = False) -> list[Outcome]:
@@ -131,7 +144,7 @@ def run_parts(config: ReproduceConfig, root: Path, quiet: bool = False) -> list[
         corpus = str(corpus_slice(Path(corpus), root / "corpus-slice.txt", QUICK_LINES))
     parts = [p for p in PARTS if p.name in config.parts]
     outcomes = []
-    for part in tqdm(parts, desc="reproduce", unit="part", disable=quiet):
+    for part in tqdm(parts, desc="reproduce", unit="part", disable=bar_disabled(quiet)):
         outcome = run_part(part, root, config, corpus)
         outcomes.append(outcome)
         status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
