@@ -227,18 +227,14 @@ def _study_summary(
 def _samples(
     model: LanguageModel, vocab: Vocabulary, config: StudyConfig, sampler: torch.Generator
 ) -> dict:
-    start = words(config.start)
-    generations = [
-        {
-            "temperature": t,
-            "text": " ".join(
-                generate(
-                    model, vocab, start, config.length, t, sampler, stop_at_eos=config.stop_at_eos
-                )
-            ),
-        }
-        for t in STUDY_TEMPERATURES
-    ]
+    start, stop_at_eos = words(config.start), config.stop_at_eos
+
+    def sentence(t: float) -> str:
+        return " ".join(
+            generate(model, vocab, start, config.length, t, sampler, stop_at_eos=stop_at_eos)
+        )
+
+    generations = [{"temperature": t, "text": sentence(t)} for t in STUDY_TEMPERATURES]
     scored = [g["text"] for g in generations] + [config.sentence]
     return {
         "generations": generations,
