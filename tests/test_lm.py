@@ -242,4 +242,7 @@ def test_the_model_learns_a_small_learnable_corpus(tmp_path):
     assert result.perplexity["test"] < 1.5
     assert result.perplexity["train"] < 1.5
     model, vocab = load_model(tmp_path / "trial")
-    assert generate(model, vocab, ["my"], 10, 0.0) == PATTERNS[2].split()
+    pattern = PATTERNS[2].split()
+    assert generate(model, vocab, ["my"], len(pattern), 0.0) == pattern
+    # Left to stop, it ends the sentence where the corpus does.
+    assert generate(model, vocab, ["my"], 10, 0.0, stop_at_eos=True) == pattern

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import invoke_cli, read_json, without_timings
+from conftest import invoke_cli, open_terminal, read_json, read_terminal, without_timings
 
 from dlclassics.lm.batches import encode
 from dlclassics.lm.evaluate import perplexity
@@ -55,21 +55,27 @@ def measured(trial_dir, config):
 
 
 def interrupt(args, once: bytes):
-    """Run `dlclassics ARGS` in a process and press Ctrl-C once its stderr shows `once`."""
+    """Run `dlclassics ARGS` in a process, its stderr a terminal as a user's is (progress bars
+    draw only on one), and press Ctrl-C once the terminal shows `once`."""
+    terminal, child = open_terminal()
     proc = subprocess.Popen(
         [*MAIN, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=child,
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
+    os.close(child)
     seen = b""
     while once not in seen:
-        chunk = proc.stderr.read1(4096)
+        chunk = read_terminal(terminal)
         assert chunk, f"the run ended before {once!r} showed: {seen.decode()}"
         seen += chunk
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    return proc.returncode, (seen + stderr).decode()
+    while chunk := read_terminal(terminal):
+        seen += chunk
+    proc.wait(timeout=120)
+    os.close(terminal)
+    return proc.returncode, seen.decode()
 
 
 @pytest.fixture(scope="module")

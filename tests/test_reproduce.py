@@ -1,15 +1,13 @@
 import os
-import pty
 import random
 import re
 import subprocess
 import sys
-import termios
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import read_json
+from conftest import open_terminal, read_json, read_terminal
 from test_mnist_data import write_idx_set
 
 from dlclassics import __version__
@@ -226,18 +224,11 @@ def test_the_progress_bar_draws_on_a_terminal_only(tmp_path):
     assert piped.returncode == 0, piped.stderr
     assert piped.stderr == b""  # not one redraw in a log
     assert piped.stdout.decode().startswith("xor-solve: ok")
-    terminal, child = pty.openpty()
-    termios.tcsetwinsize(child, (24, 80))  # a fresh terminal is 0 columns wide: no room to draw
+    terminal, child = open_terminal()
     on_terminal = _reproduce_xor_solve(tmp_path, child)
     os.close(child)
     drawn = b""
-    while True:
-        try:
-            chunk = os.read(terminal, 4096)
-        except OSError:  # the terminal closes once the process has ended
-            break
-        if not chunk:
-            break
+    while chunk := read_terminal(terminal):
         drawn += chunk
     os.close(terminal)
     assert on_terminal.returncode == 0
