@@ -1,6 +1,9 @@
 import json
+import os
+import pty
 import subprocess
 import sys
+import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,22 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
     )
+
+
+def open_terminal() -> tuple[int, int]:
+    """A pseudo-terminal (its two ends) to give a process as its stderr, as a user's terminal:
+    progress bars draw only on one."""
+    terminal, child = pty.openpty()
+    termios.tcsetwinsize(child, (24, 200))  # a fresh one is 0 columns wide: no room to draw
+    return terminal, child
+
+
+def read_terminal(terminal: int) -> bytes:
+    """What the process has written to its terminal since the last read; b"" once it has ended."""
+    try:
+        return os.read(terminal, 4096)
+    except OSError:  # the terminal closes once no process holds it
+        return b""
 
 
 @dataclass

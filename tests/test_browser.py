@@ -97,6 +97,15 @@ def test_next_word(page):
     assert page.locator("#lm-next-result tr").count() == 5
 
 
+def test_a_generated_sentence_has_the_length_asked(page):
+    page.fill("#lm-text", "the")
+    page.fill("#lm-length", "6")
+    page.evaluate("document.getElementById('lm-generate-result').textContent = ''")
+    page.click("#lm-generate-go")
+    page.wait_for_function("document.getElementById('lm-generate-result').textContent !== ''")
+    assert len(page.inner_text("#lm-generate-result").split()) == 6
+
+
 def test_empty_text_shows_a_message(page):
     page.fill("#lm-text", "  ")
     page.click("#lm-generate-go")

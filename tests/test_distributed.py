@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_json
+from conftest import open_terminal, read_json, read_terminal
 from test_lm_cli import write_corpus
 from test_mnist_data import write_idx_set
 
@@ -215,25 +215,30 @@ def test_two_machines_simulated_on_one_train_the_same_model(tmp_path, corpus, lm
     assert_same_weights(out, lm_alone)
 
 
-def start_job(args: list[str]) -> subprocess.Popen:
-    """A two-process torchrun job in its own process group, as a terminal starts one."""
-    return subprocess.Popen(
+def start_job(args: list[str]) -> tuple[subprocess.Popen, int]:
+    """A two-process torchrun job in its own process group, as a terminal starts one, and that
+    terminal: its stderr (progress bars draw only on one)."""
+    terminal, child = open_terminal()
+    job = subprocess.Popen(
         [*TORCHRUN, "--standalone", "--nproc-per-node", "2", *DLCLASSICS, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=child,
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
         start_new_session=True,
     )
+    os.close(child)
+    return job, terminal
 
 
-def wait_for_steps(proc: subprocess.Popen, total: int) -> None:
-    """Until rank 0's progress bar shows, and half a second of steps after."""
+def wait_for_steps(terminal: int, total: int) -> bytes:
+    """Until rank 0's progress bar shows, and half a second of steps after; what it showed."""
     seen = b""
     while f"/{total}".encode() not in seen:
-        chunk = proc.stderr.read1(4096)
+        chunk = read_terminal(terminal)
         assert chunk, f"the job ended before it trained: {seen.decode()[-3000:]}"
         seen += chunk
     time.sleep(0.5)
+    return seen
 
 
 @pytest.mark.slow
@@ -242,12 +247,15 @@ def test_an_interrupted_job_resumes_in_one_process_to_the_same_model(tmp_path, c
     alone = tmp_path / "alone"
     one_process(*args, "--quiet", "--out", str(alone))
     out = tmp_path / "run"
-    job = start_job([*args, "--out", str(out)])
-    wait_for_steps(job, 240)
+    job, terminal = start_job([*args, "--out", str(out)])
+    seen = wait_for_steps(terminal, 240)
     os.killpg(job.pid, signal.SIGINT)  # Ctrl-C: every process of the job gets it
-    _, stderr = job.communicate(timeout=JOB_TIMEOUT)
+    while chunk := read_terminal(terminal):
+        seen += chunk
+    job.wait(timeout=JOB_TIMEOUT)
+    os.close(terminal)
     assert job.returncode != 0
-    assert f"continue with: dlclassics lm train --resume {out}" in stderr.decode()
+    assert f"continue with: dlclassics lm train --resume {out}" in seen.decode()
     state = torch.load(out / "trials/layers1-forward/train_state.pt", weights_only=True)
     assert 0 < state["step"] < 240
     one_process("lm", "train", "--resume", str(out), "--quiet")
@@ -260,8 +268,8 @@ def test_an_interrupted_job_resumes_in_one_process_to_the_same_model(tmp_path, c
 def test_a_killed_rank_ends_the_job_naming_it(tmp_path, corpus, rank):
     out = tmp_path / "run"
     args = ["lm", "train", "--corpus", str(corpus), *LM, "--epochs", "1000"]
-    job = start_job([*args, "--out", str(out)])
-    wait_for_steps(job, 4000)
+    job, terminal = start_job([*args, "--out", str(out)])
+    seen = wait_for_steps(terminal, 4000)
     started = time.monotonic()
     workers = Path(f"/proc/{job.pid}/task/{job.pid}/children").read_text().split()
     victim = next(
@@ -270,11 +278,14 @@ def test_a_killed_rank_ends_the_job_naming_it(tmp_path, corpus, rank):
         if f"RANK={rank}\0".encode() in Path(f"/proc/{pid}/environ").read_bytes()
     )
     os.kill(int(victim), signal.SIGKILL)
-    _, stderr = job.communicate(timeout=JOB_TIMEOUT)
+    while chunk := read_terminal(terminal):
+        seen += chunk
+    job.wait(timeout=JOB_TIMEOUT)
+    os.close(terminal)
     assert job.returncode != 0
     assert time.monotonic() - started < 120  # not a hang
     # torchrun's report: the first failure is the killed rank.
-    root_cause = stderr.decode().split("Root Cause")[1]
+    root_cause = seen.decode().split("Root Cause")[1]
     assert re.search(rf"rank\s*: {rank} \(local_rank: {rank}\)", root_cause), root_cause
     assert "Signal 9 (SIGKILL)" in root_cause
     assert not (out / "results.json").exists()

@@ -96,11 +96,38 @@ def test_greedy_generation_is_deterministic_and_keeps_the_given_words(vocab, dir
     model = tiny_model(len(vocab), direction)
     first = generate(model, vocab, ["love", "i"], 7, 0.0)
     assert first == generate(model, vocab, ["love", "i"], 7, 0.0)
-    assert len(first) <= 7
+    assert len(first) == 7
     given_at = first[:2] if direction == "forward" else first[-2:]
     assert given_at == ["love", "i"]
     with pytest.raises(InputError):
         generate(model, vocab, ["love"], 7, -1.0)
+    with pytest.raises(InputError, match="more than the length 1"):
+        generate(model, vocab, ["love", "i"], 1, 0.0)
+
+
+def eager_to_end(vocab: Vocabulary) -> LanguageModel:
+    """A model that almost always says <EOS>, and <UNK> next likeliest."""
+    model = tiny_model(len(vocab))
+    with torch.no_grad():
+        model.out.bias[EOS] += 30
+        model.out.bias[UNK] += 20
+    return model
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0, 10.0])
+def test_sentences_have_the_asked_length_and_no_special_tokens(vocab, temperature):
+    model, g = eager_to_end(vocab), torch.Generator().manual_seed(0)
+    for length in (1, 2, 7, 12):
+        sentence = generate(model, vocab, ["love"], length, temperature, g)
+        assert len(sentence) == length and sentence[0] == "love"
+        assert not set(sentence) & {"<PAD>", "<START>", "<UNK>", "<EOS>"}
+
+
+def test_the_natural_stop_and_unk_are_options(vocab):
+    model = eager_to_end(vocab)
+    assert generate(model, vocab, ["love"], 7, 0.0, stop_at_eos=True) == ["love"]
+    unk = generate(model, vocab, ["love"], 4, 0.0, allow_unk=True)
+    assert unk == ["love", "<UNK>", "<UNK>", "<UNK>"]
 
 
 def test_sentence_probability_is_the_product_of_word_probabilities(vocab):
@@ -120,7 +147,27 @@ def test_next_words_are_ranked_probabilities(vocab):
     ranked = next_words(tiny_model(len(vocab)), vocab, ["love"], 3)
     assert len(ranked) == 3
     assert [p for _, p in ranked] == sorted((p for _, p in ranked), reverse=True)
-    assert all(w not in ("<PAD>", "<START>") for w, _ in ranked)
+    everything = next_words(eager_to_end(vocab), vocab, ["love"], 100)
+    # Every real word and <EOS>, likeliest first; never <PAD>, <START> or <UNK>.
+    assert len(everything) == len(vocab) - 3 and everything[0][0] == "<EOS>"
+    assert {w for w, _ in everything} == set(vocab.words) - {"<PAD>", "<START>", "<UNK>"}
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_a_sentence_probability_is_the_product_of_what_next_shows(vocab, direction):
+    # One distribution: the model's softmax over the whole vocabulary, in `prob` and in `next`.
+    model = tiny_model(len(vocab), direction)
+    sentence = ["love", "i", "tea", "you"]
+    reading = sentence if direction == "forward" else sentence[::-1]
+    product, given = 1.0, []
+    for word in reading:
+        shown = dict(next_words(model, vocab, given if direction == "forward" else given[::-1], 99))
+        product *= shown[word]
+        given.append(word)
+    end = dict(next_words(model, vocab, sentence, 99))["<EOS>"]
+    p = sentence_probability(model, vocab, sentence)
+    assert p.probability == pytest.approx(product, rel=1e-5)
+    assert p.probability_eos == pytest.approx(product * end, rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -195,4 +242,7 @@ def test_the_model_learns_a_small_learnable_corpus(tmp_path):
     assert result.perplexity["test"] < 1.5
     assert result.perplexity["train"] < 1.5
     model, vocab = load_model(tmp_path / "trial")
-    assert generate(model, vocab, ["my"], 10, 0.0) == PATTERNS[2].split()
+    pattern = PATTERNS[2].split()
+    assert generate(model, vocab, ["my"], len(pattern), 0.0) == pattern
+    # Left to stop, it ends the sentence where the corpus does.
+    assert generate(model, vocab, ["my"], 10, 0.0, stop_at_eos=True) == pattern

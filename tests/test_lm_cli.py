@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import invoke_cli, read_json, without_timings
+from conftest import invoke_cli, open_terminal, read_json, read_terminal, without_timings
 
 from dlclassics import download
 from dlclassics.download import git_blob_sha1
@@ -59,21 +59,27 @@ def measured(trial_dir, config):
 
 
 def interrupt(args, once: bytes):
-    """Run `dlclassics ARGS` in a process and press Ctrl-C once its stderr shows `once`."""
+    """Run `dlclassics ARGS` in a process, its stderr a terminal as a user's is (progress bars
+    draw only on one), and press Ctrl-C once the terminal shows `once`."""
+    terminal, child = open_terminal()
     proc = subprocess.Popen(
         [*MAIN, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=child,
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
+    os.close(child)
     seen = b""
     while once not in seen:
-        chunk = proc.stderr.read1(4096)
+        chunk = read_terminal(terminal)
         assert chunk, f"the run ended before {once!r} showed: {seen.decode()}"
         seen += chunk
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    return proc.returncode, (seen + stderr).decode()
+    while chunk := read_terminal(terminal):
+        seen += chunk
+    proc.wait(timeout=120)
+    os.close(terminal)
+    return proc.returncode, seen.decode()
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +146,42 @@ def test_generate_greedy_is_deterministic_and_negative_temperature_exits_2(train
     assert lines[0] == lines[1] == second.stdout.strip()
     model, vocab = load_model(trained)
     assert lines[0] == " ".join(generate(model, vocab, ["love", "i"], 7, 0.0))
+    assert len(lines[0].split()) == 7
     bad = cli("lm", "generate", "--model", str(trained), "--temperature", "-1")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_generate_gives_the_length_asked_or_stops_where_the_model_does(trained, cli):
+    args = ["lm", "generate", "--model", str(trained), "--start", "love", "--count", "20"]
+    exact = cli(*args, "--length", "9", "--temperature", "2")
+    assert exact.returncode == 0, exact.stderr
+    assert [len(line.split()) for line in exact.stdout.splitlines()] == [9] * 20
+    assert "<UNK>" not in exact.stdout and "<EOS>" not in exact.stdout
+    # The corpus's sentences have 2 to 8 words: left to stop, some sentences end before 30.
+    natural = cli(*args, "--length", "30", "--stop-at-eos")
+    assert natural.returncode == 0, natural.stderr
+    lengths = [len(line.split()) for line in natural.stdout.splitlines()]
+    assert max(lengths) <= 30 and min(lengths) < 30
+    too_long = cli("lm", "generate", "--model", str(trained), "--start", "a b c", "--length", "2")
+    assert too_long.returncode == 2
+    assert too_long.stderr == "error: --start has 3 words, more than --length 2\n"
+
+
+def test_prob_is_the_product_of_the_probabilities_next_shows(trained, cli):
+    def shown(text: str) -> dict[str, float]:
+        result = cli("lm", "next", "--model", str(trained), "--top-k", "100", text)
+        assert result.returncode == 0, result.stderr
+        pairs = [item.split() for item in result.stdout.strip().split(", ")]
+        return {word: float(p) for word, p in pairs}
+
+    first = shown("")
+    assert {"<PAD>", "<START>", "<UNK>"}.isdisjoint(first) and "<EOS>" in first
+    assert len(first) == 4 + len(WORDS) - 3
+    product = first["the"] * shown("the")["dog"] * shown("the dog")["runs"]
+    prob = cli("lm", "prob", "--model", str(trained), "the dog runs")
+    p = float(prob.stdout.split("p = ")[1].split()[0])
+    # `next` prints 4 decimals: the product of three of them is good to about 0.3%.
+    assert p == pytest.approx(product, rel=5e-3)
 
 
 def test_prob_shows_both_probabilities_and_names_unknown_words(trained, cli):
@@ -196,6 +236,14 @@ def test_bad_corpora_are_one_line_exit_2_and_no_run_directory(cli, tmp_path, con
     path.write_bytes(content)
     out = tmp_path / "run"
     assert_one_line_error(cli("lm", "train", "--corpus", str(path), "--out", str(out)), out)
+
+
+def test_a_study_start_longer_than_its_length_is_refused_before_training(cli, corpus, tmp_path):
+    out = tmp_path / "run"
+    args = ["--start", "love i you", "--length", "2", "--out", str(out)]
+    result = cli("lm", "study", "--corpus", str(corpus), *args)
+    assert_one_line_error(result, out)
+    assert "--start has more words than --length (2)" in result.stderr
 
 
 def test_resume_needs_a_run_of_the_same_command(cli, trained, tmp_path):
@@ -316,6 +364,7 @@ def test_study_four_models_with_generations_in_reading_order(cli, corpus, tmp_pa
             drawn = generate(model, vocab, ["love", "i"], 7, g["temperature"], sampler)
             assert g["text"] == " ".join(drawn)
             text = g["text"].split()
+            assert len(text) == 7
             assert (text[:2] if m["direction"] == "forward" else text[-2:]) == ["love", "i"]
         scored = [p["sentence"] for p in m["probabilities"]]
         assert scored == [g["text"] for g in m["generations"]] + ["love i cupcakes"]

@@ -105,6 +105,9 @@ def test_fc_run_directory(cli, tmp_path, idx_dir):
         assert sum(map(sum, test["confusion_matrix"])) == 100
         # a check after each epoch of 450 // 50 = 9 iterations, and one after the last
         assert len(model["loss_curves"]["val"]) == 1 + 40 // 9
+        assert model["kept_iteration"] in (9, 18, 27, 36, 40)
+        assert 0.1 < model["last_test_accuracy"] <= 1
+        assert 0.1 < model["last_test_balanced_accuracy"] <= 1
         # the model saved in the trial's folder is the one the metrics describe
         trial = out / "trials" / model["name"]
         assert _accuracy(load_model(trial), idx_dir) == pytest.approx(test["accuracy"])
@@ -112,6 +115,7 @@ def test_fc_run_directory(cli, tmp_path, idx_dir):
     plots = {p.name for p in (out / "plots").iterdir()}
     assert {"class_counts.png", "samples.png", "loss_curves.png", "mlp_test_cm.png"} <= plots
     assert "| total | 450 | 50 | 100 |" in (out / "results.md").read_text()
+    assert "| model | parameters | kept (iteration) |" in (out / "results.md").read_text()
     # Two models and no chosen one: the run directory names the trial folders to pick from.
     with pytest.raises(InputError, match="holds 2 models"):
         load_model(out)

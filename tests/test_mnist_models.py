@@ -1,13 +1,20 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.metrics import balanced_accuracy_score
 from test_mnist_data import make_images
 from torch.nn import functional as F
 
 from dlclassics.checkpoint import save_checkpoint
 from dlclassics.errors import InputError
+from dlclassics.mnist import experiment, fc
 from dlclassics.mnist.data import MnistData, Split, batch_generator
-from dlclassics.mnist.evaluate import predict
+from dlclassics.mnist.evaluate import balanced_accuracy, predict, split_metrics
+from dlclassics.mnist.fc import FcConfig
 from dlclassics.mnist.models import (
     ConvNet,
     build,
@@ -102,8 +109,34 @@ def test_train_ends_with_the_last_or_the_best_checks_weights(restore_best):
     if restore_best:
         assert result.kept_check.val_accuracy == result.best_val_accuracy
         assert result.kept == accuracies.index(max(accuracies))
+        # The weights the last step left are kept aside: those a run without restore_best ends with.
+        last, _ = _train("mlp", data, **options)
+        assert result.last_weights.keys() == last.state_dict().keys()
+        for name, weights in last.state_dict().items():
+            assert torch.equal(result.last_weights[name], weights)
     else:
         assert result.kept_check is result.checks[-1]
+        assert result.last_weights is None
+
+
+def test_fc_reports_the_kept_weights_and_the_last_steps_test_accuracy(monkeypatch, tmp_path):
+    data = _noisy_data()
+    monkeypatch.setattr(experiment, "load_cached", lambda *args: data)
+    config = FcConfig(iterations=200, batch_size=20, lr=0.01, device="cpu", bf16=False)
+    result = fc.run_trial(config, fc.FcTrial("mlp"), tmp_path, quiet=True)
+    # The same training, ending with its last weights: a check every epoch of 400 // 20 steps.
+    last, run = _train("mlp", data, lr=0.01, max_iterations=200, eval_every=20)
+    best = max(run.checks, key=lambda c: c.val_accuracy)
+    assert result.kept_iteration == best.iteration < 200  # not the last step
+    assert result.splits["val"]["accuracy"] == pytest.approx(best.val_accuracy)
+    assert result.last_test_accuracy == pytest.approx(_test_accuracy(last, data))
+    assert result.last_test_accuracy != pytest.approx(result.splits["test"]["accuracy"])
+    preds, _ = predict(last, data.test)
+    assert result.last_test_balanced_accuracy == pytest.approx(
+        balanced_accuracy_score(data.test.labels, preds)
+    )
+    saved = load_model(tmp_path)  # the trial's checkpoint holds the kept weights
+    assert _test_accuracy(saved, data) == pytest.approx(result.splits["test"]["accuracy"])
 
 
 @pytest.mark.slow  # bf16 is emulated, and slow, on most CPUs
@@ -183,3 +216,14 @@ def test_load_model_refuses_a_checkpoint_of_another_model(tmp_path):
     save_model(path, build("mlp"), "logreg", {}, [str(d) for d in range(10)])
     with pytest.raises(InputError, match="do not fit a logreg"):
         load_model(path)
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=300))
+def test_balanced_accuracy_is_scikit_learns(pairs):
+    # One definition serves the checks and the reports; it must be the one the reports name.
+    labels, preds = (torch.tensor(column) for column in zip(*pairs, strict=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
+        expected = balanced_accuracy_score(labels.numpy(), preds.numpy())
+    assert balanced_accuracy(labels, preds) == pytest.approx(expected, rel=1e-12)
+    assert split_metrics(labels, preds)["balanced_accuracy"] == balanced_accuracy(labels, preds)

@@ -1,10 +1,13 @@
+import os
 import random
 import re
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import read_json
+from conftest import open_terminal, read_json, read_terminal
 from test_mnist_data import write_idx_set
 
 from dlclassics import __version__
@@ -15,6 +18,7 @@ from dlclassics.reproduce.parts import (
     QUICK_LINES,
     Outcome,
     ReproduceConfig,
+    as_typed,
     command_line,
     run_parts,
 )
@@ -70,6 +74,22 @@ def test_workers_go_to_the_study_parts_only():
         p.name for p in PARTS if command_line(p, Path("o"), config, None)[-2:] == ["--workers", "2"]
     ]
     assert studies == ["mnist-fc", "mnist-cnn", "lm-study"]
+
+
+def test_a_parts_error_names_the_option_of_reproduce():
+    offline = (
+        "cannot download train-images-idx3-ubyte.gz (no network); put them in /c or pass --data-dir"
+    )
+    assert as_typed(offline, PART["mnist-cnn"]).endswith("put them in /c or pass --mnist-dir")
+    missing = "--data-dir /idx lacks t10k-labels-idx1-ubyte (or .gz)"
+    assert (
+        as_typed(missing, PART["mnist-fc"])
+        == "--mnist-dir /idx lacks t10k-labels-idx1-ubyte (or .gz)"
+    )
+    # Only whole option names, and only the parts that take the renamed option.
+    assert as_typed("see --data-dirs", PART["mnist-fc"]) == "see --data-dirs"
+    corpus = "cannot read corpus /c.txt; pass --corpus PATH"
+    assert as_typed(corpus, PART["lm-study"]) == corpus
 
 
 def test_run_parts_runs_the_chosen_parts_in_order_on_a_slice_of_the_corpus(tmp_path, monkeypatch):
@@ -193,7 +213,31 @@ def test_a_failing_part_is_reported_and_the_others_run(cli, tmp_path):
     assert [(p["name"], p["ok"]) for p in parts] == [("xor-solve", True), ("mnist-fc", False)]
     error = parts[1]["error"]
     assert str(empty) in error and not error.startswith("error")
+    assert error.startswith(f"--mnist-dir {empty} lacks") and "--data-dir" not in error
     assert f"FAILED: {error}" in (out / "report.md").read_text()
     assert f"Failed: {error}" in (out / "report.html").read_text()
     assert (out / "xor-solve" / "results.json").exists()
     assert not (out / "mnist-fc" / "results.json").exists()
+
+
+def _reproduce_xor_solve(tmp_path, stderr) -> subprocess.CompletedProcess:
+    command = ["reproduce", "--only", "xor-solve", "--out", str(tmp_path / f"r{stderr}")]
+    main = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
+    return subprocess.run(main + command, stdout=subprocess.PIPE, stderr=stderr, timeout=120)
+
+
+@pytest.mark.slow  # two reproductions, each starting a part's process
+def test_the_progress_bar_draws_on_a_terminal_only(tmp_path):
+    piped = _reproduce_xor_solve(tmp_path, subprocess.PIPE)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == b""  # not one redraw in a log
+    assert piped.stdout.decode().startswith("xor-solve: ok")
+    terminal, child = open_terminal()
+    on_terminal = _reproduce_xor_solve(tmp_path, child)
+    os.close(child)
+    drawn = b""
+    while chunk := read_terminal(terminal):
+        drawn += chunk
+    os.close(terminal)
+    assert on_terminal.returncode == 0
+    assert b"reproduce: 100%" in drawn and b"1/1" in drawn

@@ -107,7 +107,30 @@ def test_generation_at_temperature_zero_is_deterministic(client):
     first, second = (client.post("/api/lm/generate", json=request).json() for _ in range(2))
     assert first == second
     words = first["sentence"].split()
-    assert words[0] == "the" and 1 <= len(words) <= 8
+    assert words[0] == "the" and len(words) == 8
+
+
+def test_generation_gives_the_length_asked_unless_told_to_stop_at_the_end(client):
+    for seed in range(5):
+        request = {"text": "the", "temperature": 3, "seed": seed}
+        exact = client.post("/api/lm/generate", json=request).json()["sentence"].split()
+        assert len(exact) == 7 and not {"<UNK>", "<EOS>"} & set(exact)
+        natural = client.post("/api/lm/generate", json=request | {"stop_at_eos": True}).json()
+        assert 1 <= len(natural["sentence"].split()) <= 7
+
+
+def test_prob_is_the_product_of_next_word_probabilities(client):
+    def next_probability(text: str, word: str) -> float:
+        found = client.post("/api/lm/next", json={"text": text, "k": 50}).json()["words"]
+        return {w["word"]: w["probability"] for w in found}[word]
+
+    product = next_probability("the", "cat") * next_probability("the cat", "sat")
+    r = client.post("/api/lm/prob", json={"text": "the cat sat"}).json()
+    # <START> -> "the" too: `next` needs at least one word, so take that factor from a shorter prob.
+    first = client.post("/api/lm/prob", json={"text": "the"}).json()["probability"]
+    assert r["probability"] == pytest.approx(first * product, rel=1e-5)
+    end = next_probability("the cat sat", "<EOS>")
+    assert r["probability_eos"] == pytest.approx(r["probability"] * end, rel=1e-5)
 
 
 def test_generation_with_a_seed_repeats(client):

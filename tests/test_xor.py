@@ -9,7 +9,7 @@ from dlclassics.checkpoint import load_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.rundir import RunDir
 from dlclassics.study import run_trials
-from dlclassics.xor import solve, sweep
+from dlclassics.xor import batched, solve, sweep
 from dlclassics.xor.analysis import unit_function
 from dlclassics.xor.batched import GridPoint, train_batched, xavier_init
 from dlclassics.xor.data import INPUTS, TARGETS, VAL_INPUTS, VAL_TARGETS
@@ -99,10 +99,10 @@ def test_load_xor_refuses_what_is_not_an_xor_network(tmp_path):
         load_xor(tmp_path / "junk.pt")
 
 
-def _one_run(config: GridPoint, weights: dict, protocol: SweepConfig):
-    """The original one-run loop (nn.Module, SGD, BCELoss), in float64."""
-    hidden = nn.Linear(2, config.hidden).double()
-    out = nn.Linear(config.hidden + 2 * config.bypass, 1).double()
+def _one_run(config: GridPoint, weights: dict, protocol: SweepConfig, dtype: torch.dtype):
+    """The original one-run loop (nn.Module, SGD, BCELoss), in `dtype`."""
+    hidden = nn.Linear(2, config.hidden).to(dtype)
+    out = nn.Linear(config.hidden + 2 * config.bypass, 1).to(dtype)
     with torch.no_grad():
         hidden.weight.copy_(weights["hidden_weight"][: config.hidden])
         hidden.bias.copy_(weights["hidden_bias"][: config.hidden])
@@ -117,7 +117,7 @@ def _one_run(config: GridPoint, weights: dict, protocol: SweepConfig):
             h = torch.cat((x, h), 1)
         return torch.sigmoid(out(h))
 
-    tx, ty, vx, vy = (t.double() for t in (INPUTS, TARGETS, VAL_INPUTS, VAL_TARGETS))
+    tx, ty, vx, vy = (t.to(dtype) for t in (INPUTS, TARGETS, VAL_INPUTS, VAL_TARGETS))
     opt = torch.optim.SGD([*hidden.parameters(), *out.parameters()], lr=config.lr)
     loss_fn = nn.BCELoss()
     best, bad = float("inf"), 0
@@ -141,37 +141,68 @@ def _one_run(config: GridPoint, weights: dict, protocol: SweepConfig):
             bad >= protocol.patience and best < protocol.goal,
             epoch,
             (loss_fn(net(tx), ty).item(), val),
-            torch.cat([out.weight[0], out.bias]),
+            torch.cat([out.weight[0], out.bias]).double(),
         )
 
 
+# Five runs that stop (at epochs 1094 to 2512) and three that run to the end: at the check after
+# epoch 2500 half of them have stopped, so the batch drops them and carries on with the rest.
+EQUIVALENCE_RUNS = [
+    GridPoint(1.0, 2, True),
+    GridPoint(2.0, 4, True),
+    GridPoint(1.5, 2, False),
+    GridPoint(0.5, 2, True),
+    GridPoint(0.1, 1, False),
+    GridPoint(0.1, 4, True),
+    GridPoint(3.0, 3, True),
+    GridPoint(0.25, 1, True),
+]
+
+
 @pytest.mark.slow
-def test_batched_trainer_matches_the_one_run_loop():
-    configs = [
-        GridPoint(0.25, 1, True),
-        GridPoint(0.1, 2, False),
-        GridPoint(0.1, 4, True),
-        GridPoint(0.5, 2, True),
-        GridPoint(0.1, 1, False),
-        GridPoint(0.3, 4, False),
-    ]
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_batched_trainer_matches_the_one_run_loop(dtype, monkeypatch):
+    retired = []  # the number of runs in each `record`: the finished ones dropped, then the rest
+    record = batched._Results.record
+
+    def spy(self, ids, *args):
+        retired.append(len(ids))
+        return record(self, ids, *args)
+
+    monkeypatch.setattr(batched._Results, "record", spy)
     protocol = SweepConfig(max_epochs=3000)
-    init = xavier_init(configs, torch.Generator().manual_seed(3))
-    batched = train_batched(configs, init, protocol, dtype=torch.float64)
-    outcomes = set()
-    for r, config in enumerate(configs):
-        ok, epoch, (train_loss, val_loss), out_weights = _one_run(config, init.run(r), protocol)
+    init = xavier_init(EQUIVALENCE_RUNS, torch.Generator().manual_seed(3))
+    result = train_batched(EQUIVALENCE_RUNS, init, protocol, dtype=dtype)
+    assert retired == [4, 4], "the batch should drop its finished runs once, then finish"
+    outcomes, epochs = set(), {}
+    # float64 is the same computation up to rounding. In float32 (the study's precision) the
+    # rounding of the two loss formulas (BCELoss's mean of logs, the batch's sum of softplus)
+    # differs by about 1e-7, and a run stops once its validation loss has improved by less than
+    # min_delta = 1e-4 ten epochs running: where the improvement nears 1e-4 only slowly, that
+    # rounding moves the stop by a few epochs (seed 3: the lr 1.0 run stops at 2146 batched and
+    # 2143 alone, the lr 2.0 run at 1341 and 1342). Every run succeeds or fails alike.
+    for r, config in enumerate(EQUIVALENCE_RUNS):
+        ok, epoch, (train_loss, val_loss), out_weights = _one_run(
+            config, init.run(r), protocol, dtype
+        )
         outcomes.add(ok)
-        assert bool(batched.succeeded[r]) == ok
-        assert int(batched.epochs[r]) == epoch
-        assert float(batched.train_loss[r]) == pytest.approx(train_loss, rel=1e-5)
-        assert float(batched.val_loss[r]) == pytest.approx(val_loss, rel=1e-5)
-        final = batched.weights.run(r)
+        assert bool(result.succeeded[r]) == ok
+        epochs[r] = (int(result.epochs[r]), epoch)
+        # The same stop, the same weights up to rounding; a few epochs apart, close.
+        rel = 1e-5 if epochs[r][0] == epoch else 5e-3
+        assert float(result.train_loss[r]) == pytest.approx(train_loss, rel=rel)
+        assert float(result.val_loss[r]) == pytest.approx(val_loss, rel=rel)
+        final = result.weights.run(r)
         # The batched run keeps every padded slot; the one-run network has only its own.
         keep = [0, 1] * config.bypass + [2 + j for j in range(config.hidden)]
         got = torch.cat([final["out_weight"][keep], final["out_bias"].view(1)]).double()
-        torch.testing.assert_close(got, out_weights, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got, out_weights, rtol=10 * rel, atol=1e-5)
     assert outcomes == {True, False}, "the test should cover runs that stop and runs that do not"
+    differ = {r: e for r, e in epochs.items() if e[0] != e[1]}
+    if dtype == torch.float64:
+        assert not differ
+    else:
+        assert set(differ) == {0, 1} and all(abs(a - b) <= 3 for a, b in differ.values())
 
 
 def test_padding_and_bypass_masks_keep_missing_weights_zero():

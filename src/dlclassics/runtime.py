@@ -1,4 +1,4 @@
-"""Seeding, device selection and mixed precision, shared by every experiment."""
+"""Seeding, device selection, mixed precision and progress bars, shared by every experiment."""
 
 import contextlib
 import os
@@ -59,3 +59,10 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
 def data_root() -> Path:
     """Where downloads are cached: $DLCLASSICS_DATA, else ~/.cache/dlclassics."""
     return Path(os.environ.get("DLCLASSICS_DATA") or Path.home() / ".cache" / "dlclassics")
+
+
+def bar_disabled(quiet: bool) -> bool | None:
+    """tqdm's `disable` for a command's progress bar: off with --quiet, and otherwise drawn only
+    on a terminal (None: tqdm asks its stream), since piped to a file or a CI log every redraw
+    would be written out."""
+    return True if quiet else None

@@ -150,7 +150,10 @@ def train_cmd(**params: Any) -> None:
 
 @lm.command()
 @config_option(StudyConfig, "start", help="Words to generate from.")
-@config_option(StudyConfig, "length", type=POSITIVE_INT)
+@config_option(StudyConfig, "length", type=POSITIVE_INT, help="Words in each sentence.")
+@config_option(
+    StudyConfig, "stop_at_eos", is_flag=True, help="End a sentence early where the model says so."
+)
 @config_option(StudyConfig, "sentence", help="Also scored.")
 @training_options
 @scale_options
@@ -162,6 +165,8 @@ def study(scale: Scale, **params: Any) -> None:
             "its workers are started again"
         )
     config, out = _config(StudyConfig, "lm study", params)
+    if len(words(config.start)) > config.length:  # said before the models train, not after
+        raise InputError(f"--start has more words than --length ({config.length})")
     ran = _run(EXPERIMENT, config, out, params["quiet"], scale)
     if ran is None:
         return
@@ -194,6 +199,10 @@ def _unknown_note(unknown: list[str]) -> str:
 )
 @click.option("--length", type=POSITIVE_INT, default=7, show_default=True, help="Words in all.")
 @click.option(
+    "--stop-at-eos", is_flag=True, help="End a sentence early where the model says <EOS>."
+)
+@click.option("--allow-unk", is_flag=True, help="Let <UNK> (an unknown word) be drawn.")
+@click.option(
     "--temperature",
     type=NONNEGATIVE_FLOAT,
     default=1.0,
@@ -213,16 +222,22 @@ def generate_cmd(
     count: int,
     seed: int,
     device: str,
+    stop_at_eos: bool,
+    allow_unk: bool,
 ) -> None:
-    """Sample sentences that contain the --start words."""
+    """Sample sentences of --length words that contain the --start words."""
     model, vocab = load_model(model_path, resolve_device(device))
     given = words(start)
+    if len(given) > length:
+        raise InputError(f"--start has {len(given)} words, more than --length {length}")
     note = _unknown_note(vocab.unknown(given))
     if note:
         click.echo(f"note:{note}", err=True)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(count):
-        click.echo(" ".join(generate_words(model, vocab, given, length, temperature, generator)))
+        options = {"stop_at_eos": stop_at_eos, "allow_unk": allow_unk}
+        sentence = generate_words(model, vocab, given, length, temperature, generator, **options)
+        click.echo(" ".join(sentence))
 
 
 @lm.command()
@@ -250,7 +265,8 @@ def prob(model_path: Path, sentences: tuple[str, ...], device: str) -> None:
 @click.option("--top-k", type=POSITIVE_INT, default=10, show_default=True)
 @device_option
 def next_cmd(model_path: Path, text: str | None, top_k: int, device: str) -> None:
-    """The likeliest next words (for a reverse model: the word before). No TEXT: read lines."""
+    """The likeliest next words (for a reverse model: the word before), <EOS> included, with the
+    model's probabilities (those `prob` multiplies). No TEXT: read lines."""
     model, vocab = load_model(model_path, resolve_device(device))
 
     def answer(line: str) -> None:

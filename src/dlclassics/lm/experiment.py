@@ -64,7 +64,8 @@ class StudyConfig(LmConfig):
     """`lm study`: the four models, and the words each generates from and scores."""
 
     start: str = "love i"
-    length: int = 7
+    length: int = 7  # words in each sentence, as in the original
+    stop_at_eos: bool = False  # True: a sentence may end before `length` where the model says so
     sentence: str = "love i cupcakes"
 
 
@@ -161,7 +162,11 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
     sampler = torch.Generator().manual_seed(config.seed)
 
     def samples() -> list[str]:
-        return [" ".join(generate(model, data.vocab, [], 20, 1.0, sampler)) for _ in range(3)]
+        # Sentences as the model ends them: the progress log shows what it has learnt.
+        return [
+            " ".join(generate(model, data.vocab, [], 20, 1.0, sampler, stop_at_eos=True))
+            for _ in range(3)
+        ]
 
     with tensorboard(directory / "tensorboard") as log:
         args = (rows["train"], rows["val"], config, device, log, save_state)
@@ -240,14 +245,14 @@ def _study_summary(
 def _samples(
     model: LanguageModel, vocab: Vocabulary, config: StudyConfig, sampler: torch.Generator
 ) -> dict:
-    start = words(config.start)
-    generations = [
-        {
-            "temperature": t,
-            "text": " ".join(generate(model, vocab, start, config.length, t, sampler)),
-        }
-        for t in STUDY_TEMPERATURES
-    ]
+    start, stop_at_eos = words(config.start), config.stop_at_eos
+
+    def sentence(t: float) -> str:
+        return " ".join(
+            generate(model, vocab, start, config.length, t, sampler, stop_at_eos=stop_at_eos)
+        )
+
+    generations = [{"temperature": t, "text": sentence(t)} for t in STUDY_TEMPERATURES]
     scored = [g["text"] for g in generations] + [config.sentence]
     return {
         "generations": generations,

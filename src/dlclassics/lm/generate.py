@@ -1,5 +1,10 @@
 """Sampling sentences, sentence probabilities and next-word predictions.
 
+The probabilities reported (`sentence_probability`, `next_words`) are the model's own: the softmax
+over the whole vocabulary, the one perplexity measures. Only sampling restricts what may be said
+(never <PAD>, <START> or, unless asked, <UNK>; <EOS> only where a sentence may end) and
+renormalises over the rest.
+
 Every function takes and returns words in natural reading order; a reverse model reads them last
 word first, so for it the given words are the end of the sentence and it extends them leftwards.
 """
@@ -12,7 +17,7 @@ from torch.nn import functional as F
 
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import model_order
-from dlclassics.lm.corpus import EOS, PAD, START, Vocabulary
+from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary
 from dlclassics.lm.model import LanguageModel
 
 
@@ -21,10 +26,19 @@ def _prefix_ids(model: LanguageModel, vocab: Vocabulary, given: list[str]) -> to
     return torch.tensor([ids], device=next(model.parameters()).device)
 
 
-def _next_log_probs(logits: torch.Tensor) -> torch.Tensor:
-    # <PAD> and <START> are never targets; keep them out of what the model can say next.
+NOT_WORDS = [PAD, START, UNK]  # not listed by `next_words`: never targets, or not a word
+
+
+def _sampling_log_probs(logits: torch.Tensor, eos: bool, unk: bool) -> torch.Tensor:
+    """Log-probabilities over what sampling may say next: the model's, renormalised without
+    <PAD> and <START> (never targets), <UNK> unless `unk`, and <EOS> unless `eos`."""
+    banned = [PAD, START]
+    if not unk:
+        banned.append(UNK)
+    if not eos:
+        banned.append(EOS)
     logits = logits.float().clone()
-    logits[..., [PAD, START]] = -math.inf
+    logits[..., banned] = -math.inf
     return F.log_softmax(logits, dim=-1)
 
 
@@ -36,18 +50,25 @@ def generate(
     length: int,
     temperature: float,
     generator: torch.Generator | None = None,
+    *,
+    stop_at_eos: bool = False,
+    allow_unk: bool = False,
 ) -> list[str]:
-    """A sentence of up to `length` words that contains `given`, sampled from softmax(logits / T).
+    """A sentence of `length` words that contains `given`, sampled from softmax(logits / T).
 
-    T = 0 is greedy. Generation stops early when the model says <EOS>.
+    T = 0 is greedy. As in the original, words are drawn until the length is reached: <EOS> is
+    not drawn before. With `stop_at_eos`, <EOS> may be drawn and ends the sentence early. <UNK>
+    is drawn only with `allow_unk`.
     """
     if not (0 <= temperature < math.inf):
         raise InputError(f"temperature must be a finite number >= 0, got {temperature}")
+    if len(given) > length:
+        raise InputError(f"the start has {len(given)} words, more than the length {length}")
     model.eval()
     produced = model_order(given, model.config.direction)
     logits, state = model(_prefix_ids(model, vocab, given))
     while len(produced) < length:
-        scores = _next_log_probs(logits[0, -1])
+        scores = _sampling_log_probs(logits[0, -1], eos=stop_at_eos, unk=allow_unk)
         if temperature == 0:
             token = int(scores.argmax())
         else:
@@ -97,9 +118,11 @@ def sentence_probability(
 def next_words(
     model: LanguageModel, vocab: Vocabulary, words: list[str], k: int
 ) -> list[tuple[str, float]]:
-    """The k likeliest next words (for a reverse model: the words just before) and their p."""
+    """The k likeliest next words (for a reverse model: the words just before), <EOS> among
+    them, with the model's probabilities (not renormalised: those of `sentence_probability`)."""
     model.eval()
     logits, _ = model(_prefix_ids(model, vocab, words))
-    probs = _next_log_probs(logits[0, -1]).exp()
-    top = torch.topk(probs, min(k, len(vocab)))
+    probs = F.softmax(logits[0, -1].float(), dim=-1)
+    probs[NOT_WORDS] = -1  # below every probability: never among the top k
+    top = torch.topk(probs, min(k, len(vocab) - len(NOT_WORDS)))
     return [(vocab.words[i], float(p)) for p, i in zip(top.values, top.indices, strict=True)]

@@ -28,7 +28,7 @@ from dlclassics import distributed
 from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.model import LanguageModel
-from dlclassics.runtime import autocast
+from dlclassics.runtime import autocast, bar_disabled
 from dlclassics.study import Log
 
 if TYPE_CHECKING:
@@ -116,7 +116,12 @@ def train(
     total = config.epochs * math.ceil(len(train_rows) / config.batch_size)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    bar_options = {"total": total, "initial": progress.step, "disable": quiet, "unit": "step"}
+    bar_options = {
+        "total": total,
+        "initial": progress.step,
+        "disable": bar_disabled(quiet),
+        "unit": "step",
+    }
     # The handler is in place before the progress bar shows, so a Ctrl-C after it always saves.
     with _sigint_flag() as interrupted, tqdm(desc=desc, **bar_options) as bar:
         while progress.epoch < config.epochs and not _done(progress, config):

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from dlclassics import distributed
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
-from dlclassics.runtime import autocast
+from dlclassics.runtime import autocast, bar_disabled
 from dlclassics.study import Log
 
 
@@ -45,6 +45,8 @@ class TrainResult:
     reached_target: bool = False
     checks: list[Check] = field(default_factory=list)
     kept: int = -1  # index in `checks` of the weights the model ends with
+    # With `restore_best`: the weights the last step left, which the kept ones replaced.
+    last_weights: dict[str, torch.Tensor] | None = None
 
     @property
     def best_val_accuracy(self) -> float:
@@ -88,7 +90,7 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     model.train()
     start = time.perf_counter()
-    with tqdm(total=max_iterations, disable=quiet, desc="train", leave=False) as bar:
+    with tqdm(total=max_iterations, disable=bar_disabled(quiet), desc="train", leave=False) as bar:
         while result.iterations < max_iterations and not result.reached_target:
             for idx in epoch_batches(len(data.train), batch_size, generator):
                 idx = idx[rows].to(device)
@@ -126,6 +128,7 @@ def train(
                 if last or result.reached_target:
                     break
     if best_state is not None:
+        result.last_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
     return result

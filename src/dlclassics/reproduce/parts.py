@@ -7,6 +7,7 @@ with the same command line are kept, and the others run again, keeping their fin
 """
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -17,8 +18,12 @@ from tqdm import tqdm
 
 from dlclassics.mnist.experiment import MnistConfig
 from dlclassics.rundir import write_json
+from dlclassics.runtime import bar_disabled
 
 QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
+# The parts' options that `reproduce` takes under another name, by the data they are for: a
+# part's error names the option the user typed.
+RENAMED_OPTIONS = {"mnist": {"--data-dir": "--mnist-dir"}}
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,19 @@ def run_part(part: Part, root: Path, config: ReproduceConfig, corpus: str | None
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         # The part's own one-line message, without its "error: ", which the report's FAILED replaces
         error = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
-    outcome = Outcome(part, out, seconds, error, ["dlclassics", *args])
-    write_json(root / f"{part.name}.json", {"seconds": seconds, "error": error, "command": args})
+    outcome = Outcome(part, out, seconds, as_typed(error, part), ["dlclassics", *args])
+    write_json(
+        root / f"{part.name}.json", {"seconds": seconds, "error": outcome.error, "command": args}
+    )
     return outcome
+
+
+def as_typed(message: str, part: Part) -> str:
+    """A part's message with its command's options renamed to the `reproduce` options that set
+    them (`--data-dir` is `--mnist-dir`)."""
+    for theirs, ours in RENAMED_OPTIONS.get(part.data, {}).items():
+        message = re.sub(rf"(?<![\w-]){re.escape(theirs)}(?![\w-])", ours, message)
+    return message
 
 
 def finished_part(
@@ -164,7 +179,7 @@ def run_parts(config: ReproduceConfig, root: Path, quiet: bool = False) -> list[
         corpus = str(corpus_slice(Path(corpus), root / "corpus-slice.txt", QUICK_LINES))
     parts = [p for p in PARTS if p.name in config.parts]
     outcomes = []
-    for part in tqdm(parts, desc="reproduce", unit="part", disable=quiet):
+    for part in tqdm(parts, desc="reproduce", unit="part", disable=bar_disabled(quiet)):
         outcome = finished_part(part, root, config, corpus) or run_part(part, root, config, corpus)
         outcomes.append(outcome)
         status = "ok" if outcome.ok else f"FAILED: {outcome.error}"

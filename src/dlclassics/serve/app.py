@@ -36,9 +36,10 @@ class NextRequest(Text):
 
 
 class GenerateRequest(Text):
-    length: int = Field(default=20, ge=1, le=100)
+    length: int = Field(default=7, ge=1, le=100)  # words, as `lm generate --length`
     temperature: float = Field(default=1.0, ge=0, le=10)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    stop_at_eos: bool = False  # as `lm generate --stop-at-eos`: may end before `length`
 
 
 class DigitRequest(BaseModel):
@@ -164,7 +165,13 @@ def lm_router(lm: LanguageModelSlot) -> APIRouter:
             raise HTTPException(400, f"the seed has {len(given)} words, more than length")
         generator = None if request.seed is None else torch.Generator().manual_seed(request.seed)
         sentence = generate(
-            lm.model, lm.vocab, given, request.length, request.temperature, generator
+            lm.model,
+            lm.vocab,
+            given,
+            request.length,
+            request.temperature,
+            generator,
+            stop_at_eos=request.stop_at_eos,
         )
         return {"sentence": " ".join(sentence), "unknown": lm.vocab.unknown(given)}
 

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dlclassics.errors import InputError
+from dlclassics.runtime import bar_disabled
 from dlclassics.study import Log
 from dlclassics.xor.data import VAL_INPUTS, VAL_TARGETS
 
@@ -179,7 +180,9 @@ def _train(
     ids = torch.arange(runs)
     terms, signed_logits = forward()
     epoch, check_every = 0, 500
-    with tqdm(total=rule.max_epochs, desc="xor sweep", unit="epoch", disable=quiet) as bar:
+    with tqdm(
+        total=rule.max_epochs, desc="xor sweep", unit="epoch", disable=bar_disabled(quiet)
+    ) as bar:
         for epoch in range(1, rule.max_epochs + 1):
             g = torch.sigmoid(signed_logits[:n_train]).mul_(step).unsqueeze(1)  # lr * dL/dz
             hv = terms[:n_train, 3:]  # hidden unit times its output weight

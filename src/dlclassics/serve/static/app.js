@@ -81,6 +81,7 @@ $("lm-generate-go").addEventListener("click", action("lm-generate-error", async 
     text: lmText(),
     length: Number($("lm-length").value),
     temperature: Number($("lm-temperature").value),
+    stop_at_eos: $("lm-stop-at-eos").checked,
   });
   $("lm-generate-result").textContent = data.sentence + unknownNote(data.unknown);
 }));
