@@ -19,8 +19,8 @@ from dlclassics.lm.experiment import (
     load_data,
     trials,
 )
+from dlclassics.lm.generate import Sampling, next_words, sentence_probability
 from dlclassics.lm.generate import generate as generate_words
-from dlclassics.lm.generate import next_words, sentence_probability
 from dlclassics.lm.model import load_model
 from dlclassics.lm.train import Interrupted
 from dlclassics.options import (
@@ -194,25 +194,20 @@ def _unknown_note(unknown: list[str]) -> str:
 
 @lm.command(name="generate")
 @model_option
-@click.option(
-    "--start", default="", help="Given words; for a reverse model, the end of the sentence."
+@config_option(Sampling, "start", help="Given words; for a reverse model, the end of the sentence.")
+@config_option(Sampling, "length", type=POSITIVE_INT, help="Words in all.")
+@config_option(
+    Sampling, "stop_at_eos", is_flag=True, help="End a sentence early where the model says <EOS>."
 )
-@click.option("--length", type=POSITIVE_INT, default=7, show_default=True, help="Words in all.")
-@click.option(
-    "--stop-at-eos", is_flag=True, help="End a sentence early where the model says <EOS>."
-)
-@click.option("--allow-unk", is_flag=True, help="Let <UNK> (an unknown word) be drawn.")
-@click.option(
-    "--temperature",
+@config_option(Sampling, "allow_unk", is_flag=True, help="Let <UNK> (an unknown word) be drawn.")
+@config_option(
+    Sampling,
+    "temperature",
     type=NONNEGATIVE_FLOAT,
-    default=1.0,
-    show_default=True,
     help="Sample from softmax(logits / T); 0 is greedy.",
 )
-@click.option(
-    "--count", type=POSITIVE_INT, default=1, show_default=True, help="Sentences to sample."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
+@config_option(Sampling, "count", type=POSITIVE_INT, help="Sentences to sample.")
+@config_option(Sampling, "seed", type=int)
 @device_option
 def generate_cmd(
     model_path: Path,

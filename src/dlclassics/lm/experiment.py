@@ -16,7 +16,7 @@ from dlclassics.checkpoint import CHECKPOINT, load_checkpoint
 from dlclassics.lm.batches import encode
 from dlclassics.lm.corpus import Sentences, Vocabulary, default_corpus, read_sentences, split, words
 from dlclassics.lm.evaluate import perplexity
-from dlclassics.lm.generate import generate, sentence_probability
+from dlclassics.lm.generate import Sampling, generate, sentence_probability
 from dlclassics.lm.model import LanguageModel, ModelConfig, load_model, save_model
 from dlclassics.lm.train import Progress, train
 from dlclassics.report import table
@@ -64,7 +64,7 @@ class StudyConfig(LmConfig):
     """`lm study`: the four models, and the words each generates from and scores."""
 
     start: str = "love i"
-    length: int = 7  # words in each sentence, as in the original
+    length: int = Sampling.length  # words in each sentence, as in the original
     stop_at_eos: bool = False  # True: a sentence may end before `length` where the model says so
     sentence: str = "love i cupcakes"
 

@@ -21,6 +21,19 @@ from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary
 from dlclassics.lm.model import LanguageModel
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How `lm generate` (and the demo) sample sentences, and their defaults."""
+
+    start: str = ""
+    length: int = 7  # the original study's sentence length
+    temperature: float = 1.0
+    count: int = 1
+    seed: int = 0
+    stop_at_eos: bool = False
+    allow_unk: bool = False
+
+
 def _prefix_ids(model: LanguageModel, vocab: Vocabulary, given: list[str]) -> torch.Tensor:
     ids = [START, *vocab.encode(model_order(given, model.config.direction))]
     return torch.tensor([ids], device=next(model.parameters()).device)

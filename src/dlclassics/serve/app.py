@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from dlclassics.lm.corpus import words
-from dlclassics.lm.generate import generate, next_words, sentence_probability
+from dlclassics.lm.generate import Sampling, generate, next_words, sentence_probability
 from dlclassics.mnist.data import normalize
 from dlclassics.serve.models import LanguageModelSlot, Loaded, load_lm, load_mnist
 from dlclassics.xor.model import XorNet
@@ -36,8 +36,8 @@ class NextRequest(Text):
 
 
 class GenerateRequest(Text):
-    length: int = Field(default=7, ge=1, le=100)  # words, as `lm generate --length`
-    temperature: float = Field(default=1.0, ge=0, le=10)
+    length: int = Field(default=Sampling.length, ge=1, le=100)  # words, as `lm generate`
+    temperature: float = Field(default=Sampling.temperature, ge=0, le=10)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     stop_at_eos: bool = False  # as `lm generate --stop-at-eos`: may end before `length`
 
