@@ -194,7 +194,12 @@ def _unknown_note(unknown: list[str]) -> str:
 
 @lm.command(name="generate")
 @model_option
-@config_option(Sampling, "start", help="Given words; for a reverse model, the end of the sentence.")
+@config_option(
+    Sampling,
+    "start",
+    show_default=False,
+    help="Given words; for a reverse model, the end of the sentence.",
+)
 @config_option(Sampling, "length", type=POSITIVE_INT, help="Words in all.")
 @config_option(
     Sampling, "stop_at_eos", is_flag=True, help="End a sentence early where the model says <EOS>."
