@@ -16,7 +16,7 @@ SHOWN = {
         "lm-study": ("| layers | direction | train | val | test |", {"models", "vocab_size"}),
     },
     "mnist_from_simple_networks_to_cnns": {
-        "mnist-fc": ("| model | parameters | train acc | val acc | test acc |", {"models"}),
+        "mnist-fc": ("| model | parameters | kept (iteration) | train acc | val acc |", {"models"}),
         "mnist-cnn": ("| arch | batch | reached target |", {"runs", "best", "best_test"}),
     },
     "xor_hyperparameter_exploration": {

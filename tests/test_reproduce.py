@@ -175,7 +175,7 @@ def test_quick_reproduction_on_generated_data(cli, tmp_path):
     assert [re.sub(r"\(.* s\)", "", line) for line in progress] == [f"{p.name}: ok " for p in PARTS]
     assert last == f"wrote {out / 'report.html'}"
     config = ReproduceConfig(quick=True, mnist_dir=str(idx.resolve()), corpus=str(corpus.resolve()))
-    expected = {"command": "reproduce", "version": __version__, **asdict(config)}
+    expected = {"command": "reproduce", "version": __version__, "processes": 1, **asdict(config)}
     assert read_json(out / "config.json") == expected | {"parts": list(config.parts)}
     parts = read_json(out / "results.json")["parts"]
     assert [(p["name"], p["ok"], p["error"]) for p in parts] == [(p.name, True, "") for p in PARTS]
