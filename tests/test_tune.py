@@ -117,3 +117,23 @@ def test_missing_data_is_one_line_and_leaves_no_run(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ")
     assert not out.exists()
+
+
+def test_a_study_in_a_storage_is_continued_and_kept_to_its_command(tmp_path, idx_dir):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    storage = ["--storage", f"sqlite:///{tmp_path / 'shared.db'}", "--study-name", "s"]
+    small = ["--embedding-sizes", "8", "--hidden-sizes", "8", "--epochs", "1", "--n-trials", "1"]
+    for run in ("first", "second"):
+        result = invoke_cli(
+            "tune", "lm", "--corpus", str(corpus), *small, *storage, "--out", str(tmp_path / run),
+            *PRUNE_EARLY,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    trials = read_json(tmp_path / "second" / "results.json")["trials"]
+    assert [t["number"] for t in trials] == [0, 1]  # the second run added a trial to the first's
+    assert "storage" not in read_json(tmp_path / "second" / "config.json")
+    out = tmp_path / "cnn"
+    result = tune_cnn(idx_dir, out, "--n-trials", "1", *storage)
+    assert result.returncode == 2
+    assert "is not a `tune mnist-cnn` study" in result.stderr
+    assert not out.exists()

@@ -11,6 +11,7 @@ be watched live with optuna-dashboard, and more processes started on the same st
 Optuna is imported only when a search runs: the one-process commands never need it.
 """
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from dlclassics.lm.corpus import default_corpus
 from dlclassics.lm.experiment import LmConfig, LmTrial, TrainConfig
 from dlclassics.lm.experiment import load_data as load_corpus
 from dlclassics.lm.experiment import run_trial as run_lm_trial
-from dlclassics.mnist.cli import _arch_list, _folder
+from dlclassics.mnist.cli import arch_list, folder
 from dlclassics.mnist.cnn import CnnConfig, CnnTrial
 from dlclassics.mnist.cnn import run_trial as run_cnn_trial
 from dlclassics.mnist.data import SOURCES
@@ -61,7 +62,6 @@ class SearchConfig:
     epochs: int = 2  # each trial's budget
     n_trials: int = 20
     timeout: float | None = None  # seconds; stop starting trials after this
-    storage: str | None = None  # None: sqlite in the run directory
     # The median pruner prunes nothing before this many trials completed, nor before a trial's
     # `warmup_checks`-th validation check.
     startup_trials: int = 5
@@ -136,14 +136,16 @@ def _cnn_objective(config: CnnSearch, root: Path, quiet: bool) -> Callable[..., 
             eval_every=config.eval_every,
         )
         report = _pruning(trial)
-        checks = iter(range(1, 1 << 30))
         result = run_cnn_trial(
             cnn,
             CnnTrial(arch, batch_size),
             root / TRIALS / str(trial.number),
             quiet,
             dropout=dropout,
-            on_check=lambda check: report(next(checks), check.val_balanced_accuracy),
+            # Reported by the check's number (the last may come early, at the budget's end).
+            on_check=lambda check: report(
+                math.ceil(check.iteration / config.eval_every), check.val_balanced_accuracy
+            ),
         )
         return result.val_balanced_accuracy  # of the kept weights, the most accurate check's
 
@@ -189,33 +191,34 @@ TARGETS = {
 }
 
 
-def search(config: SearchConfig, run: RunDir, quiet: bool) -> dict[str, Any]:
-    """Run the search into `run` (joining the study already in the storage, if any) and write
-    its results and plots; the results."""
+def search(
+    config: SearchConfig, run: RunDir, quiet: bool, storage: str | None, name: str | None
+) -> dict[str, Any]:
+    """Run the search into `run`, on the study `name` in the database `storage` (by default the
+    command's, in an SQLite file in the run directory; a study already there is continued), and
+    write its results and plots; the results."""
     import optuna
 
     from dlclassics.workers import open_storage
 
     target = TARGETS[type(config)]
     optuna.logging.set_verbosity(optuna.logging.WARNING if quiet else optuna.logging.INFO)
-    storage = open_storage(config.storage or f"sqlite:///{(run.path / EMBEDDED).resolve()}")
+    url = storage or f"sqlite:///{(run.path / EMBEDDED).resolve()}"
     study = optuna.create_study(
-        study_name=target.command.replace(" ", "-"),
-        storage=storage,
+        study_name=name or target.command.replace(" ", "-"),
+        storage=open_storage(url),
         direction=target.direction,
         sampler=optuna.samplers.TPESampler(seed=config.seed),
         pruner=optuna.pruners.MedianPruner(config.startup_trials, config.warmup_checks),
         load_if_exists=True,
     )
-    study.optimize(
-        target.objective(config, run.path, quiet),
-        n_trials=config.n_trials,
-        timeout=config.timeout,
-        catch=(),
-    )
-    results, markdown = _summary(study, target)
-    run.save_results(results, markdown)
+    if study.direction.name.lower() != target.direction:
+        raise InputError(f"study {study.study_name!r} is not a `{target.command}` study")
+    objective = target.objective(config, run.path, quiet)
+    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout)
     _plots(study, run)
+    results, markdown = _summary(study, target)
+    run.save_results(results, markdown)  # results.json last: the marker of a finished run
     return results
 
 
@@ -279,12 +282,13 @@ def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
             type=POSITIVE_FLOAT,
             help="Start no trial after this many seconds.",
         ),
-        config_option(
-            config_type,
-            "storage",
+        # Not in the config: a database URL may hold a password, which config.json must not.
+        click.option(
+            "--storage",
             help="The study's database URL, shared by every process started on it "
             "(default: sqlite in the run directory).",
         ),
+        click.option("--study-name", help="The study's name in --storage (default: the command)."),
         config_option(
             config_type,
             "startup_trials",
@@ -310,12 +314,13 @@ def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
     return decorate
 
 
-def _run(config: SearchConfig, out: Path | None, quiet: bool) -> None:
-    """Check the settings, then search in a fresh run directory and say what was best."""
+def _run(config: SearchConfig, out: Path | None, quiet: bool, **study: str | None) -> None:
+    """Check the settings, search (`study`: storage and name) in the run directory and say what
+    was best."""
     _check_ranges(config)
     command = TARGETS[type(config)].command
     with open_run(out, command, config) as run:
-        results = search(config, run, quiet)
+        results = search(config, run, quiet, study["storage"], study["study_name"])
     best = results.get("best")
     click.echo(f"best: {best}" if best else "no trial completed")
     click.echo(f"wrote {run.path}")
@@ -332,7 +337,7 @@ def tune() -> None:
 
 
 @tune.command("mnist-cnn")
-@config_option(CnnSearch, "archs", callback=_arch_list, help="Architectures to choose from.")
+@config_option(CnnSearch, "archs", callback=arch_list, help="Architectures to choose from.")
 @config_option(CnnSearch, "lr", callback=positive_list(POSITIVE_FLOAT), help="low,high (log).")
 @config_option(
     CnnSearch, "batch_sizes", callback=positive_list(POSITIVE_INT), help="Batch sizes to try."
@@ -349,16 +354,18 @@ def tune() -> None:
     CnnSearch,
     "data_dir",
     type=click.Path(file_okay=False),
-    callback=_folder,
+    callback=folder,
     show_default=False,
     help="Folder of the four IDX files (default: downloaded and cached).",
 )
 @_search_options(CnnSearch)
-def mnist_cnn(out: Path | None, quiet: bool, **params: Any) -> None:
+def mnist_cnn(
+    out: Path | None, quiet: bool, storage: str | None, study_name: str | None, **params: Any
+) -> None:
     """The three CNNs, learning rate, batch size and dropout, for balanced validation accuracy."""
     config = make_config(CnnSearch, params, **_device(params, min(params["batch_sizes"])))
     load_images(MnistConfig(config.dataset, config.data_dir), max(config.batch_sizes))
-    _run(config, out, quiet)
+    _run(config, out, quiet, storage=storage, study_name=study_name)
 
 
 @tune.command("lm")
@@ -375,9 +382,11 @@ def mnist_cnn(out: Path | None, quiet: bool, **params: Any) -> None:
 @config_option(LmSearch, "hidden_sizes", callback=positive_list(POSITIVE_INT))
 @config_option(LmSearch, "layers", callback=positive_list(POSITIVE_INT), help="Layer counts.")
 @_search_options(LmSearch)
-def lm(out: Path | None, quiet: bool, **params: Any) -> None:
+def lm(
+    out: Path | None, quiet: bool, storage: str | None, study_name: str | None, **params: Any
+) -> None:
     """Learning rate, embedding and hidden sizes and layers, for validation perplexity."""
     corpus = str(params["corpus"] or default_corpus())
     config = make_config(LmSearch, params, corpus=corpus, **_device(params, params["batch_size"]))
     load_corpus(LmConfig(corpus=config.corpus, vocab_size=config.vocab_size, seed=config.seed))
-    _run(config, out, quiet)
+    _run(config, out, quiet, storage=storage, study_name=study_name)
