@@ -11,6 +11,7 @@ from dlclassics.mnist.cli import mnist
 from dlclassics.reproduce.cli import reproduce
 from dlclassics.serve.cli import serve
 from dlclassics.study_cli import study
+from dlclassics.tune import tune
 from dlclassics.xor.cli import xor
 
 
@@ -26,6 +27,7 @@ cli.add_command(lm)
 cli.add_command(reproduce)
 cli.add_command(serve)
 cli.add_command(study)
+cli.add_command(tune)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ saved there, and saves it as `checkpoint.pt`; the study's sentences are drawn in
 """
 
 import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -133,9 +134,16 @@ def model_config(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConf
     )
 
 
-def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = False) -> LmResult:
+def run_trial(
+    config: LmConfig,
+    trial: LmTrial,
+    directory: Path,
+    quiet: bool = False,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> LmResult:
     """Train this trial's model (on from the last state saved, if any), save it as
-    `directory/checkpoint.pt` and measure its perplexity on every split.
+    `directory/checkpoint.pt` and measure its perplexity on every split. `on_epoch` is for
+    `tune`: it gets each epoch's number and validation perplexity.
 
     The training state is kept in `directory/train_state.pt` as training goes (see
     `LmConfig.checkpoint_every`); Ctrl-C saves it too and raises Interrupted. Under
@@ -170,7 +178,16 @@ def run_trial(config: LmConfig, trial: LmTrial, directory: Path, quiet: bool = F
 
     with tensorboard(directory / "tensorboard") as log:
         args = (rows["train"], rows["val"], config, device, log, save_state)
-        train(model, optimizer, progress, *args, quiet=quiet, samples=samples, desc=trial.name)
+        train(
+            model,
+            optimizer,
+            progress,
+            *args,
+            quiet=quiet,
+            samples=samples,
+            desc=trial.name,
+            on_epoch=on_epoch,
+        )
     # The finished model keeps its progress counters: a run killed before its result.json is
     # written resumes from it without training again.
     save_model(directory / CHECKPOINT, model, data.vocab, asdict(config), **asdict(progress))

@@ -104,9 +104,11 @@ def train(
     quiet: bool = False,
     samples: Callable[[], list[str]] | None = None,
     desc: str = "train",
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> Progress:
     """Train in place from `progress` on, calling `save_state` every `config.checkpoint_every`
-    steps and after each epoch; on Ctrl-C call it and raise Interrupted.
+    steps and after each epoch; on Ctrl-C call it and raise Interrupted. After each epoch's save,
+    `on_epoch` gets the number of epochs done and the validation perplexity.
 
     `log` gets the loss of every step and, after each epoch, the train and validation
     perplexities and the `samples`.
@@ -139,8 +141,10 @@ def train(
                 if progress.step % config.checkpoint_every == 0:
                     save_state(progress)
             else:
-                _end_epoch(model, val_rows, device, progress, log, samples)
+                val = _end_epoch(model, val_rows, device, progress, log, samples)
                 save_state(progress)
+                if on_epoch is not None:
+                    on_epoch(progress.epoch, val)
     return progress
 
 
@@ -185,18 +189,16 @@ def _end_epoch(
     progress: Progress,
     log: Log,
     samples: Callable[[], list[str]] | None,
-) -> None:
+) -> float:
+    """Log the epoch's perplexities and samples, and count it done; its validation perplexity."""
     epoch = progress.epoch + 1
-    log(
-        {
-            "perplexity/train": math.exp(progress.epoch_nll / max(progress.epoch_tokens, 1)),
-            "perplexity/val": perplexity(model, val_rows, device, sharded=True),
-        },
-        epoch,
-    )
+    val = perplexity(model, val_rows, device, sharded=True)
+    train_ppl = math.exp(progress.epoch_nll / max(progress.epoch_tokens, 1))
+    log({"perplexity/train": train_ppl, "perplexity/val": val}, epoch)
     if samples is not None:
         log({"samples": "\n\n".join(samples())}, epoch)
     model.train()
     progress.epoch += 1
     progress.batch = 0
     progress.epoch_nll, progress.epoch_tokens = 0.0, 0
+    return val

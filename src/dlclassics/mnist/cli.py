@@ -40,7 +40,7 @@ def mnist() -> None:
     """MNIST (or Fashion-MNIST): logistic regression, an MLP, and small CNNs."""
 
 
-def _folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return str(Path(value)) if value else ""
 
 
@@ -53,7 +53,7 @@ def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
             config_type,
             "data_dir",
             type=click.Path(file_okay=False),
-            callback=_folder,
+            callback=folder,
             show_default=False,
             help="Folder of the four IDX files, gzipped or not "
             "(default: downloaded and cached under $DLCLASSICS_DATA or ~/.cache/dlclassics).",
@@ -80,7 +80,7 @@ def _configure(config_type: type[C], params: dict[str, Any], batch_size: int) ->
     )
 
 
-def _arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+def arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [a for a in items if a not in CNN_ARCHS]
     if not items or unknown:
@@ -109,7 +109,7 @@ def fc(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
 
 
 @mnist.command()
-@config_option(CnnConfig, "archs", callback=_arch_list, help="Architectures to train.")
+@config_option(CnnConfig, "archs", callback=arch_list, help="Architectures to train.")
 @config_option(CnnConfig, "batch_sizes", callback=positive_list(POSITIVE_INT), help="Batch sizes.")
 @config_option(
     CnnConfig,

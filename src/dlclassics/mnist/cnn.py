@@ -1,6 +1,7 @@
 """`mnist cnn`: each small CNN at each batch size, trained until a validation accuracy target;
 the study keeps the one with the best balanced validation accuracy."""
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from dlclassics.mnist.evaluate import predict, split_metrics
 from dlclassics.mnist.experiment import MnistConfig, load_data, train_trial
 from dlclassics.mnist.models import CNN_ARCHS, load_model
 from dlclassics.mnist.report import conv_pictures, first_look
+from dlclassics.mnist.train import Check
 from dlclassics.report import table
 from dlclassics.rundir import RunDir, atomic_write_bytes
 from dlclassics.runtime import resolve_device
@@ -54,9 +56,15 @@ def trials(config: CnnConfig) -> list[CnnTrial]:
 
 
 def run_trial(
-    config: CnnConfig, trial: CnnTrial, directory: Path, quiet: bool = False
+    config: CnnConfig,
+    trial: CnnTrial,
+    directory: Path,
+    quiet: bool = False,
+    dropout: float | None = None,
+    on_check: Callable[[Check], None] | None = None,
 ) -> CnnResult:
-    """Train until the target or `max_epochs`, keeping the weights of the most accurate check."""
+    """Train until the target or `max_epochs`, keeping the weights of the most accurate check.
+    `dropout` and `on_check` are for `tune` (see `train_trial`)."""
     per_epoch = len(load_data(config, trial.batch_size).train) // trial.batch_size
     _, _, result = train_trial(
         config,
@@ -64,6 +72,8 @@ def run_trial(
         trial.batch_size,
         directory,
         quiet,
+        dropout,
+        on_check,
         max_iterations=config.max_epochs * per_epoch,
         eval_every=config.eval_every,
         target_accuracy=config.target_accuracy,

@@ -5,6 +5,7 @@ by `batch_generator(seed)`), so a trial's result depends on its config and itsel
 which trials ran before it in the process.
 """
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError
 from dlclassics.mnist.data import MnistData, batch_generator, load_cached
 from dlclassics.mnist.models import build, save_model, to_device
-from dlclassics.mnist.train import TrainResult, log_checks, train
+from dlclassics.mnist.train import Check, TrainResult, log_checks, train
 from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
 from dlclassics.study import tensorboard
 
@@ -49,17 +50,27 @@ def train_trial(
     batch_size: int,
     directory: Path,
     quiet: bool,
+    dropout: float | None = None,
+    on_check: Callable[[Check], None] | None = None,
     **options: Any,
 ) -> tuple[nn.Module, MnistData, TrainResult]:
-    """Train `trial.arch` at `batch_size`, logging its checks to `directory/tensorboard`, and save
-    it as `directory/checkpoint.pt`. `options` go to `train`. Returns the model, the data (on the
+    """Train `trial.arch` at `batch_size` (with this `dropout` rate, if given), logging its checks
+    to `directory/tensorboard` and then giving them to `on_check`, and save it as
+    `directory/checkpoint.pt`. `options` go to `train`. Returns the model, the data (on the
     config's device) and what training did. Under torchrun every rank calls it, each process on
     its own GPU where there are GPUs."""
     device = distributed.local(resolve_device(config.device))
     data = load_data(config, batch_size).to(device)
     seed_everything(config.seed)
-    model = to_device(build(trial.arch), device)
+    model = to_device(build(trial.arch, dropout), device)
     with tensorboard(directory / "tensorboard") as log:
+        log_check = log_checks(log)
+
+        def checked(check: Check) -> None:
+            log_check(check)
+            if on_check is not None:
+                on_check(check)
+
         result = train(
             model,
             data,
@@ -67,7 +78,7 @@ def train_trial(
             lr=config.lr,
             generator=batch_generator(config.seed),
             quiet=quiet,
-            on_check=log_checks(log),
+            on_check=checked,
             bf16=resolve_bf16(config.bf16, device),
             **options,
         )

@@ -71,10 +71,17 @@ ARCHS = {
 CNN_ARCHS = ("single_conv", "double_conv", "double_conv_dropout")
 
 
-def build(arch: str) -> nn.Module:
+def build(arch: str, dropout: float | None = None) -> nn.Module:
+    """The network `arch`; `dropout` replaces the rate of its dropout layers (`tune` searches
+    `double_conv_dropout`'s). The weights are the same either way: a checkpoint loads by arch."""
     if arch not in ARCHS:
         raise InputError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
-    return ARCHS[arch]()
+    model = ARCHS[arch]()
+    if dropout is not None:
+        for layer in model.modules():
+            if isinstance(layer, nn.Dropout):
+                layer.p = dropout
+    return model
 
 
 def parameter_count(model: nn.Module) -> int:
