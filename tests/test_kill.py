@@ -150,6 +150,20 @@ def snapshot(folder: Path, names: list[str]) -> dict[str, tuple[int, bytes]]:
     return {n: ((folder / n).stat().st_mtime_ns, (folder / n).read_bytes()) for n in names}
 
 
+def assert_resume_keeps_the_trial(args: list[str], out: Path, first: Path, straight: Path) -> None:
+    """After a kill: `--resume` leaves the finished trial `first` untouched and ends with the
+    results.json of an uninterrupted run of `args` into `straight`."""
+    kept = snapshot(first, ["result.json", "checkpoint.pt"])
+    assert not (out / "results.json").exists()
+    command = args[:2]  # e.g. ["lm", "study"]
+    resumed = invoke_cli(*command, "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert snapshot(first, list(kept)) == kept
+    assert invoke_cli(*args, "--out", str(straight)).returncode == 0
+    a, b = read_json(out / "results.json"), read_json(straight / "results.json")
+    assert without_timings(a) == without_timings(b)
+
+
 def assert_nothing_half_written(root: Path) -> None:
     for path in root.rglob("*.json"):
         read_json(path)  # every JSON file under its final name parses
@@ -165,17 +179,7 @@ def test_lm_study_killed_mid_model_resumes_keeping_the_finished_ones(tmp_path):
     second = trials / "layers1-reverse" / "train_state.pt"
     kill_group_once([*args, "--out", str(out)], second.exists)
     assert_nothing_half_written(out)
-    first = trials / "layers1-forward"
-    kept = snapshot(first, ["result.json", "checkpoint.pt"])
-    assert not (out / "results.json").exists()
-
-    resumed = invoke_cli("lm", "study", "--resume", str(out), "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
-    assert snapshot(first, list(kept)) == kept
-    straight = tmp_path / "straight"
-    assert invoke_cli(*args, "--out", str(straight)).returncode == 0
-    a, b = read_json(out / "results.json"), read_json(straight / "results.json")
-    assert without_timings(a) == without_timings(b)
+    assert_resume_keeps_the_trial(args, out, trials / "layers1-forward", tmp_path / "straight")
 
 
 @pytest.mark.slow
@@ -189,16 +193,7 @@ def test_mnist_cnn_killed_after_a_trial_resumes_keeping_it(tmp_path):
     first = out / "trials" / "single_conv_b50"
     kill_group_once([*args, "--out", str(out)], lambda: (first / "result.json").exists())
     assert_nothing_half_written(out)
-    kept = snapshot(first, ["result.json", "checkpoint.pt"])
-    assert not (out / "results.json").exists()
-
-    resumed = invoke_cli("mnist", "cnn", "--resume", str(out), "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
-    assert snapshot(first, list(kept)) == kept
-    straight = tmp_path / "straight"
-    assert invoke_cli(*args, "--out", str(straight)).returncode == 0
-    a, b = read_json(out / "results.json"), read_json(straight / "results.json")
-    assert without_timings(a) == without_timings(b)
+    assert_resume_keeps_the_trial(args, out, first, tmp_path / "straight")
 
 
 @pytest.mark.slow
