@@ -7,7 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import open_terminal, read_json, read_terminal
+import torch
+from conftest import invoke_cli, open_terminal, read_json, read_terminal, without_timings
 from test_mnist_data import write_idx_set
 
 from dlclassics import __version__
@@ -24,6 +25,7 @@ from dlclassics.reproduce.parts import (
 )
 from dlclassics.reproduce.report import report_html, report_markdown, results
 from dlclassics.serve.models import newest_lm_model, newest_mnist_model
+from dlclassics.study import Scale
 
 PART = {p.name: p for p in PARTS}
 # A 1x1 PNG: enough for the report to embed.
@@ -66,14 +68,6 @@ def test_a_part_gets_the_quick_settings_the_seed_and_its_data():
     assert command_line(PART["xor-solve"], Path("x"), config, "/c.txt")[2:] == [
         *("--out", "x", "--seed", "3", "--quiet"),
     ]
-
-
-def test_workers_go_to_the_study_parts_only():
-    config = ReproduceConfig(workers=2)
-    studies = [
-        p.name for p in PARTS if command_line(p, Path("o"), config, None)[-2:] == ["--workers", "2"]
-    ]
-    assert studies == ["mnist-fc", "mnist-cnn", "lm-study"]
 
 
 def test_a_parts_error_names_the_option_of_reproduce():
@@ -122,7 +116,7 @@ def test_the_report_shows_each_parts_results_plots_and_failures(tmp_path):
         Outcome(PART["xor-train"], done, 1.25, command=["dlclassics", "xor", "train"]),
         Outcome(PART["mnist-fc"], tmp_path / "mnist-fc", 0.5, "no MNIST in /nowhere"),
     ]
-    md = report_markdown(outcomes, tmp_path, "Title")
+    md = report_markdown(outcomes, tmp_path, "Title", 1.9, None)
     assert md.startswith("# Title\n\n| part | status | seconds |\n|---|---|---|\n")
     assert "| XOR networks trained | ok | 1.2 |" in md
     assert "| MNIST: fully connected | FAILED: no MNIST in /nowhere | 0.5 |" in md
@@ -133,12 +127,18 @@ def test_the_report_shows_each_parts_results_plots_and_failures(tmp_path):
     html = report_html(md, tmp_path, "Title")
     assert re.findall(r'<img[^>]*src="([^"]{0,22})', html) == ["data:image/png;base64,"]
     assert "Failed: no MNIST in /nowhere" in html
-    assert results(outcomes) == {
+    assert results(outcomes, 1.9, None) == {
         "parts": [
             {"name": "xor-train", "ok": True, "error": "", "seconds": 1.25},
             {"name": "mnist-fc", "ok": False, "error": "no MNIST in /nowhere", "seconds": 0.5},
-        ]
+        ],
+        "seconds": 1.9,
+        "workers": None,
     }
+    # Shared among workers, a part's seconds are its workers' sum, beside the whole's wall time.
+    shared = report_markdown(outcomes, tmp_path, "Title", 1.0, 2)
+    assert "Total: 1.8 s of work shared among 2 workers here, done in 1.0 s." in shared
+    assert "`dlclassics xor train`: its workers spent 1.2 s in it." in shared
 
 
 @pytest.mark.parametrize(
@@ -159,17 +159,25 @@ def test_bad_input_is_one_line_exit_2_and_no_run(cli, tmp_path, args, message):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.fixture(scope="module")
+def quick_data(tmp_path_factory):
+    """`reproduce --quick`'s data options, on generated IDX files and sentences."""
+    root = tmp_path_factory.mktemp("data")
+    idx = write_idx_set(root / "idx", n_train=400, n_test=100)
+    return ["--mnist-dir", str(idx), "--corpus", str(write_corpus(root / "corpus.txt"))]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, quick_data):
+    """A quick reproduction, one part after another: its folder and its CLI invocation."""
+    out = tmp_path_factory.mktemp("quick") / "report"
+    return out, invoke_cli("reproduce", "--quick", "--quiet", *quick_data, "--out", str(out))
+
+
 @pytest.mark.slow
-def test_quick_reproduction_on_generated_data(cli, tmp_path):
-    idx = write_idx_set(tmp_path / "idx", n_train=400, n_test=100)
-    corpus = write_corpus(tmp_path / "corpus.txt")
-    out = tmp_path / "report"
-    result = cli(
-        "reproduce",
-        "--quick",
-        "--quiet",
-        *("--mnist-dir", str(idx), "--corpus", str(corpus), "--out", str(out)),
-    )
+def test_quick_reproduction_on_generated_data(quick_run, quick_data):
+    out, result = quick_run
+    idx, corpus = Path(quick_data[1]), Path(quick_data[3])
     assert result.returncode == 0, result.stderr
     *progress, last = result.stdout.splitlines()
     assert [re.sub(r"\(.* s\)", "", line) for line in progress] == [f"{p.name}: ok " for p in PARTS]
@@ -195,6 +203,69 @@ def test_quick_reproduction_on_generated_data(cli, tmp_path):
     # The demo finds the reproduction's models: the last forward model the study trained.
     assert newest_lm_model(out) == out / "lm-study" / "trials" / "layers2-forward"
     assert newest_mnist_model(out) == out / "mnist-cnn"
+
+
+@pytest.mark.slow
+def test_two_workers_share_every_parts_trials_and_write_the_one_process_results(
+    tmp_path, quick_data, quick_run
+):
+    optuna = pytest.importorskip("optuna")
+    one, _ = quick_run
+    out = tmp_path / "report"
+    result = invoke_cli(
+        "reproduce", "--quick", "--quiet", *quick_data, "--out", str(out), "--workers", "2"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()[:-1]) == sorted(f"{p.name}: ok" for p in PARTS)
+    parts = read_json(out / "results.json")
+    assert parts["workers"] == 2
+    assert [(p["name"], p["ok"]) for p in parts["parts"]] == [(p.name, True) for p in PARTS]
+    storage = f"sqlite:///{out / 'study.db'}"
+    for part in PARTS:
+        assert without_timings(read_json(out / part.name / "results.json")) == without_timings(
+            read_json(one / part.name / "results.json")
+        ), part.name
+        study = optuna.load_study(study_name=f"reproduce-{part.name}", storage=storage)
+        done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+        cells = [t.user_attrs["cell"] for t in done]
+        print(part.name, "cells that ran twice:", {c for c in cells if cells.count(c) > 1})
+        assert sorted(set(cells)) == sorted(t.name for t in (one / part.name / "trials").iterdir())
+    # Both workers ran trials: their logs show each one's commands.
+    assert len(list((out / "logs").glob("*.log"))) == 2
+    assert "Total: " in (out / "report.md").read_text()
+    again = invoke_cli(
+        "reproduce", "--quick", "--quiet", *quick_data, "--out", str(out), "--workers", "2"
+    )
+    assert again.returncode == 0, again.stderr  # a finished reproduction only reports
+    assert without_timings(read_json(out / "results.json")) == without_timings(parts)
+
+
+def test_a_shared_worker_runs_each_part_without_waiting_then_waiting(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    from dlclassics.reproduce import shared
+
+    calls = []
+
+    def fake_run_command(args, log, env):
+        calls.append((args[args.index("--study-name") + 1], "--no-wait" in args, env))
+        return 1.5, 0, ""
+
+    monkeypatch.setattr(shared, "run_command", fake_run_command)
+    config = ReproduceConfig(parts=("xor-solve", "mnist-fc"), workers=1)
+    scale = Scale(storage=f"sqlite:///{tmp_path / 'x.db'}", study_name="r", workers=1)
+    chosen = [PART["xor-solve"], PART["mnist-fc"]]
+    outcomes = shared.run_shared(config, tmp_path, chosen, None, scale)
+    assert [c[:2] for c in calls] == [
+        ("r-xor-solve", True),
+        ("r-mnist-fc", True),
+        ("r-xor-solve", False),
+        ("r-mnist-fc", False),
+    ]
+    assert calls[0][2]["OMP_NUM_THREADS"] == str(torch.get_num_threads())
+    assert [(o.part.name, o.ok, o.seconds) for o in outcomes] == [
+        ("xor-solve", True, 3.0),
+        ("mnist-fc", True, 3.0),
+    ]
 
 
 @pytest.mark.slow

@@ -53,24 +53,34 @@ def run_options(config_type: type) -> Callable[[Callable[..., Any]], Callable[..
     return decorate
 
 
+storage_option = click.option(
+    "--storage",
+    help="Share the trials with every worker started on this database "
+    "(sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB); needs the `scale` extra.",
+)
+
+
 def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--storage, --study-name and --workers (docs/scale.md), given to the command as one
     `scale` argument (a Scale); the command must also take --out."""
 
     @functools.wraps(f)
     def command(
-        *args: Any, storage: str | None, study_name: str | None, workers: int | None, **kwargs: Any
+        *args: Any,
+        storage: str | None,
+        study_name: str | None,
+        workers: int | None,
+        wait: bool,
+        **kwargs: Any,
     ) -> Any:
         if storage is not None and kwargs["out"] is None:
             raise click.UsageError("--storage needs --out: every worker writes one run directory")
-        return f(*args, scale=Scale(storage, study_name, workers), **kwargs)
+        if not wait and (storage is None or workers is not None):
+            raise click.UsageError("--no-wait is for one worker on --storage, without --workers")
+        return f(*args, scale=Scale(storage, study_name, workers, wait), **kwargs)
 
     options = [
-        click.option(
-            "--storage",
-            help="Share the trials with every worker started on this database "
-            "(sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB); needs the `scale` extra.",
-        ),
+        storage_option,
         click.option(
             "--study-name",
             help="The study's name in --storage (default: the command, e.g. mnist-cnn).",
@@ -80,6 +90,12 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=1),
             help="Run the trials in this many processes here (each with 1/N of the threads), "
             "on --storage or an SQLite file in the run directory.",
+        ),
+        click.option(
+            "--wait/--no-wait",
+            default=True,
+            help="With --storage: --no-wait leaves once no trial is waiting, instead of staying "
+            "to rerun the trial of a worker that dies (`reproduce` moves on to its next part).",
         ),
     ]
     for option in reversed(options):

@@ -31,6 +31,10 @@ def create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
+def _temporary(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = create_temporary(path)
@@ -108,7 +112,8 @@ def _check_reusable(path: Path, command: str) -> None:
     """A run directory is reused only by the command that made it, so runs never mix."""
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path} exists and is not a directory")
-    if not path.is_dir() or not any(path.iterdir()):
+    # Another worker's config.json still in its temporary file leaves the directory empty here.
+    if not path.is_dir() or all(_temporary(p) for p in path.iterdir()):
         return
     try:
         previous = json.loads((path / "config.json").read_text(encoding="utf-8"))["command"]

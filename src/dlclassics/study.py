@@ -12,7 +12,9 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Generic, Protocol, TypeVar
 
 from dlclassics import distributed
@@ -58,11 +60,13 @@ class Experiment(Generic[C, T, R]):
 @dataclass(frozen=True)
 class Scale:
     """Where a study's trials run: `--storage`, `--study-name`, `--workers`; all unset, in this
-    process one after another."""
+    process one after another. `wait=False` (`--no-wait`): a worker leaves once no trial is
+    waiting, instead of staying until the running ones finish."""
 
     storage: str | None = None
     study_name: str | None = None
     workers: int | None = None
+    wait: bool = True
 
     @property
     def shared(self) -> bool:
@@ -137,9 +141,7 @@ def run_study(
                 "torchrun spreads one run over processes and --storage/--workers spread a "
                 "study's runs over workers: use one or the other"
             )
-        from dlclassics.workers import run_shared
-
-        return run_shared(experiment, config, run, quiet, scale)
+        return workers_module().run_shared(experiment, config, run, quiet, scale)
     trials = experiment.trials(config)
     results = run_trials(
         config, trials, experiment.run_trial, experiment.result_type, run.path, quiet
@@ -149,6 +151,16 @@ def run_study(
     summary = experiment.summarize(config, results, run)
     run.save_results(summary.results, summary.markdown)
     return summary
+
+
+def workers_module() -> ModuleType:
+    """`dlclassics.workers`, which needs Optuna: an InputError saying how to install it."""
+    try:
+        return import_module("dlclassics.workers")
+    except ImportError as e:
+        raise InputError(
+            f"--storage and --workers need {e.name}: pip install 'dlclassics[scale]'"
+        ) from None
 
 
 @contextmanager

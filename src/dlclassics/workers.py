@@ -56,6 +56,9 @@ MACHINE_FIELDS = ("device", "bf16")  # each machine resolves its own; they are n
 
 # Where each shared study command keeps its `Experiment`, for `study report`.
 EXPERIMENTS = {
+    "xor solve": "dlclassics.xor.solve",
+    "xor train": "dlclassics.xor.train",
+    "xor sweep": "dlclassics.xor.sweep",
     "mnist fc": "dlclassics.mnist.fc",
     "mnist cnn": "dlclassics.mnist.cnn",
     "lm study": "dlclassics.lm.experiment",
@@ -157,9 +160,11 @@ def _work(
     root: Path,
     quiet: bool,
     threads: int | None = None,
+    wait: bool = True,
 ) -> Summary | None:
-    """Run waiting trials until every cell has a result. The summary if this worker then wrote
-    the run directory: it finished the last cell, or found the study finished when it started."""
+    """Run waiting trials until every cell has a result (or, with `wait` False, until none is
+    waiting). The summary if this worker finished the last cell and wrote the run directory, or
+    found the study finished when it started; else None."""
     if threads is not None:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -187,6 +192,8 @@ def _work(
             if ran is False:
                 return None  # another worker finished the last cell; it writes the run directory
             run = RunDir(root)
+            if ran is None and (root / "results.json").is_file():
+                return _read_summary(run)  # finished before this worker came: it only reports
             return write_run(experiment, config, _collect(experiment, config, study, run), run)
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.optimize(objective, n_trials=1)
@@ -198,6 +205,8 @@ def _work(
                 f"trials {failed} failed (their worker printed why); "
                 "start a worker again to run them again"
             )
+        if not wait:
+            return None  # the running trials' workers finish them
         time.sleep(HEARTBEAT_SECONDS)  # others are running: wait, in case one of them dies
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -281,9 +290,9 @@ def run_shared(
     name = scale.study_name or experiment.command.replace(" ", "-")
     prepare(experiment, config, url, name, run.path)
     if scale.workers is None:
-        summary = _work(experiment, config, url, name, run.path, quiet)
+        summary = _work(experiment, config, url, name, run.path, quiet, wait=scale.wait)
         if summary is None:
-            click.echo(f"study {name} finished; the worker that finished it writes {run.path}")
+            click.echo(f"study {name}: no trial left here; the last one's worker writes {run.path}")
             raise click.exceptions.Exit(0)
         return summary
     threads = max(1, torch.get_num_threads() // scale.workers)
@@ -320,7 +329,8 @@ def report(url: str, name: str, out: Path) -> str:
         raise InputError(f"study {name!r} is not a dlclassics study")
     experiment = import_module(EXPERIMENTS[identity["command"]]).EXPERIMENT
     config = make_config(experiment.config_type, saved)
-    config = replace(config, device=str(resolve_device(AUTO_DEVICE)))  # this machine's
+    if hasattr(config, "device"):
+        config = replace(config, device=str(resolve_device(AUTO_DEVICE)))  # this machine's
     with open_run(out, experiment.command, config) as run:
         results = _collect(experiment, config, study, run)
         cells = experiment.trials(config)

@@ -1,6 +1,7 @@
 """`dlclassics reproduce`."""
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -13,10 +14,12 @@ from dlclassics.options import (
     resume_option,
     resumed_config,
     run_options,
+    storage_option,
 )
 from dlclassics.reproduce.parts import PARTS, ReproduceConfig, run_parts
 from dlclassics.reproduce.report import write_report
 from dlclassics.rundir import open_run
+from dlclassics.study import Scale
 
 IDX_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
 CORPUS = click.Path(path_type=Path, exists=True, dir_okay=False)
@@ -49,8 +52,14 @@ def _absolute(path: Path | None) -> str | None:
     ReproduceConfig,
     "workers",
     type=POSITIVE_INT,
-    help="Share each study's trials among this many processes (`--workers` of mnist fc, "
-    "mnist cnn and lm study; needs the `scale` extra).",
+    help="Share the trials of every part among this many workers here (each with 1/N of the "
+    "threads), on --storage or an SQLite file in the run directory.",
+)
+@storage_option
+@click.option(
+    "--study-name",
+    help="The parts' studies in --storage are NAME-xor-solve, NAME-mnist-cnn, ... "
+    "(default NAME: reproduce).",
 )
 @resume_option
 @run_options(ReproduceConfig)
@@ -60,6 +69,8 @@ def reproduce(
     resume: Path | None,
     mnist_dir: Path | None,
     corpus: Path | None,
+    storage: str | None,
+    study_name: str | None,
     **params,
 ) -> None:
     """Every experiment at the original protocols, and report.html / report.md over all of them.
@@ -67,6 +78,7 @@ def reproduce(
     The data is downloaded unless --mnist-dir / --corpus give it. A part that fails is reported
     with its error and the others still run; the exit code is 1 if any part failed. --resume
     keeps the parts that finished and the finished trials of the one that was running.
+    With --workers or --storage, run the same command again to continue.
     """
     if resume is not None:
         config, out = resumed_config(ReproduceConfig, "reproduce", resume), resume
@@ -74,9 +86,14 @@ def reproduce(
         config = make_config(
             ReproduceConfig, params, mnist_dir=_absolute(mnist_dir), corpus=_absolute(corpus)
         )
+    scale = Scale(storage, study_name, config.workers)
+    if storage is not None and out is None:
+        raise click.UsageError("--storage needs --out: every worker writes one folder")
+    start = time.perf_counter()
     with open_run(out, "reproduce", config) as run:
-        outcomes = run_parts(config, run.path, quiet)
-        write_report(run, outcomes, config.quick)
+        outcomes = run_parts(config, run.path, quiet, scale)
+        workers = (config.workers or 1) if scale.shared else None
+        write_report(run, outcomes, config.quick, time.perf_counter() - start, workers)
     click.echo(f"wrote {run.path / 'report.html'}")
     if not all(o.ok for o in outcomes):
         sys.exit(1)

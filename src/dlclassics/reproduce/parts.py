@@ -11,14 +11,17 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
 from dlclassics.mnist.experiment import MnistConfig
 from dlclassics.rundir import write_json
 from dlclassics.runtime import bar_disabled
+from dlclassics.study import ONE_PROCESS, Scale, workers_module
 
 QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
 # The parts' options that `reproduce` takes under another name, by the data they are for: a
@@ -33,7 +36,6 @@ class Part:
     args: tuple[str, ...]
     quick: tuple[str, ...] = ()
     data: str = ""  # "mnist" or "corpus": which data options the part takes
-    grid: bool = False  # a study of several trials, which --workers shares among processes
 
 
 PARTS: tuple[Part, ...] = (
@@ -51,7 +53,6 @@ PARTS: tuple[Part, ...] = (
         ("mnist", "fc"),
         quick=("--iterations", "300"),
         data="mnist",
-        grid=True,
     ),
     Part(
         "mnist-cnn",
@@ -59,7 +60,6 @@ PARTS: tuple[Part, ...] = (
         ("mnist", "cnn"),
         quick=("--max-epochs", "1", "--target-accuracy", "0.5", "--eval-every", "50"),
         data="mnist",
-        grid=True,
     ),
     Part(
         "lm-study",
@@ -70,7 +70,6 @@ PARTS: tuple[Part, ...] = (
             *("--embedding-size", "64", "--hidden-size", "64"),
         ),
         data="corpus",
-        grid=True,
     ),
 )
 
@@ -84,7 +83,7 @@ class ReproduceConfig:
     dataset: str = MnistConfig.dataset  # the mnist commands' default
     mnist_dir: str | None = None
     corpus: str | None = None
-    workers: int | None = None  # each study part's trials shared among this many processes
+    workers: int | None = None  # every part's trials shared among this many workers (`shared`)
     seed: int = 0
 
 
@@ -111,8 +110,6 @@ def command_line(part: Part, out: Path, config: ReproduceConfig, corpus: str | N
         args += ["--dataset", config.dataset]
     if part.data == "corpus" and corpus:
         args += ["--corpus", corpus]
-    if part.grid and config.workers is not None:
-        args += ["--workers", str(config.workers)]
     return args
 
 
@@ -124,25 +121,35 @@ def corpus_slice(corpus: Path, out: Path, lines: int) -> Path:
     return out
 
 
+def run_command(
+    args: list[str], log: TextIO, env: Mapping[str, str] | None = None
+) -> tuple[float, int, str]:
+    """`dlclassics ARGS` in a subprocess, its output appended to `log`: its seconds, exit code and
+    one-line error ("" if it succeeded), without the "error: " that the report's FAILED replaces."""
+    log.flush()  # the subprocess appends to the same file
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlclassics", *args],
+        stdout=log,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    log.write(proc.stderr)
+    seconds = time.perf_counter() - start
+    if proc.returncode == 0:
+        return seconds, 0, ""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    error = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
+    return seconds, proc.returncode, error
+
+
 def run_part(part: Part, root: Path, config: ReproduceConfig, corpus: str | None) -> Outcome:
     """Run one part, its output logged to `<part>.log`; a failure is recorded, not raised."""
     out = root / part.name
     args = command_line(part, out, config, corpus)
-    start = time.perf_counter()
     with (root / f"{part.name}.log").open("w", encoding="utf-8") as log:
-        proc = subprocess.run(
-            [sys.executable, "-m", "dlclassics", *args],
-            stdout=log,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        log.write(proc.stderr)
-    seconds = time.perf_counter() - start
-    error = ""
-    if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        # The part's own one-line message, without its "error: ", which the report's FAILED replaces
-        error = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
+        seconds, _, error = run_command(args, log)
     outcome = Outcome(part, out, seconds, as_typed(error, part), ["dlclassics", *args])
     write_json(
         root / f"{part.name}.json", {"seconds": seconds, "error": outcome.error, "command": args}
@@ -172,12 +179,20 @@ def finished_part(
     return Outcome(part, root / part.name, saved["seconds"], "", ["dlclassics", *args])
 
 
-def run_parts(config: ReproduceConfig, root: Path, quiet: bool = False) -> list[Outcome]:
-    """Run the config's parts, in PARTS order, into `root/<part>/`."""
+def run_parts(
+    config: ReproduceConfig, root: Path, quiet: bool = False, scale: Scale = ONE_PROCESS
+) -> list[Outcome]:
+    """Run the config's parts into `root/<part>/`: in PARTS order, or, with `--workers` or
+    `--storage` (`scale`), every part's trials shared among workers (`shared.run_shared`)."""
     corpus = config.corpus
     if config.quick and corpus:
         corpus = str(corpus_slice(Path(corpus), root / "corpus-slice.txt", QUICK_LINES))
     parts = [p for p in PARTS if p.name in config.parts]
+    if scale.shared:
+        workers_module()  # Optuna, or an error saying how to install it
+        from dlclassics.reproduce.shared import run_shared
+
+        return run_shared(config, root, parts, corpus, scale)
     outcomes = []
     for part in tqdm(parts, desc="reproduce", unit="part", disable=bar_disabled(quiet)):
         outcome = finished_part(part, root, config, corpus) or run_part(part, root, config, corpus)

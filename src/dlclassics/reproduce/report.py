@@ -29,9 +29,12 @@ def _demote(md: str) -> str:
     return re.sub(r"^(#+) ", r"##\1 ", md, flags=re.M)
 
 
-def _section(outcome: Outcome, root: Path) -> str:
-    part, d = outcome.part, outcome.directory
-    md = f"## {part.title}\n\n`{' '.join(outcome.command)}` took {outcome.seconds:.1f} s.\n\n"
+def _section(outcome: Outcome, root: Path, shared: bool) -> str:
+    part, d, command = outcome.part, outcome.directory, " ".join(outcome.command)
+    if shared:
+        md = f"## {part.title}\n\n`{command}`: its workers spent {outcome.seconds:.1f} s in it.\n\n"
+    else:
+        md = f"## {part.title}\n\n`{command}` took {outcome.seconds:.1f} s.\n\n"
     if not outcome.ok:
         return md + f'<p class="failed">Failed: {outcome.error}</p>\n\n'
     if (d / "results.md").exists():
@@ -49,25 +52,31 @@ def _status(outcome: Outcome) -> str:
     return "ok" if outcome.ok else f"FAILED: {outcome.error}"
 
 
-def results(outcomes: list[Outcome]) -> dict[str, Any]:
-    """results.json: each part's name, whether it succeeded, its error and its time."""
-    return {
-        "parts": [
-            {"name": o.part.name, "ok": o.ok, "error": o.error, "seconds": o.seconds}
-            for o in outcomes
-        ]
-    }
+def results(outcomes: list[Outcome], seconds: float, workers: int | None) -> dict[str, Any]:
+    """results.json: each part's name, whether it succeeded, its error and its time (summed over
+    the workers); the reproduction's time from start to end and its workers (None: one process
+    per part, one after another)."""
+    parts = [
+        {"name": o.part.name, "ok": o.ok, "error": o.error, "seconds": o.seconds} for o in outcomes
+    ]
+    return {"parts": parts, "seconds": seconds, "workers": workers}
 
 
-def report_markdown(outcomes: list[Outcome], root: Path, title: str) -> str:
+def report_markdown(
+    outcomes: list[Outcome], root: Path, title: str, seconds: float, workers: int | None
+) -> str:
     rows = [
         {"part": o.part.title, "status": _status(o), "seconds": f"{o.seconds:.1f}"}
         for o in outcomes
     ]
     total = sum(o.seconds for o in outcomes)
     md = f"# {title}\n\n" + table(rows, {"part": "part", "status": "status", "seconds": "seconds"})
-    md += f"\nTotal: {total:.1f} s.\n\n"
-    return md + "".join(_section(o, root) for o in outcomes)
+    if workers is None:
+        md += f"\nTotal: {total:.1f} s.\n\n"
+    else:
+        md += f"\nTotal: {total:.1f} s of work shared among {workers} workers here, done in "
+        md += f"{seconds:.1f} s.\n\n"
+    return md + "".join(_section(o, root, workers is not None) for o in outcomes)
 
 
 def _embed_images(html: str, root: Path) -> str:
@@ -87,10 +96,12 @@ def report_html(md: str, root: Path, title: str) -> str:
     )
 
 
-def write_report(run: RunDir, outcomes: list[Outcome], quick: bool) -> None:
+def write_report(
+    run: RunDir, outcomes: list[Outcome], quick: bool, seconds: float, workers: int | None
+) -> None:
     """report.md, report.html and results.json."""
     title = TITLE + (" (quick)" if quick else "")
-    md = report_markdown(outcomes, run.path, title)
+    md = report_markdown(outcomes, run.path, title, seconds, workers)
     atomic_write_text(run.path / "report.html", report_html(md, run.path, title))
     atomic_write_text(run.path / "report.md", md)
-    run.save_results(results(outcomes), md)
+    run.save_results(results(outcomes, seconds, workers), md)

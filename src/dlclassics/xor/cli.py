@@ -14,14 +14,15 @@ from dlclassics.options import (
     make_config,
     positive_list,
     run_options,
+    scale_options,
 )
 from dlclassics.rundir import open_run
-from dlclassics.study import run_trials
+from dlclassics.study import Experiment, Summary, run_study
 from dlclassics.xor import solve, sweep, train
 from dlclassics.xor.model import net_name
-from dlclassics.xor.solve import SolveConfig, SolveResult
-from dlclassics.xor.sweep import StudyResult, SweepConfig
-from dlclassics.xor.train import TrainConfig, TrainResult
+from dlclassics.xor.solve import SolveConfig
+from dlclassics.xor.sweep import SweepConfig
+from dlclassics.xor.train import TrainConfig
 
 
 @click.group()
@@ -39,19 +40,15 @@ def xor() -> None:
     help="JSON list of networks to check instead of the built-in hand-set ones.",
 )
 @run_options(SolveConfig)
-def solve_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
+@scale_options
+def solve_cmd(**params: Any) -> None:
     """Hand-set weights that solve XOR for k=1 with bypass, k=2 and k=4."""
-    config = make_config(SolveConfig, params)
-    trials = solve.trials(config)
-    with open_run(out, "xor solve", config) as run:
-        results = run_trials(config, trials, solve.run_trial, SolveResult, run.path, quiet=quiet)
-        summary = solve.summarize(config, results, run)
-        run.save_results(summary.results, summary.markdown)
-    for r in results:
-        outputs = [round(o, 4) for o in r.outputs]
-        click.echo(f"{net_name(r.k, r.bypass)}: loss {r.loss:.4g}, outputs {outputs}")
-        click.echo(f"  weights {json.dumps(r.weights)}")
-    click.echo(f"wrote {run.path}")
+    path, summary = _run(solve.EXPERIMENT, params)
+    for r in summary.results["configs"]:
+        outputs = [round(o, 4) for o in r["outputs"]]
+        click.echo(f"{net_name(r['k'], r['bypass'])}: loss {r['loss']:.4g}, outputs {outputs}")
+        click.echo(f"  weights {json.dumps(r['weights'])}")
+    click.echo(f"wrote {path}")
 
 
 @xor.command(name="train")
@@ -59,19 +56,14 @@ def solve_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
 @config_option(TrainConfig, "epochs", type=POSITIVE_INT)
 @config_option(TrainConfig, "lr", type=POSITIVE_FLOAT)
 @run_options(TrainConfig)
-def train_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
+@scale_options
+def train_cmd(**params: Any) -> None:
     """Train k=1 (bypass), k=2 and k=4 with Adam and binary cross-entropy."""
-    config = make_config(TrainConfig, params)
-    with open_run(out, "xor train", config) as run:
-        trials = train.trials(config)
-        results = run_trials(config, trials, train.run_trial, TrainResult, run.path, quiet=quiet)
-        summary = train.summarize(config, results, run)
-        run.save_results(summary.results, summary.markdown)
-    if not quiet:
-        for r in results:
-            name = net_name(r.k, r.bypass)
-            click.echo(f"{name}: final loss {r.final_loss:.4g}, learned XOR: {r.learned_xor}")
-    click.echo(f"wrote {run.path}")
+    path, summary = _run(train.EXPERIMENT, params)
+    for r in [] if params["quiet"] else summary.results["configs"]:
+        name, loss = net_name(r["k"], r["bypass"]), r["final_loss"]
+        click.echo(f"{name}: final loss {loss:.4g}, learned XOR: {r['learned_xor']}")
+    click.echo(f"wrote {path}")
 
 
 @xor.command(name="sweep")
@@ -103,14 +95,18 @@ def train_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
 @config_option(SweepConfig, "successes", type=POSITIVE_INT)
 @config_option(SweepConfig, "max_runs", type=POSITIVE_INT)
 @run_options(SweepConfig)
-def sweep_cmd(out: Path | None, quiet: bool, **params: Any) -> None:
+@scale_options
+def sweep_cmd(**params: Any) -> None:
     """The hyperparameter study: lr x hidden x bypass, all runs trained as one batch."""
-    config = make_config(SweepConfig, params)
-    with open_run(out, "xor sweep", config) as run:
-        trials = sweep.trials(config)
-        results = run_trials(config, trials, sweep.run_trial, StudyResult, run.path, quiet=quiet)
-        summary = sweep.summarize(config, results, run)
-        run.save_results(summary.results, summary.markdown)
+    path, summary = _run(sweep.EXPERIMENT, params)
     seconds = summary.results["seconds"]
-    click.echo(summary.markdown if not quiet else f"study done in {seconds:.2f} s")
-    click.echo(f"wrote {run.path}")
+    click.echo(summary.markdown if not params["quiet"] else f"study done in {seconds:.2f} s")
+    click.echo(f"wrote {path}")
+
+
+def _run(experiment: Experiment, params: dict[str, Any]) -> tuple[Path, Summary]:
+    """The study run with a command's options (`params`): its run directory and summary."""
+    config = make_config(experiment.config_type, params)
+    with open_run(params["out"], experiment.command, config) as run:
+        summary = run_study(experiment, config, run, params["quiet"], params["scale"])
+    return run.path, summary

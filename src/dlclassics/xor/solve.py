@@ -10,7 +10,7 @@ from dlclassics.errors import InputError
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
 from dlclassics.runtime import seed_everything
-from dlclassics.study import Summary, tensorboard
+from dlclassics.study import Experiment, Summary, tensorboard
 from dlclassics.xor.model import XorNet, net_name, save_xor
 from dlclassics.xor.solutions import HAND_WEIGHTS
 from dlclassics.xor.train import learned_xor, sum_squared_error, truth_table, truth_tables_markdown
@@ -120,3 +120,6 @@ def summarize(config: SolveConfig, results: list[SolveResult], run: RunDir) -> S
     columns = {"k": "k", "bypass": "bypass", "SSE loss": "loss", "solves XOR": "solves_xor"}
     md = "# XOR by hand\n\n" + table(configs, columns) + truth_tables_markdown(results)
     return Summary({"temperature": config.temperature, "configs": configs}, md)
+
+
+EXPERIMENT = Experiment("xor solve", SolveConfig, trials, run_trial, SolveResult, summarize)

@@ -17,7 +17,7 @@ from dlclassics.errors import InputError
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
 from dlclassics.runtime import seed_everything
-from dlclassics.study import Summary, tensorboard, trial_dir
+from dlclassics.study import Experiment, Summary, tensorboard, trial_dir
 from dlclassics.xor import plots
 from dlclassics.xor.analysis import count_functions
 from dlclassics.xor.batched import GridPoint, Weights, train_batched, xavier_init
@@ -227,3 +227,6 @@ def summarize(config: SweepConfig, results: list[StudyResult], run: RunDir) -> S
         plots.separating_lines(analysis["units"], run.plots / f"hidden_unit_lines_{tag}.png")
     results_json = {"seconds": result.seconds, "run_epochs": total, "configs": configs}
     return Summary(results_json | {"hidden_unit": hidden_units}, md)
+
+
+EXPERIMENT = Experiment("xor sweep", SweepConfig, trials, run_trial, StudyResult, summarize)

@@ -10,7 +10,7 @@ from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
 from dlclassics.runtime import seed_everything
-from dlclassics.study import Log, Summary, tensorboard
+from dlclassics.study import Experiment, Log, Summary, tensorboard
 from dlclassics.xor import plots
 from dlclassics.xor.data import INPUTS, TARGETS
 from dlclassics.xor.model import XorNet, net_name, save_xor
@@ -118,3 +118,6 @@ def summarize(config: TrainConfig, results: list[TrainResult], run: RunDir) -> S
     md = "# XOR trained (Adam, BCE)\n\n" + table(configs, columns | {"learned XOR": "learned_xor"})
     md += truth_tables_markdown(results)
     return Summary({"configs": configs, "loss_curves": curves}, md)
+
+
+EXPERIMENT = Experiment("xor train", TrainConfig, trials, run_trial, TrainResult, summarize)

@@ -1,0 +1,96 @@
+"""`reproduce --workers N` / `--storage URL`: the trials of every part shared among workers.
+
+Each part is a study on the storage (`<study-name>-<part>`, e.g. `reproduce-mnist-cnn`), run by
+the part's own command as one worker of that study (`dlclassics.workers`). A worker goes through
+the parts twice. The first time with `--no-wait`: it moves on to the next part as soon as no
+trial of this one is waiting, so while one worker trains the CNN study's last trial the other
+already trains the language model's first. The second time waiting: a trial whose worker died is
+run again, and every part is finished before the report is written.
+
+`--workers N` runs N workers here, each a thread driving the part commands' processes with 1/N of
+the cores; `--storage` without `--workers` makes this process one worker, to be started on every
+machine with the same `--out` (a shared folder). Each worker logs to `logs/<host>-<pid>-<n>.log`.
+"""
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from dlclassics.reproduce.parts import (
+    Outcome,
+    Part,
+    ReproduceConfig,
+    as_typed,
+    command_line,
+    run_command,
+)
+from dlclassics.study import Scale
+from dlclassics.workers import EMBEDDED, open_storage
+
+INTERRUPTED = 130  # a part's exit code after Ctrl-C: the workers stop instead of going on
+
+
+def run_shared(
+    config: ReproduceConfig, root: Path, parts: list[Part], corpus: str | None, scale: Scale
+) -> list[Outcome]:
+    """Every part run by `scale.workers` workers (one without) on `scale.storage` (default: an
+    SQLite file in `root`); each part's outcome, its seconds summed over the workers."""
+    url = scale.storage or f"sqlite:///{(root / EMBEDDED).resolve()}"
+    open_storage(url)  # a bad URL fails here; and the workers do not race to create the tables
+    prefix = scale.study_name or "reproduce"
+    count = scale.workers or 1
+    env = os.environ | {"OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // count))}
+    spent = dict.fromkeys((p.name for p in parts), 0.0)
+    errors: dict[str, str] = {}
+    finished: set[str] = set()
+    lock, stop = threading.Lock(), threading.Event()
+
+    def worker(index: int) -> None:
+        (root / "logs").mkdir(exist_ok=True)
+        log_path = root / "logs" / f"{socket.gethostname()}-{os.getpid()}-{index}.log"
+        with log_path.open("a", encoding="utf-8") as log:
+            for wait in (False, True):
+                for part in parts:
+                    if stop.is_set():
+                        return
+                    if wait and part.name in finished:
+                        continue  # another worker saw it finished
+                    args = command_line(part, root / part.name, config, corpus)
+                    args += ["--storage", url, "--study-name", f"{prefix}-{part.name}"]
+                    args += [] if wait else ["--no-wait"]
+                    log.write(f"\n# {time.strftime('%H:%M:%S')} {part.name}, wait: {wait}\n")
+                    seconds, code, error = run_command(args, log, env)
+                    with lock:
+                        spent[part.name] += seconds
+                        if code == INTERRUPTED:
+                            stop.set()
+                        if error:
+                            errors[part.name] = as_typed(error, part)
+                        elif wait and part.name not in finished:
+                            finished.add(part.name)
+                            tqdm.write(f"{part.name}: ok")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except KeyboardInterrupt:
+        stop.set()  # the parts' processes had the Ctrl-C too: each saves its trial and exits
+        for t in threads:
+            t.join()
+        raise
+    outcomes = []
+    for part in parts:
+        error = "" if part.name in finished else errors.get(part.name, "unfinished")
+        command = ["dlclassics", *command_line(part, root / part.name, config, corpus)]
+        outcomes.append(Outcome(part, root / part.name, spent[part.name], error, command))
+        if error:
+            tqdm.write(f"{part.name}: FAILED: {error}")
+    return outcomes
