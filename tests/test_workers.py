@@ -232,6 +232,39 @@ def test_report_of_an_unfinished_study_marks_every_trial_and_writes_no_results(t
     assert_one_line_exit_2(missing, tmp_path / "none", "no study 'nope'")
 
 
+def test_a_no_wait_worker_leaves_the_running_trials_to_their_workers(tmp_path, idx_dir):
+    url, name = prepared(tmp_path, idx_dir)
+    study = optuna.load_study(study_name=name, storage=url)
+    for _ in CELLS:
+        study.ask()  # every cell claimed, as by workers that are still running them
+    out = tmp_path / "run"
+    args = [*cnn_args(idx_dir), "--out", str(out), "--storage", url, "--study-name", name]
+    result = invoke_cli(*args, "--no-wait")
+    assert result.returncode == 0, result.stderr
+    assert f"study {name}: no trial left here" in result.stdout
+    assert not (out / "results.json").exists()
+    assert len(study.get_trials(states=(optuna.trial.TrialState.RUNNING,))) == len(CELLS)
+    for bad in (cnn_args(idx_dir), [*args, "--workers", "2"]):
+        refused = invoke_cli(*bad, "--no-wait", "--out", str(tmp_path / "bad"))
+        assert_one_line_exit_2(refused, tmp_path / "bad", "--no-wait is for one worker")
+
+
+@pytest.mark.slow
+def test_an_xor_study_with_two_workers_equals_one_process_and_reports(tmp_path):
+    args = ["xor", "train", "--epochs", "300", "--quiet"]
+    assert invoke_cli(*args, "--out", str(tmp_path / "one")).returncode == 0
+    result = invoke_cli(*args, "--out", str(tmp_path / "two"), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    one = read_json(tmp_path / "one" / "results.json")
+    assert read_json(tmp_path / "two" / "results.json") == one
+    url = f"sqlite:///{tmp_path / 'two' / workers.EMBEDDED}"
+    name, out = ["--study-name", "xor-train"], ["--out", str(tmp_path / "r")]
+    report = invoke_cli("study", "report", "--storage", url, *name, *out)
+    assert report.returncode == 0, report.stderr
+    assert "3 of 3 trials finished, 0 ran twice" in report.stdout
+    assert read_json(tmp_path / "r" / "results.json") == one
+
+
 @pytest.mark.parametrize("args", [["study"], ["study", "report"]])
 def test_help(args):
     result = invoke_cli(*args, "--help")

@@ -18,6 +18,7 @@ Optuna is imported only here, so a one-process run never needs it.
 import json
 import multiprocessing
 import os
+import random
 import sys
 import time
 import warnings
@@ -52,6 +53,7 @@ CONNECT_SECONDS = 10  # the bounded wait for a database server, and for a study'
 # command and settings, written last by its creator, once every cell is enqueued.
 CELL, RESULT, CHECKPOINT_ID, STUDY = "cell", "result", "checkpoint", "study"
 STORE = "artifact_store"  # the study's artifact folder: its creator's run directory's ARTIFACTS
+_JITTER = random.Random()  # its own stream: the trials' seeds stay untouched
 MACHINE_FIELDS = ("device", "bf16")  # each machine resolves its own; they are not the study's
 
 # Where each shared study command keeps its `Experiment`, for `study report`.
@@ -207,7 +209,10 @@ def _work(
             )
         if not wait:
             return None  # the running trials' workers finish them
-        time.sleep(HEARTBEAT_SECONDS)  # others are running: wait, in case one of them dies
+        # Others are running: wait, in case one of them dies. Jittered, so that two waiting
+        # workers do not find a dead one's trial stale at the same instant: on SQLite both
+        # could fail it, and each enqueue it again.
+        time.sleep(HEARTBEAT_SECONDS * _JITTER.uniform(0.5, 1.5))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)  # and its callback enqueues their trials again

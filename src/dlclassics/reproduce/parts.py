@@ -19,7 +19,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from dlclassics.mnist.experiment import MnistConfig
-from dlclassics.rundir import write_json
+from dlclassics.rundir import atomic_write_bytes, write_json
 from dlclassics.runtime import bar_disabled
 from dlclassics.study import ONE_PROCESS, Scale, workers_module
 
@@ -117,7 +117,7 @@ def corpus_slice(corpus: Path, out: Path, lines: int) -> Path:
     """The first `lines` lines of a corpus, for quick runs; the corpus's own checks still apply."""
     with corpus.open("rb") as src:
         head = b"".join(line for _, line in zip(range(lines), src, strict=False))
-    out.write_bytes(head)
+    atomic_write_bytes(out, head)  # a worker on another machine may be reading it
     return out
 
 
