@@ -152,6 +152,9 @@ def test_the_report_shows_each_parts_results_plots_and_failures(tmp_path):
         (("--dataset", "cifar"), "'cifar' is not one of " + ", ".join(map(repr, SOURCES))),
         (("--mnist-dir", "no-such-dir"), "no-such-dir"),
         (("--corpus", "no-such-file.txt"), "no-such-file.txt"),
+        (("--storage", "nosuchdb://host/x"), "cannot open storage nosuchdb://host/x"),
+        (("--workers", "2", "--storage", "not a url"), "is not a database URL"),
+        (("--study-name", "all-1"), "--study-name is for --storage or --workers"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_run(cli, tmp_path, args, message):
@@ -175,6 +178,14 @@ def quick_run(tmp_path_factory, quick_data):
     """A quick reproduction, one part after another: its folder and its CLI invocation."""
     out = tmp_path_factory.mktemp("quick") / "report"
     return out, invoke_cli("reproduce", "--quick", "--quiet", *quick_data, "--out", str(out))
+
+
+def test_storage_needs_out(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("reproduce", "--storage", f"sqlite:///{tmp_path / 'x.db'}")
+    assert result.returncode == 2
+    assert "--storage needs --out" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -233,8 +244,13 @@ def test_two_workers_share_every_parts_trials_and_write_the_one_process_results(
         cells = [t.user_attrs["cell"] for t in done]
         print(part.name, "cells that ran twice:", {c for c in cells if cells.count(c) > 1})
         assert sorted(set(cells)) == sorted(t.name for t in (one / part.name / "trials").iterdir())
-    # Both workers ran trials: their logs show each one's commands.
-    assert len(list((out / "logs").glob("*.log"))) == 2
+    # Each worker went through every part without waiting first; its log says so.
+    logs = [log.read_text() for log in (out / "logs").glob("*.log")]
+    assert len(logs) == 2
+    for log in logs:
+        assert [line.split()[2] for line in log.splitlines() if "wait: False" in line] == [
+            f"{p.name}," for p in PARTS
+        ]
     assert "Total: " in (out / "report.md").read_text()
     again = invoke_cli(
         "reproduce", "--quick", "--quiet", *quick_data, "--out", str(out), "--workers", "2"
@@ -249,8 +265,14 @@ def test_a_shared_worker_runs_each_part_without_waiting_then_waiting(tmp_path, m
 
     calls = []
 
-    def fake_run_command(args, log, env):
+    def fake_run_command(args, log, env, running):
         calls.append((args[args.index("--study-name") + 1], "--no-wait" in args, env))
+        out = Path(args[args.index("--out") + 1])
+        # xor-solve's folder is written at the first go; mnist-fc's only when it is run again,
+        # the fifth command, as its folder was missing.
+        if (out.name == "xor-solve" and "--no-wait" in args) or len(calls) == 5:
+            out.mkdir()
+            (out / "results.json").write_text("{}")
         return 1.5, 0, ""
 
     monkeypatch.setattr(shared, "run_command", fake_run_command)
@@ -263,11 +285,14 @@ def test_a_shared_worker_runs_each_part_without_waiting_then_waiting(tmp_path, m
         ("r-mnist-fc", True),
         ("r-xor-solve", False),
         ("r-mnist-fc", False),
+        # mnist-fc's study finished, but the worker that ran its last trial did not write its
+        # folder (it died, say): run once more, which writes it.
+        ("r-mnist-fc", False),
     ]
     assert calls[0][2]["OMP_NUM_THREADS"] == str(torch.get_num_threads())
     assert [(o.part.name, o.ok, o.seconds) for o in outcomes] == [
         ("xor-solve", True, 3.0),
-        ("mnist-fc", True, 3.0),
+        ("mnist-fc", True, 4.5),
     ]
 
 
@@ -366,3 +391,30 @@ def test_a_part_process_killed_mid_trial_is_replaced_and_the_reproduction_comple
     assert without_timings(read_json(out / "xor-sweep" / "results.json")) == without_timings(
         read_json(one / "results.json")
     )
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_the_same_command_continues(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "report"
+    main = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
+    args = ["reproduce", "--only", "xor-sweep", "--quiet", "--out", str(out), "--workers", "2"]
+    reproduction = subprocess.Popen(
+        [*main, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("xor-sweep/trials/*/tensorboard")):
+            assert reproduction.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(reproduction.pid, signal.SIGINT)  # Ctrl-C: the terminal signals them all
+        _, stderr = reproduction.communicate(timeout=60)
+    finally:
+        reproduction.kill()
+    assert reproduction.returncode == 130, stderr
+    assert stderr.decode().strip().splitlines()[-1] == "interrupted"
+    assert _processes_running("xor", "sweep", str(out / "xor-sweep")) == []
+    assert not (out / "results.json").exists()
+    again = subprocess.run([*main, *args], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert read_json(out / "results.json")["parts"][0]["ok"]

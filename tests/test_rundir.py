@@ -58,6 +58,27 @@ def test_bad_input_removes_the_new_run_directory(tmp_path):
     assert not out.exists()
 
 
+def test_bad_input_keeps_a_new_run_directory_another_worker_writes_in(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(InputError), open_run(out, "test", Settings()):
+        (out / "trials" / "a").mkdir(parents=True)  # another worker of the study, meanwhile
+        raise InputError("bad")
+    assert (out / "trials" / "a").is_dir()
+
+
+def test_a_folder_holding_only_another_workers_temporary_file_is_taken(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".config.json.1a2b3c4d.tmp").write_text("{")  # its config.json, half-way there
+    with open_run(out, "test", Settings()):
+        pass
+    assert json.loads((out / "config.json").read_text())["command"] == "test"
+    (out / "notes.txt").write_text("mine")
+    (out / "config.json").unlink()
+    with pytest.raises(InputError, match="not a dlclassics run"), open_run(out, "test", Settings()):
+        pass
+
+
 def test_other_failures_keep_the_directory_without_results(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(RuntimeError), open_run(out, "test", Settings()):

@@ -77,6 +77,8 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
             raise click.UsageError("--storage needs --out: every worker writes one run directory")
         if not wait and (storage is None or workers is not None):
             raise click.UsageError("--no-wait is for one worker on --storage, without --workers")
+        if study_name is not None and storage is None and workers is None:
+            raise click.UsageError("--study-name is for a study on --storage or --workers")
         return f(*args, scale=Scale(storage, study_name, workers, wait), **kwargs)
 
     options = [

@@ -142,6 +142,12 @@ def open_run(out: Path | None, command: str, config: Any) -> Iterator[RunDir]:
     try:
         yield RunDir(path)
     except InputError:
-        if created and distributed.is_main():
+        # Only while it holds nothing but config.json: another worker of a shared study may
+        # already be writing its trials there.
+        if created and distributed.is_main() and _only_config(path):
             shutil.rmtree(path, ignore_errors=True)
         raise
+
+
+def _only_config(path: Path) -> bool:
+    return all(p.name == "config.json" or _temporary(p) for p in path.iterdir())

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import random
+import secrets
 import sys
 import time
 import warnings
@@ -67,6 +68,11 @@ EXPERIMENTS = {
 }
 
 
+def shown_url(url: str) -> str:
+    """The database URL with its password hidden, to print."""
+    return sqlalchemy.make_url(url).render_as_string(hide_password=True)
+
+
 def open_storage(url: str) -> RDBStorage:
     """Optuna's RDB storage at `url`, with heartbeats; an InputError for a URL that is not a
     database's, or a database that does not answer within CONNECT_SECONDS."""
@@ -77,7 +83,7 @@ def open_storage(url: str) -> RDBStorage:
             f"--storage {url!r} is not a database URL "
             "(sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DATABASE)"
         ) from None
-    shown = parsed.render_as_string(hide_password=True)
+    shown = shown_url(url)
     engine_kwargs: dict[str, Any] = {}
     if parsed.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2; ours is 3
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -227,11 +233,15 @@ def _artifact_store(study: optuna.Study) -> FileSystemArtifactStore:
 
 
 def _fetch(store: FileSystemArtifactStore, artifact_id: str, path: Path) -> None:
-    """The artifact into `path`, atomically (download_artifact refuses an existing file)."""
-    partial = path.with_name(f".{path.name}.download")
-    partial.unlink(missing_ok=True)
-    download_artifact(artifact_store=store, file_path=str(partial), artifact_id=artifact_id)
-    os.replace(partial, path)
+    """The artifact into `path`, atomically. The temporary name is this call's own: two workers
+    may write one run directory at once, and download_artifact refuses an existing file."""
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        download_artifact(artifact_store=store, file_path=str(partial), artifact_id=artifact_id)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _collect(experiment: Experiment, config: Any, study: optuna.Study, run: RunDir) -> list[Any]:
@@ -250,7 +260,8 @@ def _collect(experiment: Experiment, config: Any, study: optuna.Study, run: RunD
         try:
             _fetch(store, first.user_attrs[CHECKPOINT_ID], directory / CHECKPOINT)
         except ArtifactNotFound:
-            raise InputError(
+            # Not bad input but a store out of reach: exit 1, and the run directory stays.
+            raise click.ClickException(
                 f"{cell.name}'s checkpoint is not in the artifact store {study.user_attrs[STORE]}, "
                 "which every worker must share (docs/scale.md)"
             ) from None
@@ -328,7 +339,7 @@ def report(url: str, name: str, out: Path) -> str:
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        raise InputError(f"no study {name!r} in {url}") from None
+        raise InputError(f"no study {name!r} in {shown_url(url)}") from None
     identity, saved = study.user_attrs.get(STUDY), study.user_attrs.get("config")
     if identity is None or identity.get("command") not in EXPERIMENTS or saved is None:
         raise InputError(f"study {name!r} is not a dlclassics study")

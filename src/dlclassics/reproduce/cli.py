@@ -89,6 +89,8 @@ def reproduce(
     scale = Scale(storage, study_name, config.workers)
     if storage is not None and out is None:
         raise click.UsageError("--storage needs --out: every worker writes one folder")
+    if study_name is not None and not scale.shared:
+        raise click.UsageError("--study-name is for --storage or --workers")
     start = time.perf_counter()
     with open_run(out, "reproduce", config) as run:
         outcomes = run_parts(config, run.path, quiet, scale)

@@ -122,24 +122,33 @@ def corpus_slice(corpus: Path, out: Path, lines: int) -> Path:
 
 
 def run_command(
-    args: list[str], log: TextIO, env: Mapping[str, str] | None = None
+    args: list[str],
+    log: TextIO,
+    env: Mapping[str, str] | None = None,
+    running: set[subprocess.Popen] | None = None,
 ) -> tuple[float, int, str]:
     """`dlclassics ARGS` in a subprocess, its output appended to `log`: its seconds, exit code and
-    one-line error ("" if it succeeded), without the "error: " that the report's FAILED replaces."""
+    one-line error ("" if it succeeded), without the "error: " that the report's FAILED replaces.
+    The subprocess is in `running` while it runs."""
     log.flush()  # the subprocess appends to the same file
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlclassics", *args],
-        stdout=log,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    log.write(proc.stderr)
+    command = [sys.executable, "-m", "dlclassics", *args]
+    with subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        if running is not None:
+            running.add(proc)
+        try:
+            _, stderr = proc.communicate()
+        except BaseException:  # as subprocess.run: the part does not outlive an interrupted wait
+            proc.kill()
+            raise
+        finally:
+            if running is not None:
+                running.discard(proc)
+    log.write(stderr)
     seconds = time.perf_counter() - start
     if proc.returncode == 0:
         return seconds, 0, ""
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines() if line.strip()]
     error = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
     return seconds, proc.returncode, error
 

@@ -74,7 +74,8 @@ def report_markdown(
     if workers is None:
         md += f"\nTotal: {total:.1f} s.\n\n"
     else:
-        md += f"\nTotal: {total:.1f} s spent in the parts by {workers} workers here (waiting "
+        who = f"{workers} worker" + ("s" if workers > 1 else "")
+        md += f"\nTotal: {total:.1f} s spent in the parts by {who} here (waiting "
         md += f"for each other included), {seconds:.1f} s from start to end.\n\n"
     return md + "".join(_section(o, root, workers is not None) for o in outcomes)
 

@@ -13,10 +13,13 @@ machine with the same `--out` (a shared folder). Each worker logs to `logs/<host
 """
 
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 import torch
 from tqdm import tqdm
@@ -32,7 +35,9 @@ from dlclassics.reproduce.parts import (
 from dlclassics.study import Scale
 from dlclassics.workers import EMBEDDED, open_storage
 
-INTERRUPTED = 130  # a part's exit code after Ctrl-C: the workers stop instead of going on
+# A part's exit codes after Ctrl-C (its own, or Python's death by SIGINT): the workers stop.
+INTERRUPTED = (130, -signal.SIGINT)
+STOP_SECONDS = 10  # after Ctrl-C, how long a part may take to save its trial and exit
 
 
 def run_shared(
@@ -48,47 +53,64 @@ def run_shared(
     spent = dict.fromkeys((p.name for p in parts), 0.0)
     errors: dict[str, str] = {}
     finished: set[str] = set()
+    running: set[subprocess.Popen] = set()
     lock, stop = threading.Lock(), threading.Event()
 
+    def run(part: Part, log: TextIO, wait: bool) -> None:
+        """The part's command as one worker of its study; what came of it, recorded."""
+        args = command_line(part, root / part.name, config, corpus)
+        args += ["--storage", url, "--study-name", f"{prefix}-{part.name}"]
+        args += [] if wait else ["--no-wait"]
+        log.write(f"\n# {time.strftime('%H:%M:%S')} {part.name}, wait: {wait}\n")
+        seconds, code, error = run_command(args, log, env, running)
+        with lock:
+            spent[part.name] += seconds
+            if code in INTERRUPTED:
+                stop.set()
+            if error:
+                errors[part.name] = as_typed(error, part)
+            elif wait and part.name not in finished:
+                finished.add(part.name)
+                tqdm.write(f"{part.name}: ok")
+
     def worker(index: int) -> None:
-        (root / "logs").mkdir(exist_ok=True)
         log_path = root / "logs" / f"{socket.gethostname()}-{os.getpid()}-{index}.log"
         with log_path.open("a", encoding="utf-8") as log:
             for wait in (False, True):
                 for part in parts:
                     if stop.is_set():
                         return
-                    if wait and part.name in finished:
-                        continue  # another worker saw it finished
-                    args = command_line(part, root / part.name, config, corpus)
-                    args += ["--storage", url, "--study-name", f"{prefix}-{part.name}"]
-                    args += [] if wait else ["--no-wait"]
-                    log.write(f"\n# {time.strftime('%H:%M:%S')} {part.name}, wait: {wait}\n")
-                    seconds, code, error = run_command(args, log, env)
-                    with lock:
-                        spent[part.name] += seconds
-                        if code == INTERRUPTED:
-                            stop.set()
-                        if error:
-                            errors[part.name] = as_typed(error, part)
-                        elif wait and part.name not in finished:
-                            finished.add(part.name)
-                            tqdm.write(f"{part.name}: ok")
+                    if not (wait and part.name in finished):  # else another worker saw it done
+                        run(part, log, wait)
+            # The worker that finished a part's last trial may have died writing its folder.
+            for part in parts:
+                written = (root / part.name / "results.json").is_file()
+                if part.name in finished and not written and not stop.is_set():
+                    run(part, log, wait=True)
 
+    (root / "logs").mkdir(exist_ok=True)
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
     try:
+        for t in threads:
+            t.start()
         for t in threads:
             t.join()
     except KeyboardInterrupt:
-        stop.set()  # the parts' processes had the Ctrl-C too: each saves its trial and exits
+        stop.set()
+        # The parts' processes had the Ctrl-C too, from the terminal, and save their trials; a
+        # part that did not (only this process was signalled) is stopped after a while.
+        deadline = time.monotonic() + STOP_SECONDS
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for proc in list(running):
+            proc.terminate()
         for t in threads:
             t.join()
         raise
     outcomes = []
     for part in parts:
-        error = "" if part.name in finished else errors.get(part.name, "unfinished")
+        done = part.name in finished and (root / part.name / "results.json").is_file()
+        error = "" if done else errors.get(part.name, "unfinished")
         command = ["dlclassics", *command_line(part, root / part.name, config, corpus)]
         outcomes.append(Outcome(part, root / part.name, spent[part.name], error, command))
         if error:

@@ -107,6 +107,9 @@ def sweep_cmd(**params: Any) -> None:
 def _run(experiment: Experiment, params: dict[str, Any]) -> tuple[Path, Summary]:
     """The study run with a command's options (`params`): its run directory and summary."""
     config = make_config(experiment.config_type, params)
+    experiment.trials(config)  # a bad --weights file fails here, before the run directory
     with open_run(params["out"], experiment.command, config) as run:
         summary = run_study(experiment, config, run, params["quiet"], params["scale"])
+    if summary is None:
+        raise click.exceptions.Exit(0)  # a torchrun rank but 0: rank 0 summarises
     return run.path, summary
