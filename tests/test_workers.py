@@ -176,6 +176,8 @@ def test_bad_worker_options_are_one_line_exit_2(tmp_path, idx_dir, monkeypatch):
     out = tmp_path / "run"
     result = invoke_cli(*cnn_args(idx_dir), "--out", str(out), "--workers", "0")
     assert_one_line_exit_2(result, out, "--workers")
+    result = invoke_cli(*cnn_args(idx_dir), "--out", str(out), "--study-name", "grid")
+    assert_one_line_exit_2(result, out, "--study-name is for --storage or --workers")
     monkeypatch.chdir(tmp_path)
     result = invoke_cli(*cnn_args(idx_dir), "--storage", "sqlite:///study.db")
     assert_one_line_exit_2(result, tmp_path / "runs", "--storage needs --out")

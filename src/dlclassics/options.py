@@ -53,6 +53,16 @@ def run_options(config_type: type) -> Callable[[Callable[..., Any]], Callable[..
     return decorate
 
 
+def check_scale(scale: Scale, out: Path | None) -> None:
+    """A UsageError for the --storage/--study-name/--workers/--no-wait that mean nothing."""
+    if scale.storage is not None and out is None:
+        raise click.UsageError("--storage needs --out: every worker writes one run directory")
+    if not scale.wait and (scale.storage is None or scale.workers is not None):
+        raise click.UsageError("--no-wait is for one worker on --storage, without --workers")
+    if scale.study_name is not None and not scale.shared:
+        raise click.UsageError("--study-name is for --storage or --workers")
+
+
 storage_option = click.option(
     "--storage",
     help="Share the trials with every worker started on this database "
@@ -73,13 +83,9 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
         wait: bool,
         **kwargs: Any,
     ) -> Any:
-        if storage is not None and kwargs["out"] is None:
-            raise click.UsageError("--storage needs --out: every worker writes one run directory")
-        if not wait and (storage is None or workers is not None):
-            raise click.UsageError("--no-wait is for one worker on --storage, without --workers")
-        if study_name is not None and storage is None and workers is None:
-            raise click.UsageError("--study-name is for a study on --storage or --workers")
-        return f(*args, scale=Scale(storage, study_name, workers, wait), **kwargs)
+        scale = Scale(storage, study_name, workers, wait)
+        check_scale(scale, kwargs["out"])
+        return f(*args, scale=scale, **kwargs)
 
     options = [
         storage_option,

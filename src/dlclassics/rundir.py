@@ -86,6 +86,11 @@ class RunDir:
         record = {"command": command, "version": __version__, "processes": processes, **fields}
         write_json(self.path / "config.json", record)
 
+    @property
+    def finished(self) -> bool:
+        """Whether the run wrote its results.json, the marker of a finished run."""
+        return (self.path / "results.json").is_file()
+
     def save_results(self, results: dict[str, Any], markdown: str) -> None:
         # The markdown goes first: results.json is the marker of a finished run.
         atomic_write_text(self.path / "results.md", markdown)

@@ -17,9 +17,7 @@ Optuna is imported only here, so a one-process run never needs it.
 
 import json
 import multiprocessing
-import os
 import random
-import secrets
 import sys
 import time
 import warnings
@@ -32,7 +30,7 @@ import click
 import optuna
 import sqlalchemy
 import torch
-from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
@@ -41,7 +39,7 @@ from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError
 from dlclassics.options import make_config
 from dlclassics.report import table
-from dlclassics.rundir import RunDir, atomic_write_text, open_run
+from dlclassics.rundir import RunDir, atomic_write_bytes, atomic_write_text, open_run
 from dlclassics.runtime import AUTO_DEVICE, resolve_device
 from dlclassics.study import Experiment, Scale, Summary, save_result, trial_dir
 
@@ -200,7 +198,7 @@ def _work(
             if ran is False:
                 return None  # another worker finished the last cell; it writes the run directory
             run = RunDir(root)
-            if ran is None and (root / "results.json").is_file():
+            if ran is None and run.finished:
                 return _read_summary(run)  # finished before this worker came: it only reports
             return write_run(experiment, config, _collect(experiment, config, study, run), run)
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
@@ -233,15 +231,9 @@ def _artifact_store(study: optuna.Study) -> FileSystemArtifactStore:
 
 
 def _fetch(store: FileSystemArtifactStore, artifact_id: str, path: Path) -> None:
-    """The artifact into `path`, atomically. The temporary name is this call's own: two workers
-    may write one run directory at once, and download_artifact refuses an existing file."""
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        download_artifact(artifact_store=store, file_path=str(partial), artifact_id=artifact_id)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    """The artifact into `path`, written atomically: two workers may write one run directory."""
+    with store.open_reader(artifact_id) as reader:
+        atomic_write_bytes(path, reader.read())
 
 
 def _collect(experiment: Experiment, config: Any, study: optuna.Study, run: RunDir) -> list[Any]:
@@ -319,7 +311,7 @@ def run_shared(
         p.start()
     for p in processes:
         p.join()
-    if not (run.path / "results.json").is_file():
+    if not run.finished:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
         results = _collect(experiment, config, study, run)
         if None in results:

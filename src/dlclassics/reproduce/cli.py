@@ -9,6 +9,7 @@ import click
 from dlclassics.mnist.data import SOURCES
 from dlclassics.options import (
     POSITIVE_INT,
+    check_scale,
     config_option,
     make_config,
     resume_option,
@@ -87,10 +88,7 @@ def reproduce(
             ReproduceConfig, params, mnist_dir=_absolute(mnist_dir), corpus=_absolute(corpus)
         )
     scale = Scale(storage, study_name, config.workers)
-    if storage is not None and out is None:
-        raise click.UsageError("--storage needs --out: every worker writes one folder")
-    if study_name is not None and not scale.shared:
-        raise click.UsageError("--study-name is for --storage or --workers")
+    check_scale(scale, out)
     start = time.perf_counter()
     with open_run(out, "reproduce", config) as run:
         outcomes = run_parts(config, run.path, quiet, scale)

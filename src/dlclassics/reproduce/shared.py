@@ -32,6 +32,7 @@ from dlclassics.reproduce.parts import (
     command_line,
     run_command,
 )
+from dlclassics.rundir import RunDir
 from dlclassics.study import Scale
 from dlclassics.workers import EMBEDDED, open_storage
 
@@ -73,6 +74,9 @@ def run_shared(
                 finished.add(part.name)
                 tqdm.write(f"{part.name}: ok")
 
+    def written(part: Part) -> bool:
+        return RunDir(root / part.name).finished
+
     def worker(index: int) -> None:
         log_path = root / "logs" / f"{socket.gethostname()}-{os.getpid()}-{index}.log"
         with log_path.open("a", encoding="utf-8") as log:
@@ -84,8 +88,7 @@ def run_shared(
                         run(part, log, wait)
             # The worker that finished a part's last trial may have died writing its folder.
             for part in parts:
-                written = (root / part.name / "results.json").is_file()
-                if part.name in finished and not written and not stop.is_set():
+                if part.name in finished and not written(part) and not stop.is_set():
                     run(part, log, wait=True)
 
     (root / "logs").mkdir(exist_ok=True)
@@ -109,7 +112,7 @@ def run_shared(
         raise
     outcomes = []
     for part in parts:
-        done = part.name in finished and (root / part.name / "results.json").is_file()
+        done = part.name in finished and written(part)
         error = "" if done else errors.get(part.name, "unfinished")
         command = ["dlclassics", *command_line(part, root / part.name, config, corpus)]
         outcomes.append(Outcome(part, root / part.name, spent[part.name], error, command))
