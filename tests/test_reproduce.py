@@ -180,6 +180,26 @@ def quick_run(tmp_path_factory, quick_data):
     return out, invoke_cli("reproduce", "--quick", "--quiet", *quick_data, "--out", str(out))
 
 
+def test_a_shared_quick_run_without_optuna_or_with_a_bad_storage_leaves_no_folder(
+    cli, tmp_path, monkeypatch
+):
+    # --quick with a corpus writes its slice in the folder first: the checks come before it.
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    args = ["reproduce", "--quick", "--corpus", str(corpus), "--out", str(tmp_path / "r")]
+    result = cli(*args, "--storage", "nosuchdb://host/x")
+    assert result.returncode == 2 and "cannot open storage" in result.stderr
+    assert not (tmp_path / "r").exists()
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if the `scale` extra were missing
+    monkeypatch.delitem(sys.modules, "dlclassics.workers", raising=False)
+    result = cli(*args, "--workers", "2")
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "error: --storage and --workers need optuna: pip install 'dlclassics[scale]'\n"
+    )
+    assert not (tmp_path / "r").exists()
+
+
 def test_storage_needs_out(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = cli("reproduce", "--storage", f"sqlite:///{tmp_path / 'x.db'}")

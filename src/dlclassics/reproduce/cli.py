@@ -20,7 +20,7 @@ from dlclassics.options import (
 from dlclassics.reproduce.parts import PARTS, ReproduceConfig, run_parts
 from dlclassics.reproduce.report import write_report
 from dlclassics.rundir import open_run
-from dlclassics.study import Scale
+from dlclassics.study import Scale, workers_module
 
 IDX_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
 CORPUS = click.Path(path_type=Path, exists=True, dir_okay=False)
@@ -89,6 +89,10 @@ def reproduce(
         )
     scale = Scale(storage, study_name, config.workers)
     check_scale(scale, out)
+    if scale.shared:  # Optuna, and the storage, checked before the run directory is made
+        workers = workers_module()
+        if storage is not None:
+            workers.open_storage(storage)
     start = time.perf_counter()
     with open_run(out, "reproduce", config) as run:
         outcomes = run_parts(config, run.path, quiet, scale)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from dlclassics.mnist.experiment import MnistConfig
 from dlclassics.rundir import atomic_write_bytes, write_json
 from dlclassics.runtime import bar_disabled
-from dlclassics.study import ONE_PROCESS, Scale, workers_module
+from dlclassics.study import ONE_PROCESS, Scale
 
 QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
 # The parts' options that `reproduce` takes under another name, by the data they are for: a
@@ -198,7 +198,6 @@ def run_parts(
         corpus = str(corpus_slice(Path(corpus), root / "corpus-slice.txt", QUICK_LINES))
     parts = [p for p in PARTS if p.name in config.parts]
     if scale.shared:
-        workers_module()  # Optuna, or an error saying how to install it
         from dlclassics.reproduce.shared import run_shared
 
         return run_shared(config, root, parts, corpus, scale)

@@ -47,7 +47,7 @@ def run_shared(
     """Every part run by `scale.workers` workers (one without) on `scale.storage` (default: an
     SQLite file in `root`); each part's outcome, its seconds summed over the workers."""
     url = scale.storage or f"sqlite:///{(root / EMBEDDED).resolve()}"
-    open_storage(url)  # a bad URL fails here; and the workers do not race to create the tables
+    open_storage(url)  # the tables made here, so that the workers do not race to make them
     prefix = scale.study_name or "reproduce"
     count = scale.workers or 1
     env = os.environ | {"OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // count))}
