@@ -1,6 +1,8 @@
+import contextlib
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
 import termios
@@ -23,6 +25,46 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
     )
+
+
+ADDRESS_SPACE_LIMIT = 8 * 2**30  # the issue's worst cases run under an 8 GB address-space limit
+
+
+def run_limited(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`dlclassics ARGS` in a subprocess whose address space is capped at ADDRESS_SPACE_LIMIT, so
+    a count or size that slipped past the checks fails the test (MemoryError, a crash, or the
+    timeout) instead of taking the machine's memory. On the timeout its whole process group is
+    killed, workers it started included, and the test fails."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from dlclassics.cli import main; main()", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=cap,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"dlclassics {' '.join(args)} ran past {timeout} s")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever it left running
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def assert_one_line_error(result: Any) -> None:
+    """Bad input: exit code 2 and one line on stderr starting with "error: ", no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
 
 
 def open_terminal() -> tuple[int, int]:
