@@ -122,6 +122,35 @@ def without_timings(obj):
     return obj
 
 
+# Runs that differ in thread, process or rank count sum their float32 numbers in another order,
+# so their results agree to rounding, not bit for bit. With AVX2 kernels (no AVX-512), a quick
+# `reproduce` with two workers of one thread each against one process of two threads gave
+# mnist fc figures up to 9.8e-6 apart (relative) and lm study's 4.8e-7; RESULTS_RTOL leaves that
+# a factor of 10 to grow and still catches a wrong seed, batch or trial, which move results in
+# the 2nd or 3rd digit.
+RESULTS_RTOL = 1e-4
+RESULTS_ATOL = 1e-7  # for figures near zero (a converged XOR loss), where relative is too strict
+
+
+def assert_results_match(a: Any, b: Any, where: str = "results") -> None:
+    """Two results.json (or parts of them) from runs that differ only in how the work was split:
+    the same keys, lengths, strings, integers and flags, and floats within RESULTS_RTOL. Use `==`
+    instead where both runs computed the same way (same threads, same process count)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), f"{where}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            assert_results_match(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), f"{where}: {len(a)} items != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_results_match(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert type(a) is type(b), f"{where}: {a!r} != {b!r}"
+        assert a == pytest.approx(b, rel=RESULTS_RTOL, abs=RESULTS_ATOL), f"{where}: {a} != {b}"
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 @pytest.fixture
 def cli():
     """The CLI in this process (fast); use `run_cli` where a real process matters."""

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import invoke_cli, open_terminal, read_json, read_terminal, without_timings
+from conftest import (
+    assert_results_match,
+    invoke_cli,
+    open_terminal,
+    read_json,
+    read_terminal,
+    without_timings,
+)
 from test_mnist_data import write_idx_set
 
 from dlclassics import __version__
@@ -256,9 +263,12 @@ def test_two_workers_share_every_parts_trials_and_write_the_one_process_results(
     assert [(p["name"], p["ok"]) for p in parts["parts"]] == [(p.name, True) for p in PARTS]
     storage = f"sqlite:///{out / 'study.db'}"
     for part in PARTS:
-        assert without_timings(read_json(out / part.name / "results.json")) == without_timings(
-            read_json(one / part.name / "results.json")
-        ), part.name
+        # Each worker has half the threads: the same results, to rounding.
+        assert_results_match(
+            without_timings(read_json(out / part.name / "results.json")),
+            without_timings(read_json(one / part.name / "results.json")),
+            part.name,
+        )
         study = optuna.load_study(study_name=f"reproduce-{part.name}", storage=storage)
         done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
         cells = [t.user_attrs["cell"] for t in done]
@@ -408,8 +418,9 @@ def test_a_part_process_killed_mid_trial_is_replaced_and_the_reproduction_comple
     assert "FAIL" in states and "COMPLETE" in states
     one = tmp_path / "one"
     assert invoke_cli("xor", "sweep", "--quiet", "--out", str(one)).returncode == 0
-    assert without_timings(read_json(out / "xor-sweep" / "results.json")) == without_timings(
-        read_json(one / "results.json")
+    assert_results_match(
+        without_timings(read_json(out / "xor-sweep" / "results.json")),
+        without_timings(read_json(one / "results.json")),
     )
 
 

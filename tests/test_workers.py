@@ -14,7 +14,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from conftest import invoke_cli, read_json, without_timings
+from conftest import assert_results_match, invoke_cli, read_json, without_timings
 from test_lm_cli import TINY, write_corpus
 from test_mnist_data import write_idx_set
 
@@ -35,7 +35,10 @@ def idx_dir(tmp_path_factory):
 
 
 def cnn_args(idx_dir, epochs: int = 2) -> list[str]:
-    return ["mnist", "cnn", *GRID, "--max-epochs", str(epochs), "--data-dir", str(idx_dir)]
+    # float32: bf16 products round differently with other thread counts, and training carries
+    # the difference further than assert_results_match's float32 tolerance (docs/scale.md).
+    args = ["mnist", "cnn", *GRID, "--max-epochs", str(epochs), "--no-bf16"]
+    return [*args, "--data-dir", str(idx_dir)]
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +83,15 @@ def test_two_workers_run_each_trial_once_and_write_the_one_process_results(
     args = [*cnn_args(idx_dir), "--quiet", "--out", str(out), "--workers", "2", *shared]
     result = invoke_cli(*args)
     assert result.returncode == 0, result.stderr
-    assert without_timings(read_json(out / "results.json")) == one_process
+    shared = without_timings(read_json(out / "results.json"))
+    assert_results_match(shared, one_process)  # each worker has half the threads
     assert runs_per_cell(url, name) == dict.fromkeys(CELLS, 1)
     # A worker started on the finished study only reports, and writes the same results.
     again = invoke_cli(
         *cnn_args(idx_dir), "--quiet", "--out", str(out), "--storage", url, "--study-name", name
     )
     assert again.returncode == 0, again.stderr
-    assert without_timings(read_json(out / "results.json")) == one_process
+    assert without_timings(read_json(out / "results.json")) == shared
     assert runs_per_cell(url, name) == dict.fromkeys(CELLS, 1)
 
 
@@ -112,7 +116,7 @@ def test_a_worker_killed_mid_trial_is_replaced_and_every_trial_counts_once(
     assert len(running) == 1  # the dead worker's trial, never to finish by itself
     survivor = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert survivor.returncode == 0, survivor.stderr
-    assert without_timings(read_json(out / "results.json")) == one_process
+    assert_results_match(without_timings(read_json(out / "results.json")), one_process)
     assert runs_per_cell(url, "mnist-cnn") == dict.fromkeys(CELLS, 1)
     stale = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
     assert [t.user_attrs["cell"] for t in stale] == [running[0].user_attrs["cell"]]
@@ -126,15 +130,7 @@ def test_lm_study_with_two_workers_equals_one_process(tmp_path):
     result = invoke_cli(*args, "--out", str(tmp_path / "two"), "--workers", "2")
     assert result.returncode == 0, result.stderr
     one, two = (without_timings(read_json(tmp_path / d / "results.json")) for d in ("one", "two"))
-    for a, b in zip(one.pop("models"), two.pop("models"), strict=True):
-        # Perplexities within float rounding: a worker has half the threads.
-        assert a.pop("perplexity") == pytest.approx(b.pop("perplexity"), rel=1e-4)
-        assert [g["text"] for g in a.pop("generations")] == [
-            g["text"] for g in b.pop("generations")
-        ]
-        a.pop("probabilities"), b.pop("probabilities")
-        assert a == b
-    assert one == two
+    assert_results_match(two, one)  # a worker has half the threads
 
 
 @pytest.mark.slow
