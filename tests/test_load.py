@@ -14,6 +14,7 @@ httpx = pytest.importorskip("httpx", reason="the demo extra is not installed")
 from test_serve import BLANK, digit, make_cnn, make_lm  # noqa: E402
 
 from dlclassics.serve.app import MAX_BODY, create_app  # noqa: E402
+from dlclassics.serve.server import config as serve_config  # noqa: E402
 
 CLIENTS, REQUESTS = 16, 2000
 
@@ -39,8 +40,8 @@ CASES = [
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     app = create_app(make_lm(root / "lm"), make_cnn(root / "cnn"))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
+    # The demo's own settings: its request deadline and connection limit are under load too.
+    server = uvicorn.Server(serve_config(app, "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -1,15 +1,23 @@
 """The web demo's API, on a tiny untrained language model and CNN saved as training saves them."""
 
+import asyncio
 import math
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_one_line_error, invoke_cli
 
 pytest.importorskip("fastapi", reason="the demo extra is not installed: pip install -e '.[demo]'")
 pytest.importorskip("httpx", reason="the demo extra is not installed: pip install -e '.[demo]'")
+pytest.importorskip("uvicorn", reason="the demo extra is not installed: pip install -e '.[demo]'")
 
+import httpx
+import uvicorn
 from fastapi.testclient import TestClient
 
 from dlclassics.lm.corpus import Vocabulary
@@ -19,12 +27,22 @@ from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.models import build
 from dlclassics.mnist.models import save_model as save_cnn
 from dlclassics.rundir import write_json
-from dlclassics.serve.app import create_app
+from dlclassics.serve import server
+from dlclassics.serve.app import MAX_BODY, create_app
 from dlclassics.serve.models import NO_LM, NO_MNIST, newest_lm_model, newest_mnist_model
+from dlclassics.serve.server import MAX_CONNECTIONS, REQUEST_TIMEOUT, accepted_hosts
 
 SENTENCES = [s.split() for s in ["the cat sat on the mat", "a dog ran in the park", "the end"]]
 BLANK = [0.0] * 784
 DIGITS = list(SOURCES["mnist"].classes)
+XOR = {"k": 2, "bypass": False}
+JSON = {"content-type": "application/json"}
+
+
+def local(app) -> TestClient:
+    """A client addressing the app as a browser on this machine does: TestClient's own host name,
+    testserver, is one the demo refuses."""
+    return TestClient(app, base_url="http://localhost")
 
 
 def make_run(run: Path, command: str) -> Path:
@@ -57,12 +75,12 @@ def make_cnn(run: Path, classes: list[str] = DIGITS) -> Path:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> TestClient:
     root = tmp_path_factory.mktemp("models")
-    return TestClient(create_app(make_lm(root / "lm"), make_cnn(root / "cnn")))
+    return local(create_app(make_lm(root / "lm"), make_cnn(root / "cnn")))
 
 
 @pytest.fixture(scope="module")
 def empty(tmp_path_factory) -> TestClient:
-    return TestClient(create_app(None, None))
+    return local(create_app(None, None))
 
 
 def digit() -> list[float]:
@@ -223,14 +241,14 @@ def test_status_names_the_models(client):
 def test_predictions_name_the_classifiers_own_classes(tmp_path):
     fashion = list(SOURCES["fashion-mnist"].classes)
     app = create_app(None, make_cnn(tmp_path / "fashion", fashion))
-    body = TestClient(app).post("/api/mnist/predict", json={"pixels": digit()}).json()
+    body = local(app).post("/api/mnist/predict", json={"pixels": digit()}).json()
     assert body["classes"] == fashion and len(body["probabilities"]) == 10
 
 
 def test_models_load_from_a_checkpoint_file_too(tmp_path):
     lm = make_lm(tmp_path / "lm") / "checkpoint.pt"
     cnn = make_cnn(tmp_path / "cnn") / "checkpoint.pt"
-    status = TestClient(create_app(lm, cnn)).get("/api/status").json()
+    status = local(create_app(lm, cnn)).get("/api/status").json()
     assert status["lm"]["ready"] and status["mnist"]["ready"]
 
 
@@ -249,7 +267,7 @@ def test_unloadable_models_say_why(tmp_path):
     (tmp_path / "lm").mkdir()
     make_run(tmp_path / "cnn", "mnist cnn")
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes(b"not a model")
-    status = TestClient(create_app(tmp_path / "lm", tmp_path / "cnn")).get("/api/status").json()
+    status = local(create_app(tmp_path / "lm", tmp_path / "cnn")).get("/api/status").json()
     assert not status["lm"]["ready"] and not status["mnist"]["ready"]
     assert (
         status["lm"]["message"].startswith(NO_LM)
@@ -261,7 +279,7 @@ def test_unloadable_models_say_why(tmp_path):
 
 def test_a_study_run_is_not_one_model_and_says_which_there_are(tmp_path):
     study = make_lm(tmp_path / "study", "forward", "reverse", command="lm study").parent.parent
-    message = TestClient(create_app(study, None)).get("/api/status").json()["lm"]["message"]
+    message = local(create_app(study, None)).get("/api/status").json()["lm"]["message"]
     assert message.startswith(NO_LM)
     assert "layers1-forward" in message and "layers1-reverse" in message
 
@@ -333,7 +351,7 @@ def test_newest_models_are_only_those_of_their_commands(tmp_path):
 def test_serve_help(cli):
     r = cli("serve", "--help")
     assert r.returncode == 0
-    for option in ("--lm-model", "--mnist-model", "--host", "--port"):
+    for option in ("--lm-model", "--mnist-model", "--host", "--port", "--allow-host"):
         assert option in r.stdout
 
 
@@ -345,8 +363,6 @@ def test_serve_rejects_a_model_path_that_does_not_exist(cli, tmp_path):
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(client):
-    from dlclassics.serve.app import MAX_BODY
-
     huge = client.post("/api/lm/prob", json={"text": "the " * 100_000})
     assert (
         huge.status_code == 413 and huge.json()["detail"] == f"request body over {MAX_BODY} bytes"
@@ -359,3 +375,261 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client):
     assert client.post("/api/lm/prob", json={"text": "the cat"}).status_code == 200
     too_long = client.post("/api/lm/generate", json={"text": "the", "length": 10**9})
     assert too_long.status_code == 422
+
+
+# ---- what an outside attack tried (issue 18)
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8000", "0.0.0.0:8000", "localhost.evil.example", "[::2]"]
+)
+def test_requests_for_another_host_name_are_refused(client, host):
+    # A DNS-rebinding page's requests name the page's host, though they reach this machine.
+    for r in (
+        client.get("/", headers={"host": host}),
+        client.get("/api/status", headers={"host": host}),
+        client.post("/api/lm/next", json={"text": "the"}, headers={"host": host}),
+    ):
+        assert r.status_code == 400 and r.text == "Invalid host header"
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1", "127.0.0.1:8000", "[::1]:8000"])
+def test_requests_for_this_machine_are_answered(client, host):
+    assert client.get("/api/status", headers={"host": host}).status_code == 200
+
+
+def test_the_host_names_answered():
+    loopback = ["localhost", "127.0.0.1", "[::1]"]
+    assert accepted_hosts("127.0.0.1") == loopback
+    assert accepted_hosts("::1") == loopback
+    assert accepted_hosts("0.0.0.0") == accepted_hosts("::") == loopback
+    assert accepted_hosts("0.0.0.0", ["Demo.LAN", "fe80::1"]) == [
+        *loopback,
+        "demo.lan",
+        "[fe80::1]",
+    ]
+    app = local(create_app(None, None, accepted_hosts("192.168.1.5", ["demo.lan"])))
+    for host in ("192.168.1.5:8000", "demo.lan", "localhost"):
+        assert app.get("/api/status", headers={"host": host}).status_code == 200
+    assert app.get("/api/status", headers={"host": "evil.example"}).status_code == 400
+
+
+@pytest.fixture
+def no_server(monkeypatch, tmp_path):
+    """`serve` up to starting uvicorn, whose config it records instead; no runs/ to search."""
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: started.append(self.config))
+    monkeypatch.chdir(tmp_path)
+    return started
+
+
+def test_serving_on_every_interface_says_so_in_one_line(no_server):
+    r = invoke_cli("serve", "--host", "0.0.0.0", "--allow-host", "demo.lan")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "reachable from other machines" in lines[0]
+    assert "localhost, 127.0.0.1, [::1], demo.lan" in lines[0] and "--allow-host" in lines[0]
+    assert no_server[0].host == "0.0.0.0"
+    assert invoke_cli("serve").stderr == ""  # the default, 127.0.0.1, is this machine only
+
+
+@pytest.mark.parametrize("name", ["*", "*.example.com", "a b", "host:80", "[::1]", "a" * 254, ""])
+def test_a_bad_host_or_allow_host_is_one_line(no_server, name):
+    assert_one_line_error(invoke_cli("serve", "--allow-host", name))
+    assert_one_line_error(invoke_cli("serve", "--host", name))
+    assert not no_server
+
+
+def test_at_most_16_allow_hosts(no_server):
+    def serve(count: int):
+        return invoke_cli("serve", *(a for i in range(count) for a in ("--allow-host", f"h{i}")))
+
+    assert_one_line_error(serve(17))
+    assert serve(16).returncode == 0 and len(no_server) == 1
+
+
+@pytest.fixture
+def uvicorn_server(tmp_path):
+    """The demo served as `serve` serves it (no models), on a free port of 127.0.0.1."""
+    running = uvicorn.Server(server.config(create_app(None, None), "127.0.0.1", 0))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.started
+    yield running
+    running.should_exit = True
+    thread.join(10)
+
+
+def _port(running) -> int:
+    return running.servers[0].sockets[0].getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_request_that_stalls_is_closed_within_the_timeout(uvicorn_server):
+    head = b"POST /api/lm/prob HTTP/1.1\r\nHost: localhost\r\nContent-Length: 40\r\n"
+    whole = b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    stalls = {
+        "nothing sent": b"",
+        "half a head": head[:30],
+        "a head without its end": head,
+        "half a body": head + b"\r\n" + b'{"text": ',
+        "a request, then half the next": whole + head[:30],
+    }
+    port = _port(uvicorn_server)
+    sockets = {name: socket.create_connection(("127.0.0.1", port), timeout=5) for name in stalls}
+    start = time.monotonic()
+    for name, data in stalls.items():
+        sockets[name].sendall(data)
+    # Meanwhile the server answers others, a slow but whole request too.
+    assert httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=5).status_code == 200
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+        for i in range(0, len(whole), 10):
+            slow.sendall(whole[i : i + 10])
+            time.sleep(0.1)
+        assert slow.recv(4096).startswith(b"HTTP/1.1 200")
+    for name, sock in sockets.items():
+        sock.settimeout(REQUEST_TIMEOUT + 5)
+        while sock.recv(4096):  # a response to the whole request, then the end
+            pass
+        assert time.monotonic() - start < REQUEST_TIMEOUT + 2, name
+        sock.close()
+
+
+def test_connections_over_the_limit_answer_503(uvicorn_server):
+    url = f"http://127.0.0.1:{_port(uvicorn_server)}/api/status"
+    idle = [
+        socket.create_connection(("127.0.0.1", _port(uvicorn_server)))
+        for _ in range(MAX_CONNECTIONS)
+    ]
+    deadline = time.monotonic() + 10
+    while len(uvicorn_server.server_state.connections) < MAX_CONNECTIONS:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert httpx.get(url, timeout=5).status_code == 503
+    for s in idle:
+        s.close()
+    while len(uvicorn_server.server_state.connections) >= MAX_CONNECTIONS:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert httpx.get(url, timeout=5).status_code == 200
+
+
+def _set_weight(name: str, value: torch.Tensor | float):
+    """An edit of a checkpoint: weight `name` replaced by `value`, or filled with it."""
+
+    def edit(checkpoint: dict) -> None:
+        weights = checkpoint["model"]
+        weights[name] = value if torch.is_tensor(value) else weights[name].clone().fill_(value)
+
+    return edit
+
+
+# Each a checkpoint edit that the demo must refuse: the tab disabled, with the reason.
+LM_FAULTS = {
+    "an integer vocabulary": lambda c: c.update(vocab=5),
+    "a vocabulary of numbers": lambda c: c.update(vocab=list(range(len(c["vocab"])))),
+    "no vocabulary": lambda c: c.pop("vocab"),
+    "NaN weights": _set_weight("lstm.weight_hh_l0", math.nan),
+    "infinite weights": _set_weight("out.bias", math.inf),
+    "weights that overflow": _set_weight("out.weight", 3e38),
+    "a weight of another shape": _set_weight("out.weight", torch.zeros(3, 3)),
+    "no model_args": lambda c: c.pop("model_args"),
+    "model_args that are a list": lambda c: c.update(model_args=["vocab_size"]),
+    "a size that is a string": lambda c: c["model_args"].update(hidden_size="8"),
+}
+MNIST_FAULTS = {
+    "no classes": lambda c: c.pop("classes"),
+    "an integer for classes": lambda c: c.update(classes=7),
+    "three classes": lambda c: c.update(classes=["a", "b", "c"]),
+    "numbers for classes": lambda c: c.update(classes=list(range(10))),
+    "NaN weights": _set_weight("convs.0.weight", math.nan),
+    "weights that overflow": _set_weight("head.4.weight", 1e30),
+    "a weight of another shape": _set_weight("convs.0.weight", torch.zeros(3, 3)),
+    "no model_args": lambda c: c.pop("model_args"),
+    "model_args of None": lambda c: c.update(model_args=None),
+    "an unknown architecture": lambda c: c.update(model_args={"arch": "resnet"}),
+}
+CALLS = {
+    "lm": [(f"/api/lm/{name}", {"text": "the cat"}) for name in ("next", "generate", "prob")],
+    "mnist": [("/api/mnist/predict", {"pixels": digit()})],
+}
+
+
+@pytest.fixture(scope="module")
+def good_models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("good")
+    return {
+        "lm": make_lm(root / "lm") / "checkpoint.pt",
+        "mnist": make_cnn(root / "cnn") / "checkpoint.pt",
+    }
+
+
+@pytest.mark.parametrize(
+    ("tab", "fault"),
+    [("lm", f) for f in [*LM_FAULTS, "a truncated file", "the other kind"]]
+    + [("mnist", f) for f in [*MNIST_FAULTS, "a truncated file", "the other kind"]],
+)
+def test_a_bad_model_disables_its_tab_with_the_reason(tmp_path, good_models, tab, fault):
+    other = "mnist" if tab == "lm" else "lm"
+    bad = tmp_path / "checkpoint.pt"
+    if fault == "a truncated file":
+        good = good_models[tab].read_bytes()
+        bad.write_bytes(good[: len(good) // 2])
+    elif fault == "the other kind":
+        bad = good_models[other]
+    else:
+        checkpoint = torch.load(good_models[tab], weights_only=True)
+        (LM_FAULTS if tab == "lm" else MNIST_FAULTS)[fault](checkpoint)
+        torch.save(checkpoint, bad)
+    app = local(create_app(**{f"{tab}_path": bad, f"{other}_path": good_models[other]}))
+    status = app.get("/api/status").json()
+    message = status[tab]["message"]
+    assert not status[tab]["ready"] and status[other]["ready"]
+    assert message.startswith(NO_LM if tab == "lm" else NO_MNIST) and str(bad) in message
+    assert "\n" not in message
+    for url, body in CALLS[tab]:
+        r = app.post(url, json=body)
+        assert r.status_code == 503 and r.json()["detail"] == message
+    for url, body in CALLS[other]:
+        assert app.post(url, json=body).status_code == 200
+    assert app.get("/api/xor/surface", params={"k": 2, "bypass": False}).status_code == 200
+
+
+@pytest.mark.slow
+def test_480_concurrent_requests_then_120_malformed_get_no_5xx(uvicorn_server):
+    # The attack's figures, under the connection limit: every request on a connection of its own.
+    good = [("GET", "/api/status", {}), ("GET", "/api/xor/surface", {"params": XOR})] * 240
+    bad = [
+        ("POST", "/api/lm/next", {"content": b"{not json", "headers": JSON}),
+        ("POST", "/api/mnist/predict", {"json": {"pixels": "ink"}}),
+        ("GET", "/api/xor/surface", {"params": {"k": "x", "size": -1}}),
+        ("POST", "/api/lm/prob", {"content": b"x" * (MAX_BODY + 1), "headers": JSON}),
+    ] * 30
+
+    async def burst(requests: list) -> list[int]:
+        url = f"http://127.0.0.1:{_port(uvicorn_server)}"
+        limits = httpx.Limits(max_connections=len(requests))
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+            sent = (client.request(method, path, **kw) for method, path, kw in requests)
+            return [r.status_code for r in await asyncio.gather(*sent)]
+
+    assert asyncio.run(burst(good)) == [200] * len(good)
+    statuses = asyncio.run(burst(bad))
+    assert all(400 <= s < 500 for s in statuses), sorted(set(statuses))
+
+
+def test_a_model_that_fails_unforeseen_still_leaves_the_other_tabs(monkeypatch, good_models):
+    def broken(path, device):
+        raise RuntimeError("an unforeseen failure\nwith a second line")
+
+    monkeypatch.setattr("dlclassics.serve.models.load_lm_model", broken)
+    app = local(create_app(good_models["lm"], good_models["mnist"]))
+    status = app.get("/api/status").json()
+    assert status["lm"]["message"] == (
+        f"{NO_LM} (cannot load the model in {good_models['lm']}: an unforeseen failure)"
+    )
+    assert status["mnist"]["ready"]
+    assert app.post("/api/lm/next", json={"text": "the"}).status_code == 503

@@ -1,8 +1,12 @@
 """The demo's web app: one static page, and a router of JSON endpoints per tab (lm, mnist, xor).
 
 Every error answers {"detail": "<one line>"}, which the page shows next to the form that caused it.
+The one exception is a request addressed to a Host name the demo does not answer to, which comes
+from no page of the demo's: Starlette's TrustedHostMiddleware refuses it first, with 400 and the
+text "Invalid host header".
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dlclassics.lm.corpus import words
 from dlclassics.lm.generate import Sampling, generate, next_words, sentence_probability
@@ -25,6 +30,9 @@ MAX_TEXT = 1000  # characters: a sentence or two, not a document
 SIDE = 28  # the classifier's input is one 28x28 grayscale image
 # Bytes: the largest valid request (784 pixels written with 17 digits each) is about 15 KiB.
 MAX_BODY = 64 * 1024
+# The names the demo answers by default. A DNS-rebinding page reaches it under the page's own
+# name, which these never are.
+LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
 
 class Text(BaseModel):
@@ -106,10 +114,13 @@ class BodyLimit:
         )
 
 
-def create_app(lm_path: Path | None, mnist_path: Path | None) -> FastAPI:
-    """The demo for the language model at `lm_path` and the classifier at `mnist_path`.
+def create_app(
+    lm_path: Path | None, mnist_path: Path | None, hosts: Sequence[str] = LOOPBACK
+) -> FastAPI:
+    """The demo for the language model at `lm_path` and the classifier at `mnist_path`, answering
+    requests whose Host header names one of `hosts`.
 
-    Either may be None or hold no loadable model: its tab then shows why.
+    Either model may be None or hold no loadable model: its tab then shows why.
     """
     lm, mnist = load_lm(lm_path), load_mnist(mnist_path)
     app = FastAPI(title="dlclassics demo")
@@ -120,6 +131,7 @@ def create_app(lm_path: Path | None, mnist_path: Path | None) -> FastAPI:
     app.include_router(xor_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
     return app
 
 
