@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from test_mnist_data import idx_bytes
 
 from dlclassics.errors import InputError
-from dlclassics.lm.corpus import read_sentences
+from dlclassics.lm.corpus import MAX_SENTENCE_WORDS, read_sentences
 from dlclassics.mnist.data import IMAGE_MAGIC, LABEL_MAGIC, read_idx
 from dlclassics.xor.solutions import HAND_WEIGHTS
 
@@ -49,7 +49,10 @@ def mutated(draw, data: bytes) -> bytes:
 
 def idx_inputs(magic: int):
     valid = VALID[magic]
-    return st.one_of(st.binary(max_size=2000), mutated(valid), st.just(valid))
+    # The valid file with its header's count replaced, up to 2^32 - 1 items
+    counts = st.integers(0, 2**32 - 1).map(lambda n: n.to_bytes(4, "big"))
+    recounted = counts.map(lambda count: valid[:4] + count + valid[8:])
+    return st.one_of(st.binary(max_size=2000), mutated(valid), st.just(valid), recounted)
 
 
 def check_idx(tmp_path, raw: bytes, magic: int, gz: bool) -> None:
@@ -113,6 +116,7 @@ def test_corpus_reader(tmp_path, raw, max_length):
     event("read")
     assert sentences and all(s and all(w and w == w.lower() for w in s) for s in sentences)
     assert max_length is None or all(len(s) <= max_length for s in sentences)
+    assert all(len(s) <= MAX_SENTENCE_WORDS for s in sentences)
 
 
 def numbers():
@@ -170,7 +174,7 @@ def test_xor_solve_weights(tmp_path_factory, spec):
 
 fastapi = pytest.importorskip("fastapi", reason="the demo extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
-from test_serve import digit, make_cnn, make_lm  # noqa: E402
+from test_serve import digit, local, make_cnn, make_lm  # noqa: E402
 
 from dlclassics.serve.app import create_app  # noqa: E402
 
@@ -178,7 +182,7 @@ from dlclassics.serve.app import create_app  # noqa: E402
 @pytest.fixture(scope="module")
 def api(tmp_path_factory) -> TestClient:
     root = tmp_path_factory.mktemp("models")
-    return TestClient(create_app(make_lm(root / "lm"), make_cnn(root / "cnn")))
+    return local(create_app(make_lm(root / "lm"), make_cnn(root / "cnn")))
 
 
 FIELDS = {

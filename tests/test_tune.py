@@ -135,5 +135,5 @@ def test_a_study_in_a_storage_is_continued_and_kept_to_its_command(tmp_path, idx
     out = tmp_path / "cnn"
     result = tune_cnn(idx_dir, out, "--n-trials", "1", *storage)
     assert result.returncode == 2
-    assert "is not a `tune mnist-cnn` study" in result.stderr
+    assert "is a `dlclassics tune lm` study" in result.stderr
     assert not out.exists()

@@ -22,6 +22,7 @@ optuna = pytest.importorskip("optuna")
 
 from dlclassics import workers  # noqa: E402 (after the skip: it needs Optuna)
 from dlclassics.mnist import cnn  # noqa: E402
+from dlclassics.mnist.experiment import with_data_sha256  # noqa: E402
 
 MAIN = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
 # Four trials of a few seconds each.
@@ -157,7 +158,7 @@ def assert_one_line_exit_2(result, out, says: str) -> None:
     [
         ("not a url", "is not a database URL"),
         ("nosuchdb://host/x", "cannot open storage"),
-        ("sqlite:////nonexistent-folder/study.db", "unable to open database file"),
+        ("sqlite:////nonexistent-folder/study.db", "folder /nonexistent-folder does not exist"),
         ("postgresql://nobody:secret@127.0.0.1:9/db", "cannot open storage"),  # nothing listens
     ],
 )
@@ -193,6 +194,7 @@ def prepared(tmp_path, idx_dir) -> tuple[str, str]:
         device="cpu",
         bf16=False,
     )
+    config = with_data_sha256(config, 100)  # as the command records its data
     workers.prepare(cnn.EXPERIMENT, config, url, name, tmp_path / "first")
     return url, name
 

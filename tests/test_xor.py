@@ -229,11 +229,11 @@ def test_unit_function_names():
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({"lrs": (0.1, 0.0)}, "learning rates"),
-        ({"hiddens": (2, 0)}, "hidden units"),
-        ({"max_epochs": 0}, "max epochs"),
+        ({"lrs": (0.1, 0.0)}, "lrs"),
+        ({"hiddens": (2, 0)}, "hiddens"),
+        ({"max_epochs": 0}, "max_epochs"),
         ({"patience": 0}, "patience"),
-        ({"successes": 0}, "successes and max runs"),
+        ({"successes": 0}, "successes"),
         ({"goal": 0.0}, "goal"),
     ],
 )

@@ -15,7 +15,7 @@ from torch import nn
 
 from dlclassics import __version__, distributed
 from dlclassics.errors import InputError
-from dlclassics.rundir import atomic_write_bytes
+from dlclassics.rundir import atomic_write_bytes, read_run_file
 
 CHECKPOINT = "checkpoint.pt"
 KEYS = ("model", "model_args", "config", "version")
@@ -49,16 +49,53 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """The dict `save_checkpoint` wrote; a missing or malformed file is an InputError naming it."""
+def load_checkpoint(
+    path: Path, device: torch.device | str = "cpu", root: Path | None = None
+) -> dict[str, Any]:
+    """The dict `save_checkpoint` wrote; a missing or malformed file is an InputError naming it.
+    With `root`, the file is one of that run directory's, and read as `read_run_file` reads
+    (never through a symbolic link)."""
+    source = path if root is None else io.BytesIO(read_run_file(root, Path(path)))
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        checkpoint = torch.load(source, map_location=device, weights_only=True)
     except Exception as e:  # a malformed file can fail anywhere inside the unpickler
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"cannot load a checkpoint from {path}: {first}") from e
     if not isinstance(checkpoint, dict) or any(k not in checkpoint for k in KEYS):
         raise InputError(f"{path} is not a dlclassics checkpoint")
+    weights = checkpoint["model"]
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        raise InputError(f"{path} is not a dlclassics checkpoint: its weights are not tensors")
+    for key in ("model_args", "config"):
+        if not isinstance(checkpoint[key], dict):
+            raise InputError(f"{path} is not a dlclassics checkpoint: its {key} is not a dict")
     return checkpoint
+
+
+def check_weights(
+    path: Path,
+    skeleton: nn.Module,
+    weights: dict[str, torch.Tensor],
+    what: str = "the model it describes",
+) -> None:
+    """That `weights` are exactly `skeleton`'s (`what`) tensors, of its shapes, and finite: an
+    InputError naming `path` otherwise. Build `skeleton` on the meta device: checking allocates
+    nothing."""
+    expected = {k: v.shape for k, v in skeleton.state_dict().items()}
+    missing, extra = expected.keys() - weights.keys(), weights.keys() - expected.keys()
+    if missing or extra:
+        names = ", ".join(sorted(missing | extra)[:3])
+        raise InputError(f"{path}: its weights do not fit {what} ({names})")
+    for name, shape in expected.items():
+        if weights[name].shape != shape:
+            raise InputError(
+                f"{path}: weight {name} has shape {tuple(weights[name].shape)}, "
+                f"{what}'s is {tuple(shape)}"
+            )
+        if weights[name].is_floating_point() and not torch.isfinite(weights[name]).all():
+            raise InputError(f"{path}: weight {name} is not finite (NaN or infinite values)")
 
 
 def find_checkpoint(path: Path) -> Path:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import pooch
@@ -24,6 +25,9 @@ from dlclassics.rundir import create_temporary
 TIMEOUT = (10.0, 60.0)  # seconds: to connect, and to wait for the next bytes
 RETRIES = 3  # further tries of one mirror after a transient failure
 BACKOFF = 1.0  # seconds before the first retry, doubled before each next one
+# No file we download comes near it (GitHub serves at most 100 MiB; MNIST's largest is 26 MB), so
+# a server that sends more, or a body that inflates past it, fills neither the disk nor memory.
+MAX_BYTES = 128 * 2**20
 
 
 class DownloadError(OSError):
@@ -70,12 +74,28 @@ def _describe(e: requests.RequestException) -> str:
     return type(e).__name__
 
 
+class _Capped:
+    """The file pooch writes to, refusing to grow past MAX_BYTES."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.written = file, 0
+
+    def write(self, chunk: bytes) -> None:
+        self.written += len(chunk)
+        if self.written > MAX_BYTES:
+            raise ValueError(f"sent more than {MAX_BYTES >> 20} MiB, more than the file can be")
+        self.file.write(chunk)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
 def _try_once(url: str, destination: Path, known_hash: str) -> None:
     fd, tmp = create_temporary(destination)
     try:
         with os.fdopen(fd, "w+b") as f:
             downloader = pooch.HTTPDownloader(progressbar=sys.stderr.isatty(), timeout=TIMEOUT)
-            downloader(url, f, None)
+            downloader(url, _Capped(f), None)
         if digest(tmp, known_hash) != known_hash:
             raise ValueError("wrong content (checksum mismatch)")
         os.replace(tmp, destination)

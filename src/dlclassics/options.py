@@ -2,36 +2,44 @@
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from dlclassics.bounds import MAX_WORKERS, Items
+from dlclassics.errors import InputError
 from dlclassics.rundir import read_config
 from dlclassics.runtime import AUTO_DEVICE
-from dlclassics.study import Scale
+from dlclassics.study import Scale, workers_module
 
 C = TypeVar("C")
 DEVICE_HELP = f"'cpu', 'cuda', 'cuda:1', ... ('{AUTO_DEVICE}': CUDA when present)."
 
 
 def config_option(config_type: type, name: str, *decls: str, **kwargs: Any) -> Callable:
-    """A click option for field `name` of a config dataclass, with that field's default: the
-    dataclass is the one place a default lives. A tuple default shows as "a,b" (parse it with
-    `positive_list`)."""
+    """A click option for field `name` of a config dataclass, with that field's default and,
+    unless given a type or callback, the bounds of its rule (`config_type.RULES`): the dataclass
+    is the one place a default or a bound lives. A tuple default shows as "a,b"."""
     field = {f.name: f for f in dataclasses.fields(config_type)}[name]
     default = field.default
     if isinstance(default, tuple):
         default = ",".join(str(v) for v in default)
+    rule = getattr(config_type, "RULES", {}).get(name)
+    if "type" not in kwargs and "callback" not in kwargs:
+        if isinstance(rule, Items):
+            kwargs["callback"] = positive_list(rule.item.click_type)
+        elif hasattr(rule, "click_type"):
+            kwargs["type"] = rule.click_type
     decls = decls or ("--" + name.replace("_", "-"),)
     kwargs.setdefault("show_default", default is not None)
     return click.option(*decls, name, default=default, **kwargs)
 
 
 def make_config(config_type: type[C], params: Mapping[str, Any], **overrides: Any) -> C:
-    """The config from a command's parameters (those that are fields), lists made tuples."""
+    """The config from a command's parameters (those that are fields), lists made tuples; the
+    config checks itself (`dlclassics.bounds`)."""
     names = {f.name for f in dataclasses.fields(config_type)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in names}
     return config_type(**(values | overrides))
@@ -42,7 +50,7 @@ def run_options(config_type: type) -> Callable[[Callable[..., Any]], Callable[..
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
-        f = config_option(config_type, "seed", type=int, help="Random seed.")(f)
+        f = config_option(config_type, "seed", help="Random seed.")(f)
         return click.option(
             "--out",
             type=click.Path(path_type=Path, file_okay=False),
@@ -63,8 +71,17 @@ def check_scale(scale: Scale, out: Path | None) -> None:
         raise click.UsageError("--study-name is for --storage or --workers")
 
 
+def checked_storage(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
+    """A --storage callback: the URL checked as the options are read, before any data is
+    loaded or run directory made (`workers.check_url`; nothing is opened)."""
+    if url is not None:
+        workers_module().check_url(url)
+    return url
+
+
 storage_option = click.option(
     "--storage",
+    callback=checked_storage,
     help="Share the trials with every worker started on this database "
     "(sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB); needs the `scale` extra.",
 )
@@ -95,9 +112,9 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--workers",
-            type=click.IntRange(min=1),
-            help="Run the trials in this many processes here (each with 1/N of the threads), "
-            "on --storage or an SQLite file in the run directory.",
+            type=click.IntRange(1, MAX_WORKERS),
+            help="Run the trials in this many processes here (each with 1/N of the threads; "
+            "one per trial at most), on --storage or an SQLite file in the run directory.",
         ),
         click.option(
             "--wait/--no-wait",
@@ -122,8 +139,20 @@ def resume_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def resumed_config(config_type: type[C], command: str, directory: Path) -> C:
-    """The config a `command` run in `directory` was started with (for --resume)."""
-    return make_config(config_type, read_config(directory, command))
+    """The config a `command` run in `directory` was started with (for --resume): every field,
+    no other, each checked as the command line's would be."""
+    saved = read_config(directory, command)
+    source = Path(directory) / "config.json"
+    names = [f.name for f in dataclasses.fields(config_type)]
+    unknown = [k for k in saved if k not in names]
+    missing = [k for k in names if k not in saved]
+    if unknown or missing:
+        what = f"unknown setting {unknown[0]!r}" if unknown else f"no setting {missing[0]!r}"
+        raise InputError(f"{source}: {what}")
+    try:
+        return make_config(config_type, saved)
+    except InputError as e:
+        raise InputError(f"{source}: {e}") from None
 
 
 def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,7 +179,7 @@ def positive_list(
     item: click.ParamType,
 ) -> Callable[[click.Context, click.Parameter, str], list]:
     """A click callback turning "0.1,0.01" into [0.1, 0.01], each value checked by `item`
-    (POSITIVE_INT or POSITIVE_FLOAT)."""
+    (the click type of a `bounds` rule)."""
 
     def parse(ctx: click.Context, param: click.Parameter, value: str) -> list:
         items = [item.convert(v.strip(), param, ctx) for v in value.split(",") if v.strip()]
@@ -161,16 +190,4 @@ def positive_list(
     return parse
 
 
-class FiniteFloatRange(click.FloatRange):
-    """A FloatRange that also refuses nan and inf: nan passes every comparison-based bound."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
-
-
 POSITIVE_INT = click.IntRange(min=1)
-POSITIVE_FLOAT = FiniteFloatRange(min=0, min_open=True)
-NONNEGATIVE_FLOAT = FiniteFloatRange(min=0)

@@ -7,10 +7,12 @@ job only rank 0 writes the run directory.
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -35,16 +37,41 @@ def _temporary(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
+def _reason(e: OSError) -> str:
+    return (e.strerror or str(e) or type(e).__name__).lower()
+
+
+def make_dir(path: Path) -> Path:
+    """`path` as a folder, with its parents; a file in the way or a folder that cannot be made
+    (read-only, full) is an InputError naming it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise InputError(f"{blocking} is not a folder") from None
+        raise InputError(f"cannot create the folder {path}: {_reason(e)}") from None
+    return path
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = create_temporary(path)
+    """Write `path` through a temporary file renamed into place; a failure to write (a full
+    disk, a read-only folder, a folder in the way) is an InputError naming it, and leaves the
+    previous file, if any, and no temporary file."""
+    make_dir(path.parent)
+    try:
+        fd, tmp = create_temporary(path)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {_reason(e)}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise InputError(f"cannot write {path}: {_reason(e)}") from None
         raise
 
 
@@ -53,7 +80,58 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    # NaN and infinities are not JSON: what produces them writes null instead.
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """JSON as `write_json` writes it: NaN and infinities, and nesting deeper than Python's
+    recursion limit, are a ValueError."""
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def read_run_file(root: Path, path: Path) -> bytes:
+    """The bytes of `path`, a regular file inside the run directory `root`. A symbolic link, a
+    file outside `root` or one that is not a regular file is refused: the command would land
+    what it points to (another user's file, /dev/zero) in the run directory or a report."""
+    if path.is_symlink() or not path.resolve().is_relative_to(Path(root).resolve()):
+        raise InputError(f"{path} is a symbolic link or lies outside the run directory {root}")
+    try:
+        # O_NONBLOCK: a FIFO put there opens at once, and is refused below, instead of hanging.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {_reason(e)}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {_reason(e)}") from None
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a regular file's bytes, read in chunks: what data a run was trained on."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file")
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {_reason(e)}") from None
+    return digest.hexdigest()
 
 
 class RunDir:
@@ -64,15 +142,11 @@ class RunDir:
 
     @property
     def plots(self) -> Path:
-        d = self.path / "plots"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        return make_dir(self.path / "plots")
 
     @property
     def checkpoints(self) -> Path:
-        d = self.path / "checkpoints"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        return make_dir(self.path / "checkpoints")
 
     @property
     def tensorboard_dir(self) -> Path:
@@ -100,10 +174,11 @@ class RunDir:
 def read_config(path: Path, command: str) -> dict[str, Any]:
     """The settings in the config.json of a `command` run directory (for --resume)."""
     try:
-        saved = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        # Never through a link: a config.json put there names the data the run reads.
+        saved = parse_json(read_run_file(path, Path(path) / "config.json"))
         if saved.get("command") != command:
             raise ValueError
-    except (OSError, ValueError, AttributeError):
+    except (InputError, ValueError, AttributeError):
         raise InputError(f"{path} is not a '{command}' run directory") from None
     return {k: v for k, v in saved.items() if k not in ("command", "version", "processes")}
 
@@ -139,8 +214,13 @@ def open_run(out: Path | None, command: str, config: Any) -> Iterator[RunDir]:
         path = Path(out) if out is not None else default_out(command)
         _check_reusable(path, command)
         created = not path.exists()
-        path.mkdir(parents=True, exist_ok=True)
-        RunDir(path).save_config(command, config)
+        make_dir(path)
+        try:
+            RunDir(path).save_config(command, config)
+        except InputError:  # a full disk, say: no empty run directory is left behind
+            if created:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
         return path, created
 
     path, created = distributed.from_main(create)

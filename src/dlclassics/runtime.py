@@ -3,6 +3,7 @@
 import contextlib
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +21,23 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 AUTO_DEVICE = "auto"  # CUDA when present, else the CPU
+DEVICE_NAME = re.compile(r"cpu|cuda(?::(\d+))?")  # beside AUTO_DEVICE, what --device accepts
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present, else the CPU; anything else must be a usable torch device."""
+    """'auto' picks CUDA when present, else the CPU; else 'cpu', 'cuda' or 'cuda:N' of this
+    machine. Other torch devices (meta, mps, xpu, ...) are refused: the code runs on these two."""
     if name == AUTO_DEVICE:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise InputError(f"unknown device {name!r}") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
+    match = DEVICE_NAME.fullmatch(name)
+    if match is None:
+        raise InputError(f"unknown device {name!r} (choose auto, cpu, cuda or cuda:N)")
+    if name != "cpu" and not torch.cuda.is_available():
         raise InputError(f"device {name!r} asked for, but CUDA is not available")
-    return device
+    index = match.group(1)
+    if index is not None and int(index) >= torch.cuda.device_count():
+        raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return torch.device(name)
 
 
 def resolve_bf16(flag: bool | None, device: torch.device) -> bool:

@@ -7,8 +7,11 @@ folder next to its checkpoint, so a study run again with the same settings skips
 finished, and a trial can run in this process, in a worker or on another machine.
 """
 
+import dataclasses
 import functools
 import json
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -19,9 +22,12 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from dlclassics import distributed
 from dlclassics.errors import InputError
-from dlclassics.rundir import RunDir, write_json
+from dlclassics.rundir import RunDir, make_dir, parse_json, read_run_file, write_json
 
 RESULT_FILE = "result.json"
+# The layout of result.json: a file of another layout (an older or newer version's) is a trial
+# not finished here, which runs again.
+RESULT_FORMAT = 1
 TRIALS = "trials"
 
 C = TypeVar("C")
@@ -85,15 +91,64 @@ def _record(config: Any, trial: Any) -> dict[str, Any]:
     return json.loads(json.dumps({"config": asdict(config), "trial": asdict(trial)}))
 
 
-def load_result(config: C, trial: T, directory: Path, result_type: type[R]) -> R | None:
-    """The result saved in `directory` by this very trial of this config, else None."""
+def load_result(config: C, trial: T, directory: Path, result_type: type[R], root: Path) -> R | None:
+    """The result saved in `directory` by this very trial of this config, else None: also for a
+    result.json of another format or shape, so that the trial runs again. A result.json that is
+    a symbolic link, or lies outside the run directory `root`, is an InputError."""
+    path = directory / RESULT_FILE
+    if not path.is_symlink() and not path.is_file():
+        return None
     try:
-        saved = json.loads((directory / RESULT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        saved = parse_json(read_run_file(root, path))
+    except ValueError:
         return None
-    if {k: saved.get(k) for k in ("config", "trial")} != _record(config, trial):
+    if not isinstance(saved, dict) or saved.keys() != {"format", "config", "trial", "result"}:
         return None
-    return result_type(**saved["result"])
+    if saved["format"] != RESULT_FORMAT:
+        return None
+    if {k: saved[k] for k in ("config", "trial")} != _record(config, trial):
+        return None
+    return parse_result(result_type, saved["result"])
+
+
+def parse_result(result_type: type[R], value: Any) -> R | None:
+    """`value` (from JSON) as a `result_type` dataclass if it has exactly its fields, each of its
+    type (checked down through lists, dicts and TypedDicts), else None."""
+    if not _conforms(value, result_type):
+        return None
+    return result_type(**value)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether JSON `value` is of type `hint`: a dataclass or TypedDict (exactly its keys), a list,
+    a dict with string keys, a union, or a plain type (an int is a float; a bool is no number)."""
+    if hint is Any:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if isinstance(hint, type) and (typing.is_typeddict(hint) or dataclasses.is_dataclass(hint)):
+        fields = typing.get_type_hints(hint)
+        return (
+            isinstance(value, dict)
+            and value.keys() == fields.keys()
+            and all(_conforms(value[k], h) for k, h in fields.items())
+        )
+    if origin is list or hint is list:
+        item = args[0] if args else Any
+        return isinstance(value, list) and all(_conforms(v, item) for v in value)
+    if origin is dict or hint is dict:
+        item = args[1] if args else Any
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and _conforms(v, item) for k, v in value.items()
+        )
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, hint)
 
 
 def run_trials(
@@ -114,9 +169,11 @@ def run_trials(
     quiet = quiet or not distributed.is_main()
     for trial in trials:
         directory = trial_dir(root, trial)
-        finished = functools.partial(load_result, config, trial, directory, result_type)
+        finished = functools.partial(load_result, config, trial, directory, result_type, root)
         result = distributed.from_main(finished)
         if result is None:
+            if distributed.is_main():
+                make_dir(directory)  # a file in the way is one line, before any training
             result = run_trial(config, trial, directory, quiet=quiet)
             if distributed.is_main():
                 save_result(config, trial, directory, result)
@@ -126,7 +183,8 @@ def run_trials(
 
 def save_result(config: Any, trial: Trial, directory: Path, result: Any) -> None:
     """`directory/result.json`: the result, with the settings it ran with."""
-    write_json(directory / RESULT_FILE, _record(config, trial) | {"result": asdict(result)})
+    record = {"format": RESULT_FORMAT} | _record(config, trial) | {"result": asdict(result)}
+    write_json(directory / RESULT_FILE, record)
 
 
 def run_study(

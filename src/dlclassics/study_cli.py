@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from dlclassics.options import checked_storage
+
 
 @click.group()
 def study() -> None:
@@ -11,7 +13,9 @@ def study() -> None:
 
 
 @study.command()
-@click.option("--storage", required=True, help="The study's database URL.")
+@click.option(
+    "--storage", required=True, callback=checked_storage, help="The study's database URL."
+)
 @click.option("--study-name", required=True, help="The study's name in --storage.")
 @click.option(
     "--out",

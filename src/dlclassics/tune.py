@@ -16,27 +16,26 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
 from dlclassics import distributed
+from dlclassics.bounds import POSITIVE, SEED, Device, Int, Items, Real, Rules, validate
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import default_corpus
-from dlclassics.lm.experiment import LmConfig, LmTrial, TrainConfig
+from dlclassics.lm.experiment import LmConfig, LmTrial, TrainConfig, check_cost
 from dlclassics.lm.experiment import load_data as load_corpus
 from dlclassics.lm.experiment import run_trial as run_lm_trial
 from dlclassics.mnist.cli import arch_list, folder
 from dlclassics.mnist.cnn import CnnConfig, CnnTrial
 from dlclassics.mnist.cnn import run_trial as run_cnn_trial
-from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.experiment import MnistConfig
 from dlclassics.mnist.experiment import load_data as load_images
 from dlclassics.mnist.models import CNN_ARCHS
 from dlclassics.options import (
-    POSITIVE_FLOAT,
-    POSITIVE_INT,
     bf16_option,
+    checked_storage,
     config_option,
     device_config_option,
     make_config,
@@ -53,6 +52,10 @@ if TYPE_CHECKING:
 
 EMBEDDED = "study.db"  # the default storage, in the run directory
 DROPOUT_ARCH = "double_conv_dropout"  # the one CNN whose dropout rate is searched
+# What each process sharing a search may set for itself, as it does the machine's device and
+# bf16: its count of trials, its time, its pruner, and its seed (so that the processes do not
+# all sample the same settings). The rest (data, epochs, ranges) must be the study's.
+PER_PROCESS = ("n_trials", "timeout", "startup_trials", "warmup_checks", "seed")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,19 @@ class SearchConfig:
     bf16: bool | None = None
     seed: int = 0
 
+    RULES: ClassVar[Rules] = {
+        "epochs": Int(1, 10_000),
+        "n_trials": Int(1, 10_000),
+        "timeout": POSITIVE,
+        "startup_trials": Int(0, 10_000),
+        "warmup_checks": Int(0, 10**6),
+        "device": Device(),
+        "seed": SEED,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 @dataclass(frozen=True)
 class CnnSearch(SearchConfig):
@@ -83,6 +99,15 @@ class CnnSearch(SearchConfig):
     dropout: tuple[float, ...] = (0.0, 0.7)  # double_conv_dropout's rate
     eval_every: int = CnnConfig.eval_every
 
+    RULES: ClassVar[Rules] = SearchConfig.RULES | {
+        "dataset": MnistConfig.RULES["dataset"],
+        "archs": CnnConfig.RULES["archs"],
+        "lr": Items(POSITIVE, 2),
+        "batch_sizes": CnnConfig.RULES["batch_sizes"],
+        "dropout": Items(Real(0, 1), 2),
+        "eval_every": CnnConfig.RULES["eval_every"],
+    }
+
 
 @dataclass(frozen=True)
 class LmSearch(SearchConfig):
@@ -95,6 +120,15 @@ class LmSearch(SearchConfig):
     embedding_sizes: tuple[int, ...] = (100, 200, 300)
     hidden_sizes: tuple[int, ...] = (128, 256, 512)
     layers: tuple[int, ...] = (1, 2)
+
+    RULES: ClassVar[Rules] = SearchConfig.RULES | {
+        "vocab_size": LmConfig.RULES["vocab_size"],
+        "batch_size": LmConfig.RULES["batch_size"],
+        "lr": Items(POSITIVE, 2),
+        "embedding_sizes": Items(LmConfig.RULES["embedding_size"], 10),
+        "hidden_sizes": Items(LmConfig.RULES["hidden_size"], 10),
+        "layers": Items(TrainConfig.RULES["layers"], 2),
+    }
 
 
 def _check_ranges(config: SearchConfig) -> None:
@@ -199,21 +233,28 @@ def search(
     write its results and plots; the results."""
     import optuna
 
-    from dlclassics.workers import open_storage
+    from dlclassics import workers
 
     target = TARGETS[type(config)]
     optuna.logging.set_verbosity(optuna.logging.WARNING if quiet else optuna.logging.INFO)
     url = storage or f"sqlite:///{(run.path / EMBEDDED).resolve()}"
-    study = optuna.create_study(
-        study_name=name or target.command.replace(" ", "-"),
-        storage=open_storage(url),
-        direction=target.direction,
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
-        pruner=optuna.pruners.MedianPruner(config.startup_trials, config.warmup_checks),
-        load_if_exists=True,
-    )
-    if study.direction.name.lower() != target.direction:
-        raise InputError(f"study {study.study_name!r} is not a `{target.command}` study")
+    name = name or target.command.replace(" ", "-")
+    database = workers.open_storage(url)
+    sampler = optuna.samplers.TPESampler(seed=config.seed)
+    pruner = optuna.pruners.MedianPruner(config.startup_trials, config.warmup_checks)
+    same = workers.identity(target.command, config, ignored=PER_PROCESS)
+    try:
+        study = optuna.create_study(
+            study_name=name,
+            storage=database,
+            direction=target.direction,
+            sampler=sampler,
+            pruner=pruner,
+        )
+        study.set_user_attr(workers.STUDY, same)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=database, sampler=sampler, pruner=pruner)
+        workers.check_identity(study, name, same)
     objective = target.objective(config, run.path, quiet)
     study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout)
     _plots(study, run)
@@ -274,31 +315,23 @@ def _plots(study: "optuna.Study", run: RunDir) -> None:
 def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
     """The options every search takes: budget, pruner, storage, device and run options."""
     options = [
-        config_option(config_type, "epochs", type=POSITIVE_INT, help="Each trial's budget."),
-        config_option(config_type, "n_trials", type=POSITIVE_INT, help="Trials to run."),
-        config_option(
-            config_type,
-            "timeout",
-            type=POSITIVE_FLOAT,
-            help="Start no trial after this many seconds.",
-        ),
+        config_option(config_type, "epochs", help="Each trial's budget."),
+        config_option(config_type, "n_trials", help="Trials to run."),
+        config_option(config_type, "timeout", help="Start no trial after this many seconds."),
         # Not in the config: a database URL may hold a password, which config.json must not.
         click.option(
             "--storage",
+            callback=checked_storage,
             help="The study's database URL, shared by every process started on it "
             "(default: sqlite in the run directory).",
         ),
         click.option("--study-name", help="The study's name in --storage (default: the command)."),
         config_option(
-            config_type,
-            "startup_trials",
-            type=click.IntRange(min=0),
-            help="Prune nothing until this many trials completed.",
+            config_type, "startup_trials", help="Prune nothing until this many trials completed."
         ),
         config_option(
             config_type,
             "warmup_checks",
-            type=click.IntRange(min=0),
             help="Prune no trial before its this-many-th validation check.",
         ),
         bf16_option(config_type),
@@ -338,18 +371,16 @@ def tune() -> None:
 
 @tune.command("mnist-cnn")
 @config_option(CnnSearch, "archs", callback=arch_list, help="Architectures to choose from.")
-@config_option(CnnSearch, "lr", callback=positive_list(POSITIVE_FLOAT), help="low,high (log).")
-@config_option(
-    CnnSearch, "batch_sizes", callback=positive_list(POSITIVE_INT), help="Batch sizes to try."
-)
+@config_option(CnnSearch, "lr", help="low,high (log).")
+@config_option(CnnSearch, "batch_sizes", help="Batch sizes to try.")
 @config_option(
     CnnSearch,
     "dropout",
     callback=positive_list(click.FloatRange(0, 1, max_open=True)),
     help=f"low,high: {DROPOUT_ARCH}'s dropout rate.",
 )
-@config_option(CnnSearch, "eval_every", type=POSITIVE_INT, help="Iterations between checks.")
-@config_option(CnnSearch, "dataset", type=click.Choice(list(SOURCES)))
+@config_option(CnnSearch, "eval_every", help="Iterations between checks.")
+@config_option(CnnSearch, "dataset")
 @config_option(
     CnnSearch,
     "data_dir",
@@ -375,18 +406,28 @@ def mnist_cnn(
     type=click.Path(path_type=Path, dir_okay=False),
     help="UTF-8 text, one sentence per line (default: Simple English Wikipedia, downloaded once).",
 )
-@config_option(LmSearch, "vocab_size", type=POSITIVE_INT)
-@config_option(LmSearch, "batch_size", type=POSITIVE_INT)
-@config_option(LmSearch, "lr", callback=positive_list(POSITIVE_FLOAT), help="low,high (log).")
-@config_option(LmSearch, "embedding_sizes", callback=positive_list(POSITIVE_INT))
-@config_option(LmSearch, "hidden_sizes", callback=positive_list(POSITIVE_INT))
-@config_option(LmSearch, "layers", callback=positive_list(POSITIVE_INT), help="Layer counts.")
+@config_option(LmSearch, "vocab_size")
+@config_option(LmSearch, "batch_size")
+@config_option(LmSearch, "lr", help="low,high (log).")
+@config_option(LmSearch, "embedding_sizes")
+@config_option(LmSearch, "hidden_sizes")
+@config_option(LmSearch, "layers", help="Layer counts.")
 @_search_options(LmSearch)
 def lm(
     out: Path | None, quiet: bool, storage: str | None, study_name: str | None, **params: Any
 ) -> None:
     """Learning rate, embedding and hidden sizes and layers, for validation perplexity."""
-    corpus = str(params["corpus"] or default_corpus())
+    corpus = str(Path(params["corpus"] or default_corpus()).resolve())  # read from any folder
     config = make_config(LmSearch, params, corpus=corpus, **_device(params, params["batch_size"]))
-    load_corpus(LmConfig(corpus=config.corpus, vocab_size=config.vocab_size, seed=config.seed))
+    # The largest model of the ranges must fit, checked before any trial starts.
+    largest = TrainConfig(
+        corpus=config.corpus,
+        vocab_size=config.vocab_size,
+        batch_size=config.batch_size,
+        embedding_size=max(config.embedding_sizes),
+        hidden_size=max(config.hidden_sizes),
+        layers=max(config.layers),
+        seed=config.seed,
+    )
+    check_cost(largest, load_corpus(largest))
     _run(config, out, quiet, storage=storage, study_name=study_name)

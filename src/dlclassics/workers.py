@@ -39,9 +39,9 @@ from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError
 from dlclassics.options import make_config
 from dlclassics.report import table
-from dlclassics.rundir import RunDir, atomic_write_bytes, atomic_write_text, open_run
+from dlclassics.rundir import RunDir, atomic_write_bytes, atomic_write_text, make_dir, open_run
 from dlclassics.runtime import AUTO_DEVICE, resolve_device
-from dlclassics.study import Experiment, Scale, Summary, save_result, trial_dir
+from dlclassics.study import Experiment, Scale, Summary, parse_result, save_result, trial_dir
 
 EMBEDDED = "study.db"  # the --workers store, in the run directory
 ARTIFACTS = "artifacts"  # the file-system artifact store, in the run directory
@@ -54,6 +54,7 @@ CELL, RESULT, CHECKPOINT_ID, STUDY = "cell", "result", "checkpoint", "study"
 STORE = "artifact_store"  # the study's artifact folder: its creator's run directory's ARTIFACTS
 _JITTER = random.Random()  # its own stream: the trials' seeds stay untouched
 MACHINE_FIELDS = ("device", "bf16")  # each machine resolves its own; they are not the study's
+URL_FORMS = "sqlite:///FILE or postgresql://USER@HOST/DATABASE"
 
 # Where each shared study command keeps its `Experiment`, for `study report`.
 EXPERIMENTS = {
@@ -67,20 +68,59 @@ EXPERIMENTS = {
 
 
 def shown_url(url: str) -> str:
-    """The database URL with its password hidden, to print."""
-    return sqlalchemy.make_url(url).render_as_string(hide_password=True)
+    """The database URL to print, with its password hidden, even where SQLAlchemy cannot parse
+    it (then everything between the scheme and the last '@', where a password would be)."""
+    try:
+        parsed = sqlalchemy.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        at = url.rfind("@")
+        if at < 0:
+            return url
+        start = url.find("//", 0, at)
+        start = start + 2 if start >= 0 else url.find(":", 0, at) + 1
+        return url[:start] + "***" + url[at:]
+    if "password" in parsed.query:  # libpq takes one there too
+        parsed = parsed.update_query_dict({"password": "***"})
+    elif parsed.password is None:
+        return url  # as given: SQLAlchemy's rendering would escape a path's ':' and such
+    return parsed.render_as_string(hide_password=True)
+
+
+def check_url(url: str) -> sqlalchemy.URL:
+    """`url` parsed, or an InputError saying why no shared study can live there; nothing is
+    opened or created, so that bad input is refused before a run starts."""
+    if not url:
+        raise InputError(f"--storage is empty; give {URL_FORMS}")
+    shown = shown_url(url)
+    try:
+        parsed = sqlalchemy.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+        raise InputError(f"--storage {shown!r} is not a database URL ({URL_FORMS})") from None
+    cannot = f"cannot open storage {shown}"
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):  # the ones installed with `scale`, and tested
+        raise InputError(f"{cannot}: {backend} is not a database dlclassics opens ({URL_FORMS})")
+    if parsed.port is not None and not 0 < parsed.port < 2**16:
+        raise InputError(f"{cannot}: port {parsed.port} is not between 1 and 65535")
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if not database or ":memory:" in database or parsed.query.get("mode") == "memory":
+            raise InputError(
+                f"{cannot}: an SQLite database in memory is seen by its own process only; "
+                "a shared study needs a file (sqlite:///FILE) or a server"
+            )
+        path = Path(database)
+        if path.is_dir():
+            raise InputError(f"{cannot}: {path} is a folder, not a database file")
+        if not path.parent.is_dir():
+            raise InputError(f"{cannot}: folder {path.parent} does not exist")
+    return parsed
 
 
 def open_storage(url: str) -> RDBStorage:
     """Optuna's RDB storage at `url`, with heartbeats; an InputError for a URL that is not a
-    database's, or a database that does not answer within CONNECT_SECONDS."""
-    try:
-        parsed = sqlalchemy.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        raise InputError(
-            f"--storage {url!r} is not a database URL "
-            "(sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DATABASE)"
-        ) from None
+    database's (`check_url`), or a database that does not answer within CONNECT_SECONDS."""
+    parsed = check_url(url)
     shown = shown_url(url)
     engine_kwargs: dict[str, Any] = {}
     if parsed.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2; ours is 3
@@ -98,15 +138,18 @@ def open_storage(url: str) -> RDBStorage:
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
             )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
-        lines = str(e).strip().splitlines() or [type(e).__name__]
-        raise InputError(f"cannot open storage {shown}: {lines[0]}") from None
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if parsed.password:  # in case a driver's message quotes the URL
+            line = line.replace(parsed.password, "***")
+        raise InputError(f"cannot open storage {shown}: {line}") from None
 
 
-def _identity(experiment: Experiment, config: Any) -> dict[str, Any]:
-    """What makes two workers' studies the same: the command and its settings (through JSON)."""
+def identity(command: str, config: Any, ignored: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What makes two workers' studies the same: the command and its settings (through JSON),
+    but the machine's and the `ignored` ones."""
     settings = json.loads(json.dumps(asdict(config)))
-    return {"command": experiment.command} | {
-        k: v for k, v in settings.items() if k not in MACHINE_FIELDS
+    return {"command": command} | {
+        k: v for k, v in settings.items() if k not in MACHINE_FIELDS + ignored
     }
 
 
@@ -124,35 +167,36 @@ def prepare(experiment: Experiment, config: Any, url: str, name: str, root: Path
     the cells that failed and were not retried."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
-    identity = _identity(experiment, config)
+    same = identity(experiment.command, config)
     cells = [t.name for t in experiment.trials(config)]
     try:
         study = optuna.create_study(study_name=name, storage=storage)
         study.set_user_attr(STORE, str((root / ARTIFACTS).resolve()))
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage)
-        _check_identity(study, name, identity)
+        check_identity(study, name, same)
         live = _by_cell(study, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))
         cells = [c for c in cells if c not in live]
     for cell in cells:
         study.enqueue_trial({}, user_attrs={CELL: cell})
-    study.set_user_attr(STUDY, identity)
+    study.set_user_attr(STUDY, same)
     study.set_user_attr("config", json.loads(json.dumps(asdict(config))))
 
 
-def _check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> None:
+def check_identity(study: optuna.Study, name: str, expected: dict[str, Any]) -> None:
+    """An InputError unless the study `name` was made by the `expected` command and settings."""
     deadline = time.monotonic() + CONNECT_SECONDS  # its creator may still be enqueueing
     while STUDY not in study.user_attrs and time.monotonic() < deadline:
         time.sleep(0.2)
     saved = study.user_attrs.get(STUDY)
     if saved is None:
         raise InputError(f"study {name!r} is not a dlclassics study; choose another --study-name")
-    if saved != identity:
-        if saved.get("command") != identity["command"]:
+    if saved != expected:
+        if saved.get("command") != expected["command"]:
             what = f"a `dlclassics {saved.get('command')}` study"
         else:
             keys = sorted(
-                k for k in saved.keys() | identity.keys() if saved.get(k) != identity.get(k)
+                k for k in saved.keys() | expected.keys() if saved.get(k) != expected.get(k)
             )
             what = f"this command's study with other settings ({', '.join(keys)})"
         raise InputError(f"study {name!r} is {what}; choose another --study-name")
@@ -247,8 +291,7 @@ def _collect(experiment: Experiment, config: Any, study: optuna.Study, run: RunD
             results.append(None)
             continue
         first = min(done[cell.name], key=lambda t: t.number)
-        directory = trial_dir(run.path, cell)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = make_dir(trial_dir(run.path, cell))
         try:
             _fetch(store, first.user_attrs[CHECKPOINT_ID], directory / CHECKPOINT)
         except ArtifactNotFound:
@@ -257,7 +300,12 @@ def _collect(experiment: Experiment, config: Any, study: optuna.Study, run: RunD
                 f"{cell.name}'s checkpoint is not in the artifact store {study.user_attrs[STORE]}, "
                 "which every worker must share (docs/scale.md)"
             ) from None
-        result = experiment.result_type(**first.user_attrs[RESULT])
+        result = parse_result(experiment.result_type, first.user_attrs.get(RESULT))
+        if result is None:  # stored by another version: its trial cannot simply run again here
+            raise InputError(
+                f"{cell.name}'s result in the study is not one this version reads; "
+                "summarise it with the version that ran it, or start a new study"
+            )
         save_result(config, cell, directory, result)
         results.append(result)
     return results
@@ -289,6 +337,13 @@ def _worker_process(*args: Any) -> None:
         sys.exit(130)
 
 
+def worker_count(workers: int, trials: int) -> int:
+    """The workers to start: one per trial at most, since a worker runs one trial at a time."""
+    if workers > trials:
+        click.echo(f"note: {trials} trials, so {trials} workers, not {workers}", err=True)
+    return min(workers, trials)
+
+
 def run_shared(
     experiment: Experiment, config: Any, run: RunDir, quiet: bool, scale: Scale
 ) -> Summary:
@@ -303,10 +358,11 @@ def run_shared(
             click.echo(f"study {name}: no trial left here; the last one's worker writes {run.path}")
             raise click.exceptions.Exit(0)
         return summary
-    threads = max(1, torch.get_num_threads() // scale.workers)
+    count = worker_count(scale.workers, len(experiment.trials(config)))
+    threads = max(1, torch.get_num_threads() // count)
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
     args = (experiment, config, url, name, run.path, quiet, threads)
-    processes = [spawn.Process(target=_worker_process, args=args) for _ in range(scale.workers)]
+    processes = [spawn.Process(target=_worker_process, args=args) for _ in range(count)]
     for p in processes:
         p.start()
     for p in processes:

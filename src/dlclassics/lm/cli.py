@@ -1,6 +1,7 @@
 """`dlclassics lm train|study|generate|prob|next`."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from dlclassics.lm.experiment import (
     LmConfig,
     StudyConfig,
     TrainConfig,
+    check_cost,
     load_data,
     trials,
 )
@@ -24,8 +26,6 @@ from dlclassics.lm.generate import generate as generate_words
 from dlclassics.lm.model import load_model
 from dlclassics.lm.train import Interrupted
 from dlclassics.options import (
-    NONNEGATIVE_FLOAT,
-    POSITIVE_FLOAT,
     POSITIVE_INT,
     bf16_option,
     config_option,
@@ -56,22 +56,17 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="UTF-8 text, one sentence per line (default: Simple English Wikipedia, "
             "downloaded once into $DLCLASSICS_DATA).",
         ),
-        config_option(LmConfig, "vocab_size", type=POSITIVE_INT),
-        config_option(
-            LmConfig, "max_length", type=POSITIVE_INT, help="Drop longer sentences (words)."
-        ),
-        config_option(LmConfig, "embedding_size", type=POSITIVE_INT),
-        config_option(LmConfig, "hidden_size", type=POSITIVE_INT),
-        config_option(LmConfig, "epochs", type=POSITIVE_INT),
-        config_option(LmConfig, "batch_size", type=POSITIVE_INT),
-        config_option(LmConfig, "lr", type=POSITIVE_FLOAT),
-        config_option(
-            LmConfig, "max_steps", type=POSITIVE_INT, help="Stop after this many optimiser steps."
-        ),
+        config_option(LmConfig, "vocab_size"),
+        config_option(LmConfig, "max_length", help="Drop longer sentences (words)."),
+        config_option(LmConfig, "embedding_size"),
+        config_option(LmConfig, "hidden_size"),
+        config_option(LmConfig, "epochs"),
+        config_option(LmConfig, "batch_size"),
+        config_option(LmConfig, "lr"),
+        config_option(LmConfig, "max_steps", help="Stop after this many optimiser steps."),
         config_option(
             LmConfig,
             "checkpoint_every",
-            type=POSITIVE_INT,
             help="Save the training state every this many steps (and after every epoch), so "
             "a killed run resumes from there.",
         ),
@@ -96,7 +91,7 @@ def _config(
         distributed.start(config.device, config.batch_size)  # the machine may have changed since
         return config, resume
     device = distributed.start(params["device"], params["batch_size"])
-    corpus = str(params["corpus"] or default_corpus())
+    corpus = str(Path(params["corpus"] or default_corpus()).resolve())  # read from any folder
     bf16 = resolve_bf16(params["bf16"], device)
     return make_config(config_type, params, corpus=corpus, device=str(device), bf16=bf16), params[
         "out"
@@ -112,7 +107,9 @@ def _run(
 ) -> tuple[Path, Summary] | None:
     """Run the trials and write the summary; a Ctrl-C exits 130 saying how to resume. Under
     torchrun, the ranks but 0 return None once the trials are trained: rank 0 summarises."""
-    load_data(config)  # a bad corpus is an error before there is a run directory
+    data = load_data(config)  # an edited corpus, for a resume, fails here too
+    check_cost(config, data)  # bad data or sizes fail before a run directory
+    config = replace(config, corpus_sha256=data.sha256)  # what a resume must train on
     command = experiment.command
     with open_run(out, command, config) as run:
         try:
@@ -130,12 +127,14 @@ def _run(
 
 
 def _perplexity_line(p: dict) -> str:
-    return f"train {p['train']:.2f}, val {p['val']:.2f}, test {p['test']:.2f}"
+    # None: a perplexity that overflowed (results.json holds null, not JSON's missing inf)
+    shown = {split: "overflowed" if v is None else f"{v:.2f}" for split, v in p.items()}
+    return f"train {shown['train']}, val {shown['val']}, test {shown['test']}"
 
 
 @lm.command(name="train")
-@config_option(TrainConfig, "layers", type=click.IntRange(1, 2))
-@config_option(TrainConfig, "direction", type=click.Choice(["forward", "reverse"]))
+@config_option(TrainConfig, "layers")
+@config_option(TrainConfig, "direction")
 @training_options
 def train_cmd(**params: Any) -> None:
     """Train one LSTM language model and report its perplexities."""
@@ -150,7 +149,7 @@ def train_cmd(**params: Any) -> None:
 
 @lm.command()
 @config_option(StudyConfig, "start", help="Words to generate from.")
-@config_option(StudyConfig, "length", type=POSITIVE_INT, help="Words in each sentence.")
+@config_option(StudyConfig, "length", help="Words in each sentence.")
 @config_option(
     StudyConfig, "stop_at_eos", is_flag=True, help="End a sentence early where the model says so."
 )
@@ -200,19 +199,14 @@ def _unknown_note(unknown: list[str]) -> str:
     show_default=False,
     help="Given words; for a reverse model, the end of the sentence.",
 )
-@config_option(Sampling, "length", type=POSITIVE_INT, help="Words in all.")
+@config_option(Sampling, "length", help="Words in all.")
 @config_option(
     Sampling, "stop_at_eos", is_flag=True, help="End a sentence early where the model says <EOS>."
 )
 @config_option(Sampling, "allow_unk", is_flag=True, help="Let <UNK> (an unknown word) be drawn.")
-@config_option(
-    Sampling,
-    "temperature",
-    type=NONNEGATIVE_FLOAT,
-    help="Sample from softmax(logits / T); 0 is greedy.",
-)
-@config_option(Sampling, "count", type=POSITIVE_INT, help="Sentences to sample.")
-@config_option(Sampling, "seed", type=int)
+@config_option(Sampling, "temperature", help="Sample from softmax(logits / T); 0 is greedy.")
+@config_option(Sampling, "count", help="Sentences to sample.")
+@config_option(Sampling, "seed", help="Random seed.")
 @device_option
 def generate_cmd(
     model_path: Path,

@@ -4,7 +4,10 @@ One sentence per line. Words follow Keras' `text_to_word_sequence`: lower-cased,
 below replaced by spaces, split on white space.
 """
 
+import io
+import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,32 +29,65 @@ CORPUS_URLS = (
 )
 CORPUS_HASH = "gitblob:c8be4c81a9080e671d9708b1df24cce9a7f9d6f9"
 
+# Bounds on what a corpus may cost. The size is above the 100 MiB that GitHub serves for one file,
+# so the default corpus always fits; the lines bound the Python objects the text becomes (a file
+# of one-letter lines takes about 100 bytes of memory per byte); a sentence's words bound the
+# LM's memory, which grows with batch size x longest sentence x hidden or vocabulary size.
+MAX_CORPUS_BYTES = 128 * 2**20
+MAX_LINES = 5_000_000
+MAX_SENTENCE_WORDS = 1_000
+
 
 def words(line: str) -> list[str]:
     """Keras' `text_to_word_sequence` with its default filters."""
     return _KERAS_FILTERS.sub(" ", line.lower()).split()
 
 
-def read_sentences(path: Path, max_length: int | None = None) -> list[list[str]]:
-    """The tokenised sentences of a UTF-8 file, one per line; bad files raise InputError."""
+def corpus_bytes(path: Path) -> bytes:
+    """The bytes of a corpus: a regular file of at most MAX_CORPUS_BYTES, else InputError."""
     try:
-        data = Path(path).read_bytes()
+        # Checked before opening: a FIFO would block, and /dev/zero or /dev/urandom never end.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InputError(f"corpus {path} is not a regular file")
+        with open(path, "rb") as f:
+            data = f.read(MAX_CORPUS_BYTES + 1)  # not st_size: a /proc file says 0 and holds more
     except OSError as e:
         raise InputError(f"cannot read corpus {path}: {e.strerror or e}") from e
+    if len(data) > MAX_CORPUS_BYTES:
+        raise InputError(f"corpus {path} is larger than {MAX_CORPUS_BYTES >> 20} MiB")
+    return data
+
+
+def read_sentences(path: Path, max_length: int | None = None) -> list[list[str]]:
+    """The tokenised sentences of a UTF-8 file, one per line; bad files raise InputError.
+
+    Lines without words are dropped, as are sentences of more than `max_length` words or
+    MAX_SENTENCE_WORDS."""
+    data = corpus_bytes(path)
     if not data.strip():
         raise InputError(f"corpus {path} is empty")
     if b"\x00" in data:
         raise InputError(f"corpus {path} looks binary (it contains NUL bytes), expected UTF-8 text")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"corpus {path} is not UTF-8 text (bad byte at offset {e.start})") from e
-    sentences = [w for w in map(words, text.splitlines()) if w]
-    if max_length is not None:
-        sentences = [s for s in sentences if len(s) <= max_length]
+    limit = min(max_length or MAX_SENTENCE_WORDS, MAX_SENTENCE_WORDS)
+    sentences, too_long = [], 0
+    # Line by line, so that only the sentences are held, not the text and its lines as well.
+    for number, raw in enumerate(io.BytesIO(data), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"corpus {path} is not UTF-8 text (line {number}, bad byte at {e.start + 1})"
+            ) from e
+        for sentence in map(words, line.splitlines()):
+            if len(sentence) > limit:
+                too_long += 1
+            elif sentence:
+                sentences.append(sentence)
+        if max(number, len(sentences)) > MAX_LINES:
+            raise InputError(f"corpus {path} has more than {MAX_LINES:,} lines")
     if not sentences:
-        limit = f" of at most {max_length} words" if max_length is not None else ""
-        raise InputError(f"corpus {path} has no usable sentence{limit}")
+        longer = f" ({too_long} longer)" if too_long else ""
+        raise InputError(f"corpus {path} has no usable sentence of at most {limit} words{longer}")
     return sentences
 
 

@@ -38,4 +38,12 @@ def perplexity(
         nll, tokens = distributed.sum_over_ranks(
             torch.tensor([nll, tokens], dtype=torch.float64)
         ).tolist()
-    return math.exp(nll / tokens)
+    return exp(nll / tokens)
+
+
+def exp(x: float) -> float:
+    """math.exp, but infinite where it overflows: the perplexity of a model that diverged."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf

@@ -6,22 +6,33 @@ saved there, and saves it as `checkpoint.pt`; the study's sentences are drawn in
 """
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any, ClassVar, TypedDict
 
 import torch
 
 from dlclassics import distributed
-from dlclassics.checkpoint import CHECKPOINT, load_checkpoint
+from dlclassics.bounds import POSITIVE, SEED, Device, Int, OneOf, Rules, check_memory, validate
+from dlclassics.checkpoint import CHECKPOINT, check_weights, load_checkpoint
+from dlclassics.errors import InputError
 from dlclassics.lm.batches import encode
 from dlclassics.lm.corpus import Sentences, Vocabulary, default_corpus, read_sentences, split, words
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.generate import Sampling, generate, sentence_probability
-from dlclassics.lm.model import LanguageModel, ModelConfig, load_model, save_model
-from dlclassics.lm.train import Progress, train
+from dlclassics.lm.model import (
+    DIRECTIONS,
+    MAX_WIDTH,
+    LanguageModel,
+    ModelConfig,
+    load_model,
+    save_model,
+)
+from dlclassics.lm.train import Progress, check_finite, train
 from dlclassics.report import table
-from dlclassics.rundir import RunDir
+from dlclassics.rundir import RunDir, file_sha256
 from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
 from dlclassics.study import Experiment, Summary, tensorboard, trial_dir
 
@@ -50,6 +61,26 @@ class LmConfig:
     bf16: bool | None = None
     device: str = AUTO_DEVICE
     seed: int = 0
+    # The corpus's sha256, recorded by the command: a resume on an edited corpus is refused.
+    corpus_sha256: str | None = None
+
+    # Sizes have generous bounds here; `check_cost` then weighs the model and a batch.
+    RULES: ClassVar[Rules] = {
+        "vocab_size": Int(1, 10**7),
+        "max_length": Int(1, 10**6),
+        "embedding_size": Int(1, MAX_WIDTH),
+        "hidden_size": Int(1, MAX_WIDTH),
+        "epochs": Int(1, 10_000),
+        "batch_size": Int(1, 10**6),
+        "lr": POSITIVE,
+        "max_steps": Int(1, 10**9),
+        "checkpoint_every": Int(1, 10**9),
+        "device": Device(),
+        "seed": SEED,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True)
@@ -58,6 +89,11 @@ class TrainConfig(LmConfig):
 
     layers: int = 1
     direction: str = "forward"
+
+    RULES: ClassVar[Rules] = LmConfig.RULES | {
+        "layers": Int(1, 2),
+        "direction": OneOf(DIRECTIONS),
+    }
 
 
 @dataclass(frozen=True)
@@ -68,6 +104,8 @@ class StudyConfig(LmConfig):
     length: int = Sampling.length  # words in each sentence, as in the original
     stop_at_eos: bool = False  # True: a sentence may end before `length` where the model says so
     sentence: str = "love i cupcakes"
+
+    RULES: ClassVar[Rules] = LmConfig.RULES | {"length": Sampling.RULES["length"]}
 
 
 @dataclass(frozen=True)
@@ -88,9 +126,17 @@ STUDY_TRIALS = [
 ]
 
 
+class Perplexities(TypedDict):
+    """Per split; None where it overflowed (a model that diverged)."""
+
+    train: float | None
+    val: float | None
+    test: float | None
+
+
 @dataclass(frozen=True)
 class LmResult:
-    perplexity: dict[str, float]  # per split
+    perplexity: Perplexities
     steps: int
     epochs_completed: int
     train_tokens: int
@@ -102,6 +148,7 @@ class LmResult:
 class Data:
     vocab: Vocabulary
     sentences: Sentences
+    sha256: str  # of the corpus file
 
 
 def trials(config: LmConfig) -> list[LmTrial]:
@@ -113,25 +160,46 @@ def trials(config: LmConfig) -> list[LmTrial]:
 def load_data(config: LmConfig) -> Data:
     """The vocabulary of the whole corpus, as the original built it, and the 80/10/10 split.
 
-    Every trial asks for it; it is read once per process (again if the file changes)."""
+    Every trial asks for it; it is read once per process (again if the file changes). A corpus
+    other than the one `config.corpus_sha256` records is an InputError."""
     path = Path(config.corpus) if config.corpus is not None else default_corpus()
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
         stamp = None  # read_sentences says what is wrong with the file
-    return _read_data(path, stamp, config.max_length, config.vocab_size, config.seed)
+    data = _read_data(path, stamp, config.max_length, config.vocab_size, config.seed)
+    if config.corpus_sha256 not in (None, data.sha256):
+        raise InputError(
+            f"corpus {path} is not the one this run was trained on (its sha256 was "
+            f"{config.corpus_sha256[:12]}..., now {data.sha256[:12]}...): restore it, or start a "
+            "new run"
+        )
+    return data
 
 
 @functools.lru_cache(maxsize=1)
 def _read_data(path: Path, stamp: int | None, max_length: int | None, size: int, seed: int) -> Data:
     sentences = read_sentences(path, max_length)
-    return Data(Vocabulary.build(sentences, size), split(sentences, seed))
+    return Data(Vocabulary.build(sentences, size), split(sentences, seed), file_sha256(path))
 
 
 def model_config(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConfig:
     return ModelConfig(
         vocab_size, trial.layers, trial.direction, config.embedding_size, config.hidden_size
     )
+
+
+def check_cost(config: LmConfig, data: Data) -> None:
+    """An InputError for a model (ModelConfig checks its parameter count) or a training batch
+    that cannot fit. A batch of the longest sentences keeps, per position, the embedding, the
+    LSTM's gates and states of each layer, and the logits with their softmax and gradient."""
+    longest = max(len(s) for s in data.sentences.train) + 1  # <START> or <EOS>
+    for trial in trials(config):
+        model = model_config(config, trial, len(data.vocab))
+        per_token = model.embedding_size + 10 * model.hidden_size * model.layers
+        per_token += 3 * model.vocab_size
+        nbytes = 4 * config.batch_size * longest * per_token  # float32
+        check_memory(f"a batch of {config.batch_size:,} sentences of {longest:,} words", nbytes)
 
 
 def run_trial(
@@ -150,6 +218,7 @@ def run_trial(
     torchrun every rank calls it; the model is trained and measured by all of them together.
     """
     data = load_data(config)
+    check_cost(config, data)
     resolved = resolve_device(config.device)
     # A config made in code may leave the device and bf16 to decide here, as the command does.
     config = replace(config, device=str(resolved), bf16=resolve_bf16(config.bf16, resolved))
@@ -190,10 +259,13 @@ def run_trial(
         )
     # The finished model keeps its progress counters: a run killed before its result.json is
     # written resumes from it without training again.
+    check_finite(model, progress.step)
     save_model(directory / CHECKPOINT, model, data.vocab, asdict(config), **asdict(progress))
     state.unlink(missing_ok=True)
+    measured = {name: perplexity(model, rows[name], device, sharded=True) for name in SPLITS}
+    finite = {name: p if math.isfinite(p) else None for name, p in measured.items()}
     return LmResult(
-        perplexity={name: perplexity(model, rows[name], device, sharded=True) for name in SPLITS},
+        perplexity=Perplexities(**finite),
         steps=progress.step,
         epochs_completed=progress.epoch,
         train_tokens=progress.tokens,
@@ -209,21 +281,49 @@ def _resume(
     state, else a finished model; a fresh start when there is none, or when it was saved by a run
     with other settings. Under torchrun rank 0 reads it and sends it to the others."""
 
-    def read() -> dict | None:
+    def read() -> tuple[Path, dict] | None:
         for path in (directory / STATE, directory / CHECKPOINT):
-            if path.is_file():
-                state = load_checkpoint(path)
+            if path.is_file() or path.is_symlink():
+                state = load_checkpoint(path, root=directory.parent.parent)
                 if state["config"] == asdict(config) and "step" in state:
-                    return state
+                    return path, state
         return None
 
-    state = distributed.from_main(read)
-    if state is None:
+    found = distributed.from_main(read)
+    if found is None:
         return Progress()
+    path, state = found
+    if state["model_args"] != asdict(model.config):
+        raise InputError(f"{path}: a model other than this run's settings make")
+    check_weights(path, model, state["model"])
     model.load_state_dict(state["model"])
     if "optimizer" in state:  # a finished model has none, and takes no more steps
-        optimizer.load_state_dict(state["optimizer"])
-    return Progress(**{f.name: state[f.name] for f in fields(Progress)})
+        _load_optimizer(path, optimizer, state["optimizer"])
+    return _progress(path, state)
+
+
+def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer, state: Any) -> None:
+    """The saved optimiser state, refused unless each of its tensors fits its parameter."""
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as e:
+        raise InputError(f"{path}: its optimiser state does not fit the model ({e})") from None
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for value in optimizer.state[param].values():
+                if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                    raise InputError(f"{path}: its optimiser state does not fit the model")
+
+
+def _progress(path: Path, state: dict) -> Progress:
+    """The saved progress counters, refused unless each is a finite number of its type, >= 0."""
+    kinds = {f.name: f.type for f in fields(Progress)}
+    values = {name: state.get(name) for name in kinds}
+    for name, value in values.items():
+        number = isinstance(value, kinds[name] | int) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= 0):
+            raise InputError(f"{path}: its progress counter {name} is {value!r}")
+    return Progress(**values)
 
 
 def summarize(config: LmConfig, results: list[LmResult], run: RunDir) -> Summary:
@@ -253,7 +353,8 @@ def _study_summary(
     sampler = torch.Generator().manual_seed(config.seed)
     models = []
     for trial, result in zip(trials(config), results, strict=True):
-        model, vocab = load_model(trial_dir(run.path, trial), resolve_device(config.device))
+        checkpoint = trial_dir(run.path, trial) / CHECKPOINT
+        model, vocab = load_model(checkpoint, resolve_device(config.device), root=run.path)
         entry = {"layers": trial.layers, "direction": trial.direction} | asdict(result)
         models.append(entry | _samples(model, vocab, config, sampler))
     return Summary({"models": models, "vocab_size": len(data.vocab)}, _study_markdown(models))

@@ -11,10 +11,12 @@ word first, so for it the given words are the end of the sentence and it extends
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
 
+from dlclassics.bounds import SEED, Int, Real, Rules, validate
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import model_order
 from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary
@@ -32,6 +34,17 @@ class Sampling:
     seed: int = 0
     stop_at_eos: bool = False
     allow_unk: bool = False
+
+    # Each word is one step of the model: these keep `lm generate` to minutes.
+    RULES: ClassVar[Rules] = {
+        "length": Int(1, 1000),
+        "temperature": Real(0),
+        "count": Int(1, 10_000),
+        "seed": SEED,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def _prefix_ids(model: LanguageModel, vocab: Vocabulary, given: list[str]) -> torch.Tensor:

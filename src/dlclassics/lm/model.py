@@ -1,6 +1,6 @@
 """Embedding -> LSTM x layers -> Linear over the vocabulary, and saving/loading it."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -8,9 +8,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlclassics.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from dlclassics.bounds import check_parameters
+from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
-from dlclassics.lm.corpus import Vocabulary
+from dlclassics.lm.corpus import SPECIALS, Vocabulary
+
+DIRECTIONS = ("forward", "reverse")
+MAX_WIDTH = 100_000  # the largest embedding or hidden size; the parameter count is checked too
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,17 @@ class ModelConfig:
     direction: str
     embedding_size: int
     hidden_size: int
+
+    def __post_init__(self) -> None:
+        # Checked before any weight is allocated: a huge size would fail in the allocator.
+        check_parameters("the language model", self.parameters)
+
+    @property
+    def parameters(self) -> int:
+        """The weights' count: embedding, each LSTM layer (4 gates), output layer."""
+        e, h, v = self.embedding_size, self.hidden_size, self.vocab_size
+        lstm = 4 * h * (e + h + 2) + (self.layers - 1) * 4 * h * (2 * h + 2)
+        return v * e + lstm + h * v + v
 
 
 class LanguageModel(nn.Module):
@@ -70,19 +85,54 @@ def save_model(
     )
 
 
-def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[LanguageModel, Vocabulary]:
-    """The model (in eval mode) and vocabulary of a checkpoint file, a trial folder, or an
-    `lm train` run directory."""
-    path = find_checkpoint(path)
-    checkpoint = load_checkpoint(path)
-    if "vocab" not in checkpoint:
-        raise InputError(f"{path} is not a language model checkpoint")
+MAX_LAYERS = 2
+
+
+def model_config(path: Path, checkpoint: dict[str, Any]) -> ModelConfig:
+    """The checkpoint's `model_args` as a ModelConfig, checked against its weights (whose sizes
+    the file bounds) before anything is built: the one place a language model is rebuilt from
+    a file, so that a bad field is an InputError naming `path`."""
+    args = checkpoint["model_args"]
+    sizes = ("vocab_size", "layers", "embedding_size", "hidden_size")
+    if args.keys() != {f.name for f in fields(ModelConfig)} or not all(
+        type(args[k]) is int and args[k] >= 1 for k in sizes
+    ):
+        raise InputError(f"{path} is not a language model checkpoint: bad model arguments")
+    if args["direction"] not in DIRECTIONS or args["layers"] > MAX_LAYERS:
+        raise InputError(f"{path}: a model of {args['layers']} layers, {args['direction']!r}")
     try:
-        model = LanguageModel(ModelConfig(**checkpoint["model_args"]))
-        model.load_state_dict(checkpoint["model"])
-    except (TypeError, RuntimeError) as e:
-        raise InputError(f"cannot load the model in {path}: {str(e).splitlines()[0]}") from e
-    vocab = Vocabulary(checkpoint["vocab"])
-    if len(vocab) != model.config.vocab_size:
-        raise InputError(f"{path}: the vocabulary does not match the model")
+        config = ModelConfig(**args)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    with torch.device("meta"):
+        skeleton = LanguageModel(config)
+    check_weights(path, skeleton, checkpoint["model"])
+    return config
+
+
+def load_vocabulary(path: Path, checkpoint: dict[str, Any], size: int) -> Vocabulary:
+    """The checkpoint's vocabulary: `size` distinct words, the special tokens first."""
+    words = checkpoint.get("vocab")
+    if (
+        not isinstance(words, list)
+        or len(words) != size
+        or words[: len(SPECIALS)] != SPECIALS
+        or not all(isinstance(w, str) for w in words)
+        or len(set(words)) != len(words)
+    ):
+        raise InputError(f"{path}: its vocabulary is not the {size} words the model predicts")
+    return Vocabulary(words)
+
+
+def load_model(
+    path: Path, device: torch.device | str = "cpu", root: Path | None = None
+) -> tuple[LanguageModel, Vocabulary]:
+    """The model (in eval mode) and vocabulary of a checkpoint file, a trial folder, or an
+    `lm train` run directory; with `root`, a file of that run directory (see `load_checkpoint`)."""
+    path = find_checkpoint(path)
+    checkpoint = load_checkpoint(path, root=root)
+    config = model_config(path, checkpoint)
+    vocab = load_vocabulary(path, checkpoint, config.vocab_size)
+    model = LanguageModel(config)
+    model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), vocab

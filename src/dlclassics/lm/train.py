@@ -25,8 +25,9 @@ from torch import nn
 from tqdm import tqdm
 
 from dlclassics import distributed
+from dlclassics.errors import InputError
 from dlclassics.lm.batches import Batch, bucket_batches
-from dlclassics.lm.evaluate import perplexity
+from dlclassics.lm.evaluate import exp, perplexity
 from dlclassics.lm.model import LanguageModel
 from dlclassics.runtime import autocast, bar_disabled
 from dlclassics.study import Log
@@ -115,6 +116,11 @@ def train(
     """
     model.train()
     loss_sum = distributed.wrap(_LossSum(model))
+
+    def save(progress: Progress) -> Path:
+        check_finite(model, progress.step)  # a diverged model is never saved
+        return save_state(progress)
+
     total = config.epochs * math.ceil(len(train_rows) / config.batch_size)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
@@ -133,19 +139,30 @@ def train(
                 log({"loss/batch": loss}, progress.step)
                 bar.update()
                 if distributed.any_rank(interrupted[0]):
-                    path = save_state(progress)
+                    path = save(progress)
                     distributed.barrier()  # torchrun ends the job once any rank has stopped
                     raise Interrupted(path)
                 if _done(progress, config):
                     break
                 if progress.step % config.checkpoint_every == 0:
-                    save_state(progress)
+                    save(progress)
             else:
                 val = _end_epoch(model, val_rows, device, progress, log, samples)
-                save_state(progress)
+                save(progress)
                 if on_epoch is not None:
                     on_epoch(progress.epoch, val)
     return progress
+
+
+def diverged(step: int, loss: float | str) -> InputError:
+    return InputError(f"training diverged at step {step}: the loss is {loss}; try a lower --lr")
+
+
+def check_finite(model: nn.Module, step: int) -> None:
+    """An InputError if a weight is NaN or infinite: a step whose loss was finite can still have
+    overflowed the update."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise diverged(step, "finite but the weights are not")
 
 
 def _done(progress: Progress, config: "LmConfig") -> bool:
@@ -169,10 +186,12 @@ def _step(
     # Over the whole batch's count of real target tokens, which every rank holds, not the rank's
     # own; times the ranks, whose gradients DDP averages (see `distributed.wrap`).
     loss = nll / batch.tokens * distributed.ranks()
+    value = float(distributed.sum_over_ranks(nll.detach()) / batch.tokens)
+    if not math.isfinite(value):  # stopped before the step: the saved state stays finite
+        raise diverged(progress.step + 1, value)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    value = float(distributed.sum_over_ranks(nll.detach()) / batch.tokens)
     progress.seconds += time.perf_counter() - start
     progress.step += 1
     progress.batch += 1
@@ -193,7 +212,7 @@ def _end_epoch(
     """Log the epoch's perplexities and samples, and count it done; its validation perplexity."""
     epoch = progress.epoch + 1
     val = perplexity(model, val_rows, device, sharded=True)
-    train_ppl = math.exp(progress.epoch_nll / max(progress.epoch_tokens, 1))
+    train_ppl = exp(progress.epoch_nll / max(progress.epoch_tokens, 1))
     log({"perplexity/train": train_ppl, "perplexity/val": val}, epoch)
     if samples is not None:
         log({"samples": "\n\n".join(samples())}, epoch)

@@ -10,19 +10,14 @@ from dlclassics import distributed
 from dlclassics.mnist import cnn as cnn_study
 from dlclassics.mnist import fc as fc_study
 from dlclassics.mnist.cnn import CnnConfig
-from dlclassics.mnist.data import SOURCES
-from dlclassics.mnist.experiment import MnistConfig, load_data
+from dlclassics.mnist.experiment import MnistConfig, with_data_sha256
 from dlclassics.mnist.fc import FcConfig
 from dlclassics.mnist.models import CNN_ARCHS
 from dlclassics.options import (
-    POSITIVE_FLOAT,
-    POSITIVE_INT,
-    FiniteFloatRange,
     bf16_option,
     config_option,
     device_config_option,
     make_config,
-    positive_list,
     resume_option,
     resumed_config,
     run_options,
@@ -41,7 +36,8 @@ def mnist() -> None:
 
 
 def folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    return str(Path(value)) if value else ""
+    # Absolute, so that the config.json it goes into is read the same from any folder.
+    return str(Path(value).resolve()) if value else ""
 
 
 def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
@@ -61,12 +57,11 @@ def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
         f = config_option(
             config_type,
             "dataset",
-            type=click.Choice(list(SOURCES)),
             help="Which dataset: its class names and title, and the files to download when "
             "--data-dir is not given.",
         )(f)
         f = bf16_option(config_type)(f)
-        return config_option(config_type, "lr", type=POSITIVE_FLOAT)(f)
+        return config_option(config_type, "lr")(f)
 
     return decorate
 
@@ -89,15 +84,16 @@ def arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[st
 
 
 @mnist.command()
-@config_option(FcConfig, "iterations", type=POSITIVE_INT)
-@config_option(FcConfig, "batch_size", type=POSITIVE_INT)
+@config_option(FcConfig, "iterations")
+@config_option(FcConfig, "batch_size")
 @common_options(FcConfig)
 @run_options(FcConfig)
 @scale_options
 def fc(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
     """Logistic regression and a 784-200-200-10 MLP, trained with Adam."""
     config = _configure(FcConfig, params, params["batch_size"])
-    load_data(config, config.batch_size)  # bad data or settings fail here, before a run exists
+    # Bad data or settings fail here, before a run exists.
+    config = with_data_sha256(config, config.batch_size)
     with open_run(out, "mnist fc", config) as run:
         summary = run_study(fc_study.EXPERIMENT, config, run, quiet, scale)
     if summary is None:
@@ -110,19 +106,13 @@ def fc(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
 
 @mnist.command()
 @config_option(CnnConfig, "archs", callback=arch_list, help="Architectures to train.")
-@config_option(CnnConfig, "batch_sizes", callback=positive_list(POSITIVE_INT), help="Batch sizes.")
+@config_option(CnnConfig, "batch_sizes", help="Batch sizes.")
 @config_option(
-    CnnConfig,
-    "target_accuracy",
-    type=FiniteFloatRange(0, 1, min_open=True),
-    help="Stop a run once validation accuracy reaches this.",
+    CnnConfig, "target_accuracy", help="Stop a run once validation accuracy reaches this."
 )
-@config_option(CnnConfig, "max_epochs", type=POSITIVE_INT)
+@config_option(CnnConfig, "max_epochs")
 @config_option(
-    CnnConfig,
-    "eval_every",
-    type=POSITIVE_INT,
-    help="Check validation accuracy every this many iterations.",
+    CnnConfig, "eval_every", help="Check validation accuracy every this many iterations."
 )
 @common_options(CnnConfig)
 @resume_option
@@ -135,7 +125,8 @@ def cnn(out: Path | None, quiet: bool, resume: Path | None, scale: Scale, **para
         distributed.start(config.device, min(config.batch_sizes))  # the machine may have changed
     else:
         config = _configure(CnnConfig, params, min(params["batch_sizes"]))
-    load_data(config, max(config.batch_sizes))  # bad data or settings fail here
+    # Bad data or settings, or for --resume other data than the run's, fail here.
+    config = with_data_sha256(config, max(config.batch_sizes))
     with open_run(out, "mnist cnn", config) as run:
         summary = run_study(cnn_study.EXPERIMENT, config, run, quiet, scale)
     if summary is None:

@@ -4,17 +4,19 @@ the study keeps the one with the best balanced validation accuracy."""
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar, TypedDict
 
+from dlclassics.bounds import Int, Items, OneOf, Real, Rules
 from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.mnist import plots
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.evaluate import predict, split_metrics
-from dlclassics.mnist.experiment import MnistConfig, load_data, train_trial
+from dlclassics.mnist.experiment import MAX_BATCH, MnistConfig, load_data, train_trial
 from dlclassics.mnist.models import CNN_ARCHS, load_model
 from dlclassics.mnist.report import conv_pictures, first_look
 from dlclassics.mnist.train import Check
 from dlclassics.report import table
-from dlclassics.rundir import RunDir, atomic_write_bytes
+from dlclassics.rundir import RunDir, atomic_write_bytes, read_run_file
 from dlclassics.runtime import resolve_device
 from dlclassics.study import Experiment, Summary, trial_dir
 
@@ -27,6 +29,14 @@ class CnnConfig(MnistConfig):
     max_epochs: int = 20
     eval_every: int = 100  # iterations between validation checks
 
+    RULES: ClassVar[Rules] = MnistConfig.RULES | {
+        "archs": Items(OneOf(CNN_ARCHS), 10),
+        "batch_sizes": Items(Int(1, MAX_BATCH), 10),
+        "target_accuracy": Real(0, 1, low_open=True),
+        "max_epochs": Int(1, 10_000),
+        "eval_every": Int(1, 10**7),
+    }
+
 
 @dataclass(frozen=True)
 class CnnTrial:
@@ -36,6 +46,13 @@ class CnnTrial:
     @property
     def name(self) -> str:
         return f"{self.arch}_b{self.batch_size}"
+
+
+class ValCurve(TypedDict):
+    """One value per check."""
+
+    iteration: list[int]
+    accuracy: list[float]
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,7 @@ class CnnResult:
     best_val_accuracy: float
     val_balanced_accuracy: float  # of the kept weights, those of the most accurate check
     kept_iteration: int
-    val_curve: dict[str, list[float]]  # "iteration", "accuracy": one value per check
+    val_curve: ValCurve
 
 
 def trials(config: CnnConfig) -> list[CnnTrial]:
@@ -112,9 +129,11 @@ def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summa
     plots.val_accuracy_curves(curves, run.plots / "val_accuracy.png")
     best = max(results, key=lambda r: r.val_balanced_accuracy)
     best_file = trial_dir(run.path, CnnTrial(best.arch, best.batch_size)) / CHECKPOINT
-    atomic_write_bytes(run.path / CHECKPOINT, best_file.read_bytes())
     device = resolve_device(config.device)
-    model, data = load_model(best_file, device), data.to(device)
+    # Checked before it is copied, and neither through a link: only a model of this run's lands
+    # in <run>/checkpoint.pt.
+    model, data = load_model(best_file, device, root=run.path), data.to(device)
+    atomic_write_bytes(run.path / CHECKPOINT, read_run_file(run.path, best_file))
     preds, _ = predict(model, data.test)
     test = split_metrics(data.test.labels, preds)
     conv_pictures(model, data, run.plots)

@@ -6,9 +6,11 @@ when it is used, so a batch is an index slice and nothing is converted per sampl
 
 import functools
 import gzip
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -25,6 +27,9 @@ FILES = {
 }
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
 NUM_CLASSES = 10
+# Images (or labels) in one file: 14x MNIST's 70,000 and more than any MNIST-format set (EMNIST
+# ByClass has 814,255), yet at most 784 MB of images, so a header's count is never a risk.
+MAX_ITEMS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -124,23 +129,40 @@ def locate(dataset: str, data_dir: Path | None) -> dict[str, Path | None]:
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
-    """One IDX file as a uint8 array, after checking its magic number, dimensions and length."""
+    """One IDX file as a uint8 array, after checking its magic number, dimensions and length.
+
+    The header is read first and its counts bounded before the data is read, so a header or a
+    gzip stream that claims more than it holds costs at most MAX_ITEMS images of memory."""
+    gz = path.suffix == ".gz"
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with gzip.open(path, "rb") if gz else path.open("rb") as f:
+            dims, size = _header(path, f, magic)
+            if not gz and (have := path.stat().st_size - f.tell()) != size:  # before allocating
+                raise InputError(f"{path}: {have} bytes of data, header says {size}")
+            data = f.read(size)  # GzipFile.read(n) inflates at most n bytes
+            if len(data) != size:
+                raise InputError(f"{path}: {len(data)} bytes of data, header says {size}")
+            if f.read(1):
+                raise InputError(f"{path}: more than the {size} bytes of data its header says")
     except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
         raise InputError(f"{path}: cannot read ({e})") from e
+    return np.frombuffer(data, np.uint8).reshape(dims)
+
+
+def _header(path: Path, f: BinaryIO, magic: int) -> tuple[list[int], int]:
+    """The dimensions an IDX header states, and the bytes of data they make, both bounded."""
     ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
-        found = raw[:4].hex() if len(raw) >= 4 else "nothing"
+    header = f.read(4 + 4 * ndim)
+    if len(header) < 4 + 4 * ndim or int.from_bytes(header[:4], "big") != magic:
+        found = header[:4].hex() if len(header) >= 4 else "nothing"
         raise InputError(f"{path}: not an IDX file of this kind (magic {found}, want {magic:08x})")
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     if ndim == 3 and dims[1:] != [28, 28]:
         raise InputError(f"{path}: images are {dims[1]}x{dims[2]}, want 28x28")
-    size = int(np.prod(dims))
-    if len(raw) - header != size:
-        raise InputError(f"{path}: {len(raw) - header} bytes of data, header says {size}")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+    if dims[0] > MAX_ITEMS:
+        kind = "images" if ndim == 3 else "labels"
+        raise InputError(f"{path}: header claims {dims[0]:,} {kind}, more than {MAX_ITEMS:,}")
+    return dims, math.prod(dims)
 
 
 def _read_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:

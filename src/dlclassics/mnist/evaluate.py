@@ -1,6 +1,6 @@
 """Predictions over a whole split, and the classification metrics reported for it."""
 
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -43,7 +43,17 @@ def balanced_accuracy(labels: torch.Tensor, preds: torch.Tensor) -> float:
     return (hits[present] / counts[present]).mean().item()
 
 
-def split_metrics(labels: torch.Tensor, preds: torch.Tensor) -> dict[str, Any]:
+class SplitMetrics(TypedDict):
+    accuracy: float
+    balanced_accuracy: float
+    precision: list[float]  # per class
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    confusion_matrix: list[list[int]]
+
+
+def split_metrics(labels: torch.Tensor, preds: torch.Tensor) -> SplitMetrics:
     """Accuracy, balanced accuracy, the per-class report and the confusion matrix."""
     # Imported here: scikit-learn takes seconds to import, which every dlclassics command would pay.
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
@@ -53,12 +63,12 @@ def split_metrics(labels: torch.Tensor, preds: torch.Tensor) -> dict[str, Any]:
     precision, recall, f1, support = precision_recall_fscore_support(
         y, p, labels=classes, zero_division=0
     )
-    return {
-        "accuracy": float(accuracy_score(y, p)),
-        "balanced_accuracy": balanced_accuracy(labels, preds),
-        "precision": precision.tolist(),
-        "recall": recall.tolist(),
-        "f1": f1.tolist(),
-        "support": support.tolist(),
-        "confusion_matrix": confusion_matrix(y, p, labels=classes).tolist(),
-    }
+    return SplitMetrics(
+        accuracy=float(accuracy_score(y, p)),
+        balanced_accuracy=balanced_accuracy(labels, preds),
+        precision=precision.tolist(),
+        recall=recall.tolist(),
+        f1=f1.tolist(),
+        support=support.tolist(),
+        confusion_matrix=confusion_matrix(y, p, labels=classes).tolist(),
+    )

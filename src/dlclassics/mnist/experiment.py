@@ -5,19 +5,23 @@ by `batch_generator(seed)`), so a trial's result depends on its config and itsel
 which trials ran before it in the process.
 """
 
+import functools
+import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from torch import nn
 
 from dlclassics import distributed
+from dlclassics.bounds import POSITIVE, SEED, Device, OneOf, Rules, validate
 from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError
-from dlclassics.mnist.data import MnistData, batch_generator, load_cached
+from dlclassics.mnist.data import SOURCES, MnistData, batch_generator, load_cached, locate
 from dlclassics.mnist.models import build, save_model, to_device
 from dlclassics.mnist.train import Check, TrainResult, log_checks, train
+from dlclassics.rundir import file_sha256
 from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
 from dlclassics.study import tensorboard
 
@@ -33,15 +37,59 @@ class MnistConfig:
     device: str = AUTO_DEVICE
     bf16: bool | None = None
     seed: int = 0
+    # The data files' sha256, recorded by the command: a resume on other data is refused.
+    data_sha256: str | None = None
+
+    RULES: ClassVar[Rules] = {
+        "dataset": OneOf(tuple(SOURCES)),
+        "lr": POSITIVE,
+        "device": Device(),
+        "seed": SEED,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+C = TypeVar("C", bound=MnistConfig)
+
+# Above any dataset's training images (MNIST's: 55,000); `load_data` then checks the real count.
+MAX_BATCH = 100_000
 
 
 def load_data(config: MnistConfig, batch_size: int) -> MnistData:
-    """The config's data, on the CPU; an InputError if it is missing or malformed, or has fewer
-    training images than `batch_size`."""
+    """The config's data, on the CPU; an InputError if it is missing or malformed, has fewer
+    training images than `batch_size`, or is not the data `config.data_sha256` records."""
     data = load_cached(config.dataset, config.data_dir, config.seed)
     if batch_size > len(data.train):
         raise InputError(f"batch size {batch_size} exceeds the {len(data.train)} training images")
+    if config.data_sha256 is not None and config.data_sha256 != data_sha256(config):
+        where = config.data_dir or f"the {config.dataset} cache"
+        raise InputError(
+            f"the image files in {where} are not those this run was trained on (sha256 "
+            f"{config.data_sha256[:12]}..., now {data_sha256(config)[:12]}...): restore them, or "
+            "start a new run"
+        )
     return data
+
+
+def with_data_sha256(config: C, batch_size: int) -> C:
+    """`config` with its data's sha256 recorded, after `load_data` checked the data."""
+    load_data(config, batch_size)
+    return replace(config, data_sha256=data_sha256(config))
+
+
+def data_sha256(config: MnistConfig) -> str:
+    """One sha256 over the four IDX files the config reads (each file's, in turn)."""
+    paths = locate(config.dataset, Path(config.data_dir) if config.data_dir else None)
+    stamps = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths.values())
+    return _files_sha256(stamps)
+
+
+@functools.lru_cache(maxsize=2)
+def _files_sha256(stamps: tuple[tuple[str, int, int], ...]) -> str:
+    # Keyed on the files' times and sizes: hashed once per process, again if a file changes.
+    return hashlib.sha256("".join(file_sha256(Path(p)) for p, _, _ in stamps).encode()).hexdigest()
 
 
 def train_trial(

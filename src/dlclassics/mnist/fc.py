@@ -2,12 +2,13 @@
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar, TypedDict
 
+from dlclassics.bounds import Int, Rules
 from dlclassics.mnist import plots
 from dlclassics.mnist.data import SOURCES
-from dlclassics.mnist.evaluate import balanced_accuracy, predict
-from dlclassics.mnist.experiment import MnistConfig, load_data, train_trial
+from dlclassics.mnist.evaluate import SplitMetrics, balanced_accuracy, predict
+from dlclassics.mnist.experiment import MAX_BATCH, MnistConfig, load_data, train_trial
 from dlclassics.mnist.models import parameter_count
 from dlclassics.mnist.report import evaluate_splits, first_look, model_report
 from dlclassics.report import table
@@ -23,6 +24,11 @@ class FcConfig(MnistConfig):
     iterations: int = 13_000
     batch_size: int = 50
 
+    RULES: ClassVar[Rules] = MnistConfig.RULES | {
+        "iterations": Int(1, 10**7),
+        "batch_size": Int(1, MAX_BATCH),
+    }
+
 
 @dataclass(frozen=True)
 class FcTrial:
@@ -33,17 +39,31 @@ class FcTrial:
         return self.arch
 
 
+class Splits(TypedDict):
+    train: SplitMetrics
+    val: SplitMetrics
+    test: SplitMetrics
+
+
+class LossCurves(TypedDict):
+    """One value per check."""
+
+    epoch: list[float]
+    train: list[float]
+    val: list[float]
+
+
 @dataclass(frozen=True)
 class FcResult:
     name: str
     parameters: int
-    splits: dict[str, dict[str, Any]]  # `split_metrics` of the kept model, per split
+    splits: Splits  # `split_metrics` of the kept model
     kept_iteration: int  # that of the most accurate validation check, whose weights are kept
     # The test figures of the weights the last step left: what one step's luck would report.
     last_test_accuracy: float
     last_test_balanced_accuracy: float
     seconds: float
-    loss_curves: dict[str, list[float]]  # "epoch", "train", "val": one value per check
+    loss_curves: LossCurves
 
 
 def trials(config: FcConfig) -> list[FcTrial]:

@@ -5,8 +5,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dlclassics.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
+from dlclassics.mnist.data import NUM_CLASSES
 
 
 def logreg() -> nn.Module:
@@ -102,20 +103,34 @@ def save_model(path: Path, model: nn.Module, arch: str, config: dict, classes: l
     return save_checkpoint(path, model, {"arch": arch}, config, classes=list(classes))
 
 
-def load_model(path: Path | str, device: str | torch.device = "cpu") -> nn.Module:
+def load_model(
+    path: Path | str, device: str | torch.device = "cpu", root: Path | None = None
+) -> nn.Module:
     """A saved model in eval mode, with `.arch`, `.classes` and `.config`: from a checkpoint file,
-    a trial's folder, or a run directory holding one (`mnist cnn`'s keeps its chosen model)."""
+    a trial's folder, or a run directory holding one (`mnist cnn`'s keeps its chosen model); with
+    `root`, a file of that run directory (see `load_checkpoint`).
+
+    The one place an MNIST model is rebuilt from a file: its architecture, weights and class
+    names are checked first, and a bad one is an InputError naming the file."""
     path = find_checkpoint(Path(path))
-    checkpoint = load_checkpoint(path)
-    arch = checkpoint["model_args"].get("arch")
-    if arch not in ARCHS:
-        raise InputError(f"{path} is not an MNIST model (architecture {arch!r})")
+    checkpoint = load_checkpoint(path, root=root)
+    args = checkpoint["model_args"]
+    arch = args.get("arch")
+    if args.keys() != {"arch"} or not isinstance(arch, str) or arch not in ARCHS:
+        raise InputError(f"{path} is not an MNIST model (model arguments {args!r:.60})")
+    classes = checkpoint.get("classes")
+    if not (
+        isinstance(classes, list)
+        and len(classes) == NUM_CLASSES
+        and all(isinstance(c, str) for c in classes)
+    ):
+        raise InputError(f"{path}: its class names are not {NUM_CLASSES} strings")
+    with torch.device("meta"):
+        skeleton = build(arch)
+    check_weights(path, skeleton, checkpoint["model"], f"a {arch}")
     model = build(arch)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as e:
-        raise InputError(f"{path}: weights that do not fit a {arch}") from e
+    model.load_state_dict(checkpoint["model"])
     model.arch = arch
-    model.classes = checkpoint.get("classes")
+    model.classes = classes
     model.config = checkpoint["config"]
     return to_device(model, device).eval()

@@ -9,6 +9,7 @@ Under torchrun every rank draws the same batches and trains on its own rows of e
 sums are those of the whole batch; the checks are sharded over the ranks.
 """
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dlclassics import distributed
+from dlclassics.errors import InputError
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
 from dlclassics.runtime import autocast, bar_disabled
@@ -137,11 +139,19 @@ def train(
 def _check(
     model: nn.Module, data: MnistData, iteration: int, per_epoch: int, train_loss: torch.Tensor
 ) -> Check:
+    """The validation check; an InputError if a loss is not finite (the training losses stay on
+    the device between checks: this is the first time they are looked at)."""
+    loss = distributed.sum_over_ranks(train_loss).item()
     preds, val_loss = predict(model, data.val, sharded=True)
+    for what, value in (("loss", loss), ("validation loss", val_loss)):
+        if not math.isfinite(value):
+            raise InputError(
+                f"training diverged by step {iteration}: the {what} is {value}; try a lower --lr"
+            )
     return Check(
         iteration=iteration,
         epoch=iteration / per_epoch,
-        train_loss=distributed.sum_over_ranks(train_loss).item(),
+        train_loss=loss,
         val_loss=val_loss,
         val_accuracy=(preds == data.val.labels).float().mean().item(),
         val_balanced_accuracy=balanced_accuracy(data.val.labels, preds),

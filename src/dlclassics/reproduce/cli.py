@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from dlclassics.mnist.data import SOURCES
+from dlclassics.bounds import ExistingPath
+from dlclassics.lm.corpus import read_sentences
 from dlclassics.options import (
-    POSITIVE_INT,
     check_scale,
     config_option,
     make_config,
@@ -17,9 +17,9 @@ from dlclassics.options import (
     run_options,
     storage_option,
 )
-from dlclassics.reproduce.parts import PARTS, ReproduceConfig, run_parts
+from dlclassics.reproduce.parts import PARTS, ReproduceConfig, check_corpus, run_parts
 from dlclassics.reproduce.report import write_report
-from dlclassics.rundir import open_run
+from dlclassics.rundir import file_sha256, open_run
 from dlclassics.study import Scale, workers_module
 
 IDX_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
@@ -44,7 +44,7 @@ def _absolute(path: Path | None) -> str | None:
     ReproduceConfig, "quick", is_flag=True, help="Tiny settings: all of it in about a minute."
 )
 @config_option(ReproduceConfig, "mnist_dir", type=IDX_DIR, help="Folder of the four IDX files.")
-@config_option(ReproduceConfig, "dataset", type=click.Choice(list(SOURCES)), help="Image set.")
+@config_option(ReproduceConfig, "dataset", help="Image set.")
 @config_option(ReproduceConfig, "corpus", type=CORPUS, help="Sentences for the language model.")
 @config_option(
     ReproduceConfig, "parts", "--only", callback=_part_names, help="Comma-separated parts."
@@ -52,7 +52,6 @@ def _absolute(path: Path | None) -> str | None:
 @config_option(
     ReproduceConfig,
     "workers",
-    type=POSITIVE_INT,
     help="Share the trials of every part among this many workers here (each with 1/N of the "
     "threads), on --storage or an SQLite file in the run directory.",
 )
@@ -83,9 +82,21 @@ def reproduce(
     """
     if resume is not None:
         config, out = resumed_config(ReproduceConfig, "reproduce", resume), resume
+        # The data may have moved since: said here, not as a part's traceback.
+        for name, folder in (("mnist_dir", True), ("corpus", False)):
+            path = getattr(config, name)
+            if path is not None:
+                ExistingPath(folder).check(f"{resume / 'config.json'}: {name}", path)
+        check_corpus(config, resume)
     else:
+        if corpus is not None:
+            read_sentences(corpus)  # a bad corpus is one line now, not a failed part later
         config = make_config(
-            ReproduceConfig, params, mnist_dir=_absolute(mnist_dir), corpus=_absolute(corpus)
+            ReproduceConfig,
+            params,
+            mnist_dir=_absolute(mnist_dir),
+            corpus=_absolute(corpus),
+            corpus_sha256=file_sha256(corpus) if corpus is not None else None,
         )
     scale = Scale(storage, study_name, config.workers)
     check_scale(scale, out)

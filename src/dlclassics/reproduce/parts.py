@@ -6,7 +6,6 @@ down, and gives each part exactly the command line a user would type. Each finis
 with the same command line are kept, and the others run again, keeping their finished trials.
 """
 
-import json
 import re
 import subprocess
 import sys
@@ -14,12 +13,20 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import ClassVar, TextIO
 
 from tqdm import tqdm
 
+from dlclassics.bounds import MAX_WORKERS, SEED, Int, Items, OneOf, Rules, validate
+from dlclassics.errors import InputError
 from dlclassics.mnist.experiment import MnistConfig
-from dlclassics.rundir import atomic_write_bytes, write_json
+from dlclassics.rundir import (
+    atomic_write_bytes,
+    file_sha256,
+    parse_json,
+    read_run_file,
+    write_json,
+)
 from dlclassics.runtime import bar_disabled
 from dlclassics.study import ONE_PROCESS, Scale
 
@@ -85,6 +92,19 @@ class ReproduceConfig:
     corpus: str | None = None
     workers: int | None = None  # every part's trials shared among this many workers (`shared`)
     seed: int = 0
+    # The corpus's sha256, recorded when the run starts: a resume on an edited corpus path (or an
+    # edited corpus) is refused before a line of it is read.
+    corpus_sha256: str | None = None
+
+    RULES: ClassVar[Rules] = {
+        "parts": Items(OneOf(tuple(p.name for p in PARTS)), len(PARTS)),
+        "dataset": MnistConfig.RULES["dataset"],
+        "workers": Int(1, MAX_WORKERS),
+        "seed": SEED,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass
@@ -111,6 +131,16 @@ def command_line(part: Part, out: Path, config: ReproduceConfig, corpus: str | N
     if part.data == "corpus" and corpus:
         args += ["--corpus", corpus]
     return args
+
+
+def check_corpus(config: ReproduceConfig, root: Path) -> None:
+    """For a resume: an InputError unless the corpus is the one the run in `root` started with,
+    by its recorded sha256, checked before a line of it is read into the run."""
+    if config.corpus is not None and config.corpus_sha256 != file_sha256(Path(config.corpus)):
+        raise InputError(
+            f"corpus {config.corpus} is not the one the run in {root} started with (by the "
+            "sha256 its config.json records): restore it, or start a new run"
+        )
 
 
 def corpus_slice(corpus: Path, out: Path, lines: int) -> Path:
@@ -179,13 +209,19 @@ def finished_part(
 ) -> Outcome | None:
     """The outcome of this part if it already succeeded in `root` with the same command line."""
     args = command_line(part, root / part.name, config, corpus)
+    path = root / f"{part.name}.json"
+    if not path.is_file() and not path.is_symlink():
+        return None
     try:
-        saved = json.loads((root / f"{part.name}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        saved = parse_json(read_run_file(root, path))
+    except ValueError:
         return None
-    if saved.get("command") != args or saved.get("error") != "":
+    if not isinstance(saved, dict) or saved.get("command") != args or saved.get("error") != "":
         return None
-    return Outcome(part, root / part.name, saved["seconds"], "", ["dlclassics", *args])
+    seconds = saved.get("seconds")
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return None
+    return Outcome(part, root / part.name, seconds, "", ["dlclassics", *args])
 
 
 def run_parts(

@@ -8,9 +8,10 @@ from typing import Any
 
 import markdown
 
+from dlclassics.errors import InputError
 from dlclassics.report import table
 from dlclassics.reproduce.parts import Outcome
-from dlclassics.rundir import RunDir, atomic_write_text
+from dlclassics.rundir import RunDir, atomic_write_text, parse_json, read_run_file
 
 TITLE = "dlclassics: the classic experiments reproduced"
 
@@ -37,15 +38,24 @@ def _section(outcome: Outcome, root: Path, shared: bool) -> str:
         md = f"## {part.title}\n\n`{command}` took {outcome.seconds:.1f} s.\n\n"
     if not outcome.ok:
         return md + f'<p class="failed">Failed: {outcome.error}</p>\n\n'
-    if (d / "results.md").exists():
-        md += _demote((d / "results.md").read_text(encoding="utf-8")) + "\n"
-    for png in sorted((d / "plots").glob("**/*.png")) if (d / "plots").exists() else []:
+    if _present(d / "results.md"):
+        text = read_run_file(root, d / "results.md").decode("utf-8", errors="replace")
+        md += _demote(text) + "\n"
+    for png in sorted((d / "plots").glob("**/*.png")) if (d / "plots").is_dir() else []:
         md += f"![{png.stem}]({png.relative_to(root).as_posix()})\n\n"
-    if (d / "config.json").exists():
-        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    if _present(d / "config.json"):
+        try:
+            config = parse_json(read_run_file(root, d / "config.json"))
+        except ValueError:
+            raise InputError(f"{d / 'config.json'} is not JSON") from None
         md += "<details><summary>settings</summary>\n\n```json\n"
         md += json.dumps(config, indent=2) + "\n```\n\n</details>\n\n"
     return md
+
+
+def _present(path: Path) -> bool:
+    # A link is there too: reading it refuses it.
+    return path.is_symlink() or path.exists()
 
 
 def _status(outcome: Outcome) -> str:
@@ -81,9 +91,11 @@ def report_markdown(
 
 
 def _embed_images(html: str, root: Path) -> str:
+    """Each image of the run directory `root` inlined; an image elsewhere, which a part's
+    results.md could name, or a link, is refused (see `read_run_file`)."""
+
     def inline(match: re.Match) -> str:
-        path = root / match.group(1)
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        data = base64.b64encode(read_run_file(root, root / match.group(1))).decode("ascii")
         return f'src="data:image/png;base64,{data}"'
 
     return re.sub(r'src="([^"]+\.png)"', inline, html)

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import threading
 import time
+from importlib import import_module
 from pathlib import Path
 from typing import TextIO
 
@@ -34,11 +35,17 @@ from dlclassics.reproduce.parts import (
 )
 from dlclassics.rundir import RunDir
 from dlclassics.study import Scale
-from dlclassics.workers import EMBEDDED, open_storage
+from dlclassics.workers import EMBEDDED, EXPERIMENTS, open_storage, worker_count
 
 # A part's exit codes after Ctrl-C (its own, or Python's death by SIGINT): the workers stop.
 INTERRUPTED = (130, -signal.SIGINT)
 STOP_SECONDS = 10  # after Ctrl-C, how long a part may take to save its trial and exit
+
+
+def _trial_count(part: Part) -> int:
+    """The trials of the part's study at its default settings (those `reproduce` keeps)."""
+    experiment = import_module(EXPERIMENTS[" ".join(part.args)]).EXPERIMENT
+    return len(experiment.trials(experiment.config_type()))
 
 
 def run_shared(
@@ -49,7 +56,7 @@ def run_shared(
     url = scale.storage or f"sqlite:///{(root / EMBEDDED).resolve()}"
     open_storage(url)  # the tables made here, so that the workers do not race to make them
     prefix = scale.study_name or "reproduce"
-    count = scale.workers or 1
+    count = worker_count(scale.workers or 1, sum(_trial_count(p) for p in parts))
     env = os.environ | {"OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // count))}
     spent = dict.fromkeys((p.name for p in parts), 0.0)
     errors: dict[str, str] = {}

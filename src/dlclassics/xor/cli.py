@@ -6,16 +6,7 @@ from typing import Any
 
 import click
 
-from dlclassics.options import (
-    NONNEGATIVE_FLOAT,
-    POSITIVE_FLOAT,
-    POSITIVE_INT,
-    config_option,
-    make_config,
-    positive_list,
-    run_options,
-    scale_options,
-)
+from dlclassics.options import config_option, make_config, run_options, scale_options
 from dlclassics.rundir import open_run
 from dlclassics.study import Experiment, Summary, run_study
 from dlclassics.xor import solve, sweep, train
@@ -31,7 +22,7 @@ def xor() -> None:
 
 
 @xor.command(name="solve")
-@config_option(SolveConfig, "temperature", type=POSITIVE_FLOAT)
+@config_option(SolveConfig, "temperature")
 @config_option(
     SolveConfig,
     "weights_file",
@@ -52,9 +43,9 @@ def solve_cmd(**params: Any) -> None:
 
 
 @xor.command(name="train")
-@config_option(TrainConfig, "temperature", type=POSITIVE_FLOAT)
-@config_option(TrainConfig, "epochs", type=POSITIVE_INT)
-@config_option(TrainConfig, "lr", type=POSITIVE_FLOAT)
+@config_option(TrainConfig, "temperature")
+@config_option(TrainConfig, "epochs")
+@config_option(TrainConfig, "lr")
 @run_options(TrainConfig)
 @scale_options
 def train_cmd(**params: Any) -> None:
@@ -67,14 +58,11 @@ def train_cmd(**params: Any) -> None:
 
 
 @xor.command(name="sweep")
-@config_option(
-    SweepConfig, "lrs", callback=positive_list(POSITIVE_FLOAT), help="Learning rates of the grid."
-)
+@config_option(SweepConfig, "lrs", help="Learning rates of the grid.")
 @config_option(
     SweepConfig,
     "hiddens",
     "--hidden",
-    callback=positive_list(POSITIVE_INT),
     help="Hidden-layer widths of the grid (each with and without bypass).",
 )
 @config_option(
@@ -83,17 +71,14 @@ def train_cmd(**params: Any) -> None:
     "--extra/--no-extra",
     help="Add the original's extra configuration: lr 0.25, 1 hidden unit, bypass.",
 )
-@config_option(SweepConfig, "max_epochs", type=POSITIVE_INT)
-@config_option(SweepConfig, "patience", type=POSITIVE_INT)
-@config_option(SweepConfig, "min_delta", type=NONNEGATIVE_FLOAT)
+@config_option(SweepConfig, "max_epochs")
+@config_option(SweepConfig, "patience")
+@config_option(SweepConfig, "min_delta")
 @config_option(
-    SweepConfig,
-    "goal",
-    type=POSITIVE_FLOAT,
-    help="A run succeeds only if its best validation loss is below this.",
+    SweepConfig, "goal", help="A run succeeds only if its best validation loss is below this."
 )
-@config_option(SweepConfig, "successes", type=POSITIVE_INT)
-@config_option(SweepConfig, "max_runs", type=POSITIVE_INT)
+@config_option(SweepConfig, "successes")
+@config_option(SweepConfig, "max_runs")
 @run_options(SweepConfig)
 @scale_options
 def sweep_cmd(**params: Any) -> None:

@@ -1,10 +1,13 @@
 """`xor solve`: networks with hand-set weights, checked on the four XOR points."""
 
 import json
+import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from dlclassics.bounds import POSITIVE, SEED, Rules, validate
 from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError
 from dlclassics.report import table
@@ -15,12 +18,21 @@ from dlclassics.xor.model import XorNet, net_name, save_xor
 from dlclassics.xor.solutions import HAND_WEIGHTS
 from dlclassics.xor.train import learned_xor, sum_squared_error, truth_table, truth_tables_markdown
 
+# A weights file holds a few small networks: the built-in one is 600 bytes, its weights at most 2.
+MAX_WEIGHTS_BYTES = 2**20
+MAX_NUMBER = 1e6
+
 
 @dataclass(frozen=True)
 class SolveConfig:
     temperature: float = 0.001
     weights_file: str | None = None  # a JSON list of networks; None: the built-in HAND_WEIGHTS
     seed: int = 0
+
+    RULES: ClassVar[Rules] = {"temperature": POSITIVE, "seed": SEED}
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True)
@@ -55,10 +67,35 @@ class SolveResult:
     solves_xor: bool
 
 
+def _bounded(value: Any) -> float:
+    """A number of the weights file, finite and of sane magnitude, else ValueError. JSON's numbers
+    come here as text, so a 5,000-digit integer or 1e400 is refused before int() or float()
+    could misread it, and NaN and Infinity with them."""
+    number = float(value)
+    if not abs(number) <= MAX_NUMBER:  # false for NaN too
+        shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}..."
+        raise ValueError(f"{shown} is not a finite number of magnitude {MAX_NUMBER:g} or less")
+    return number
+
+
 def _read_specs(path: Path) -> list[dict[str, Any]]:
     try:
-        specs = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        # Checked before opening: a FIFO would block, and /dev/zero never ends.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InputError(f"weights file {path} is not a regular file")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_WEIGHTS_BYTES + 1)
+        if len(raw) > MAX_WEIGHTS_BYTES:
+            raise InputError(f"weights file {path} is larger than {MAX_WEIGHTS_BYTES >> 20} MiB")
+        specs = json.loads(
+            raw.decode("utf-8"),
+            parse_int=lambda text: int(_bounded(text)),
+            parse_float=_bounded,
+            parse_constant=_bounded,
+        )
+    except RecursionError as e:
+        raise InputError(f"cannot read weights file {path}: JSON nested too deeply") from e
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InputError(f"cannot read weights file {path}: {e}") from e
     if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
         raise InputError(f"{path}: expected a JSON list of networks like the built-in ones")
@@ -75,7 +112,7 @@ def _trial(spec: dict[str, Any], temperature: float) -> SolveTrial:
             spec["hidden_weight"],
             spec["hidden_bias"],
             spec["out_weight"],
-            float(spec["out_bias"]),
+            _bounded(spec["out_bias"]),
         )
         rows = trial.hidden_weight
         # Checked before the network is built: a huge k would allocate gigabytes first.

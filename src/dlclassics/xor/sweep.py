@@ -9,9 +9,11 @@ successes or M runs") to them, and reads the lone hidden units from the trial's 
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from dlclassics.bounds import POSITIVE, SEED, Int, Items, Real, Rules, check_memory, validate
 from dlclassics.checkpoint import CHECKPOINT, find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.report import table
@@ -44,19 +46,24 @@ class SweepConfig:
     max_runs: int = 15
     seed: int = 0
 
+    RULES: ClassVar[Rules] = {
+        "lrs": Items(POSITIVE, 100),
+        "hiddens": Items(Int(1, 1024), 100),
+        "max_epochs": Int(1, 10**6),  # with early stopping most runs end far sooner
+        "patience": Int(1, 10**6),
+        "min_delta": Real(0),
+        "goal": POSITIVE,
+        "successes": Int(1, 10**4),
+        "max_runs": Int(1, 10**4),
+        "seed": SEED,
+    }
+
     def __post_init__(self) -> None:
-        if not self.lrs or any(lr <= 0 for lr in self.lrs):
-            raise InputError(f"learning rates must be positive, got {self.lrs}")
-        if not self.hiddens or any(h < 1 for h in self.hiddens):
-            raise InputError(f"hidden units must be at least 1, got {self.hiddens}")
-        if self.max_epochs < 1:
-            raise InputError(f"max epochs must be at least 1, got {self.max_epochs}")
-        if self.patience < 1:
-            raise InputError(f"patience must be at least 1, got {self.patience}")
-        if self.max_runs < 1 or self.successes < 1:
-            raise InputError("successes and max runs must be at least 1")
-        if self.min_delta < 0 or self.goal <= 0:
-            raise InputError("min delta must be >= 0 and the goal loss > 0")
+        validate(self)
+        # Every run of the grid trains at once, padded to the widest layer: a few dozen tensors
+        # of (width + 3) x runs float32 values.
+        runs = len(grid(self)) * self.max_runs
+        check_memory(f"{runs:,} runs at once", runs * (max(self.hiddens) + 3) * 4 * 64)
 
 
 @dataclass(frozen=True)

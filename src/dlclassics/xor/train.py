@@ -1,12 +1,16 @@
 """`xor train`: the three networks trained by gradient descent (Adam, binary cross-entropy)."""
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from dlclassics.bounds import POSITIVE, SEED, Int, Rules, validate
 from dlclassics.checkpoint import CHECKPOINT
+from dlclassics.errors import InputError
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
 from dlclassics.runtime import seed_everything
@@ -55,6 +59,10 @@ def train(net: XorNet, epochs: int, lr: float, log: Log | None = None) -> list[f
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if not math.isfinite(losses[-1]):  # before the network is saved
+            raise InputError(
+                f"training diverged at step {epoch}: the loss is {losses[-1]}; try a lower --lr"
+            )
         if log is not None:
             log({"loss": losses[-1]}, epoch)
     return losses
@@ -66,6 +74,17 @@ class TrainConfig:
     epochs: int = 1000
     lr: float = 0.01
     seed: int = 0
+
+    # Every epoch's loss of each network goes into results.json: 10^6 epochs make tens of MB.
+    RULES: ClassVar[Rules] = {
+        "temperature": POSITIVE,
+        "epochs": Int(1, 10**6),
+        "lr": POSITIVE,
+        "seed": SEED,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True)
