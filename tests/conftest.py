@@ -30,7 +30,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 ADDRESS_SPACE_LIMIT = 8 * 2**30  # the issue's worst cases run under an 8 GB address-space limit
 
 
-def run_limited(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_limited(*args: str, timeout: float = 60, stdin: Any = None) -> subprocess.CompletedProcess:
     """`dlclassics ARGS` in a subprocess whose address space is capped at ADDRESS_SPACE_LIMIT, so
     a count or size that slipped past the checks fails the test (MemoryError, a crash, or the
     timeout) instead of taking the machine's memory. On the timeout its whole process group is
@@ -42,6 +42,7 @@ def run_limited(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
     proc = subprocess.Popen(
         [sys.executable, "-c", "from dlclassics.cli import main; main()", *args],
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

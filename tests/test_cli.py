@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 from conftest import read_json, without_timings
+from test_xor import load_xor
 
+from dlclassics.checkpoint import find_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.xor.cli import solve_cmd, sweep_cmd, train_cmd
-from dlclassics.xor.model import load_xor
 from dlclassics.xor.solutions import HAND_WEIGHTS
 from dlclassics.xor.solve import SolveConfig
 from dlclassics.xor.sweep import SweepConfig
@@ -121,7 +122,7 @@ def test_solve_run_directory_and_checkpoints(cli, tmp_path):
         assert (net.k, net.bypass, net.temperature) == (c["k"], c["bypass"], 0.001)
         assert truth_table(net) == c["outputs"]
     with pytest.raises(InputError, match="holds 3 models"):
-        load_xor(run)
+        find_checkpoint(run)
 
 
 def test_solve_rerun_sees_an_edited_weights_file(cli, tmp_path):

@@ -3,23 +3,26 @@
 value is one line on stderr and exit code 2, before anything is allocated or a run directory
 made."""
 
+import importlib
 import json
 import math
 import time
 import typing
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, is_dataclass
+from types import SimpleNamespace
 
 import pytest
 from conftest import assert_one_line_error, invoke_cli, read_json, run_limited
 from test_lm_cli import TINY, write_corpus
 from test_mnist_data import write_idx_set
 
-from dlclassics import __version__
+from dlclassics import __version__, bounds
 from dlclassics.errors import InputError
-from dlclassics.lm.experiment import StudyConfig, TrainConfig
-from dlclassics.mnist.cli import folder
+from dlclassics.lm.corpus import MAX_SENTENCE_WORDS, SPECIALS
+from dlclassics.lm.experiment import StudyConfig, TrainConfig, check_cost
+from dlclassics.lm.model import ModelConfig
 from dlclassics.mnist.cnn import CnnConfig
-from dlclassics.options import resumed_config
+from dlclassics.options import absolute, resumed_config
 from dlclassics.reproduce.parts import ReproduceConfig
 from dlclassics.runtime import resolve_device
 from dlclassics.workers import worker_count
@@ -151,6 +154,21 @@ def test_a_tampered_config_json_is_one_line_exit_2(tmp_path, data, command, fiel
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # nothing ran
 
 
+@pytest.mark.parametrize("change", ["older", "newer"])
+def test_a_run_of_another_version_says_so(tmp_path, data, change):
+    settings = asdict(base_config("reproduce", data))
+    if change == "older":  # written before this version added corpus_sha256
+        del settings["corpus_sha256"]
+    else:
+        settings["a_later_setting"] = 1
+    write_run(tmp_path / "run", "reproduce", settings)
+    result = invoke_cli("reproduce", "--resume", str(tmp_path / "run"), "--quiet")
+    assert_one_line_error(result)
+    assert f"the run was written by {'an' if change == 'older' else 'a'} {change} version" in (
+        result.stderr
+    )
+
+
 def test_reproduce_resumed_after_its_corpus_moved_names_the_path(tmp_path, data):
     corpus = write_corpus(tmp_path / "moved.txt")
     settings = asdict(ReproduceConfig(quick=True, parts=("lm-study",), corpus=str(corpus)))
@@ -168,7 +186,8 @@ def test_relative_data_paths_are_recorded_absolute(tmp_path, monkeypatch):
     result = invoke_cli("lm", "train", *args, "--out", "run")
     assert result.returncode == 0, result.stderr
     assert read_json(tmp_path / "run" / "config.json")["corpus"] == str(tmp_path / "corpus.txt")
-    assert folder(None, None, "idx") == str(tmp_path / "idx")
+    assert absolute("idx") == str(tmp_path / "idx")
+    assert (absolute(""), absolute(None)) == ("", None)  # no path: the default data
 
 
 WORST = [10**9, 10**12, 10**15]
@@ -283,6 +302,29 @@ def test_a_sweep_that_cannot_fit_is_refused_before_a_run_directory(tmp_path):
     assert "GiB" in result.stderr and not out.exists()
 
 
+@pytest.mark.parametrize("limit", ["rlimit", "cgroup"])
+def test_memory_is_checked_against_the_process_limits_not_only_the_ram(
+    tmp_path, monkeypatch, limit
+):
+    import resource
+
+    from dlclassics import bounds
+
+    if limit == "rlimit":
+        monkeypatch.setattr(resource, "getrlimit", lambda kind: (2**30, resource.RLIM_INFINITY))
+        monkeypatch.setattr(bounds, "CGROUP_MEMORY", tmp_path / "absent")
+    else:
+        (tmp_path / "memory.max").write_text(f"{2**30}\n")
+        monkeypatch.setattr(bounds, "CGROUP_MEMORY", tmp_path / "memory.max")
+    bounds.check_memory("half a GiB", 2**29)
+    with pytest.raises(InputError, match=r"about 2\.0 GiB; this process may have 1\.0 GiB"):
+        bounds.check_memory("two", 2**31)
+    (tmp_path / "memory.max").write_text("max\n")  # no cgroup limit
+    monkeypatch.setattr(bounds, "CGROUP_MEMORY", tmp_path / "memory.max")
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (resource.RLIM_INFINITY,) * 2)
+    bounds.check_memory("two", 2**31)
+
+
 WORKER_COMMANDS = [
     ["xor", "solve"],
     ["xor", "train"],
@@ -309,6 +351,14 @@ def test_workers_above_the_trial_count_start_one_per_trial(capsys):
     assert "note: 3 trials, so 3 workers, not 8" in capsys.readouterr().err
     assert worker_count(2, 3) == 2
     assert capsys.readouterr().err == ""
+
+
+def test_a_resumed_runs_workers_beyond_this_machine_start_its_maximum(monkeypatch, capsys):
+    monkeypatch.setattr("dlclassics.workers.MAX_WORKERS", 2)
+    assert worker_count(16, 3) == 2
+    assert "note: 2 workers on this machine, not 16" in capsys.readouterr().err
+    config = ReproduceConfig(parts=("xor-solve",), workers=1024)  # a 256-core machine's run
+    assert config.workers == 1024
 
 
 @pytest.mark.slow
@@ -345,3 +395,50 @@ def test_devices_other_than_cpu_and_cuda_are_refused(tmp_path, data, device):
         resolve_device(device)
     result = invoke_cli("lm", "generate", "--model", str(tmp_path), "--device", device)
     assert_one_line_error(result)
+
+
+def _config_types() -> list[type]:
+    """Every dataclass with RULES in the package's experiment modules."""
+    modules = ["lm.experiment", "lm.generate", "lm.model", "lm.train", "mnist.cnn", "mnist.fc"]
+    modules += ["mnist.experiment", "reproduce.parts", "tune", "xor.solve", "xor.sweep"]
+    modules += ["xor.train"]
+    found = set()
+    for name in modules:
+        for value in vars(importlib.import_module(f"dlclassics.{name}")).values():
+            if is_dataclass(value) and isinstance(value, type) and "RULES" in vars(value):
+                found.add(value)
+    return sorted(found, key=lambda t: f"{t.__module__}.{t.__name__}")
+
+
+@pytest.mark.parametrize(
+    "config_type", _config_types(), ids=lambda t: f"{t.__module__[11:]}.{t.__name__}"
+)
+def test_every_config_builds_at_its_defaults(config_type):
+    if config_type is ModelConfig:  # no defaults: the original protocol's 2-layer model
+        config = ModelConfig(10_004, 2, "forward", 300, 256)
+    else:
+        config = config_type()
+    bounds.validate(config)
+    assert set(config_type.RULES) <= {f.name for f in fields(config_type)}
+
+
+PROTOCOL_SENTENCES = 29_741  # the original corpus
+
+
+@pytest.mark.parametrize(("gib", "refused"), [(24, False), (4, True)])
+def test_the_original_protocol_fits_24_gib_but_not_4(monkeypatch, gib, refused):
+    monkeypatch.setattr(bounds, "memory_limit", lambda: gib * 2**30)
+    config = StudyConfig()  # vocabulary 10,000, embedding 300, hidden 256, 1 and 2 layers
+    assert config.max_length is None  # no limit but the corpus reader's
+    # The longest sentence the reader keeps, in the 80% of the corpus trained on.
+    longest = ["w"] * MAX_SENTENCE_WORDS
+    train = [longest] + [["w"]] * (PROTOCOL_SENTENCES * 8 // 10 - 1)
+    data = SimpleNamespace(
+        vocab=[*SPECIALS, *map(str, range(config.vocab_size))],
+        sentences=SimpleNamespace(train=train),
+    )
+    if refused:  # a batch of 128 sentences of 1,000 words needs about 17 GiB
+        with pytest.raises(InputError, match="GiB"):
+            check_cost(config, data)
+    else:
+        check_cost(config, data)

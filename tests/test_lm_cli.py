@@ -9,7 +9,14 @@ import sys
 
 import pytest
 import torch
-from conftest import invoke_cli, open_terminal, read_json, read_terminal, without_timings
+from conftest import (
+    invoke_cli,
+    open_terminal,
+    read_json,
+    read_terminal,
+    run_limited,
+    without_timings,
+)
 
 from dlclassics import download
 from dlclassics.download import git_blob_sha1
@@ -18,7 +25,7 @@ from dlclassics.lm import corpus as lm_corpus
 from dlclassics.lm.batches import encode
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.experiment import STUDY_TRIALS, StudyConfig, TrainConfig, load_data
-from dlclassics.lm.generate import generate
+from dlclassics.lm.generate import MAX_TEXT, generate
 from dlclassics.lm.model import load_model
 from dlclassics.options import make_config
 from dlclassics.rundir import read_config
@@ -164,7 +171,7 @@ def test_generate_gives_the_length_asked_or_stops_where_the_model_does(trained, 
     assert max(lengths) <= 30 and min(lengths) < 30
     too_long = cli("lm", "generate", "--model", str(trained), "--start", "a b c", "--length", "2")
     assert too_long.returncode == 2
-    assert too_long.stderr == "error: --start has 3 words, more than --length 2\n"
+    assert too_long.stderr == "error: start has 3 words, more than length (2)\n"
 
 
 def test_prob_is_the_product_of_the_probabilities_next_shows(trained, cli):
@@ -209,6 +216,27 @@ def test_next_refuses_input_that_is_not_utf8(trained):
     assert result.stderr.decode() == "error: standard input is not UTF-8 text\n"
 
 
+def test_next_refuses_a_line_without_end_from_dev_zero_in_bounded_memory(trained):
+    with open("/dev/zero", "rb") as zeros:
+        result = run_limited("lm", "next", "--model", str(trained), stdin=zeros, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == f"error: TEXT is over {MAX_TEXT:,} characters\n"
+
+
+@pytest.mark.parametrize("command", ["next", "prob"])
+def test_a_text_over_max_text_is_refused(trained, cli, command):
+    result = cli("lm", command, "--model", str(trained), "love " * MAX_TEXT)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and f"over {MAX_TEXT:,} characters" in result.stderr
+
+
+def test_next_takes_a_line_of_max_text_characters(trained, cli):
+    line = ("love i " * MAX_TEXT)[:MAX_TEXT]
+    result = cli("lm", "next", "--model", str(trained), input=line + "\n" + line + "\n")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+
+
 def test_a_tiny_temperature_samples_the_greedy_sentence(cli, trained):
     args = ["lm", "generate", "--model", str(trained), "--start", "love"]
     greedy = cli(*args, "--temperature", "0")
@@ -243,7 +271,14 @@ def test_a_study_start_longer_than_its_length_is_refused_before_training(cli, co
     args = ["--start", "love i you", "--length", "2", "--out", str(out)]
     result = cli("lm", "study", "--corpus", str(corpus), *args)
     assert_one_line_error(result, out)
-    assert "--start has more words than --length (2)" in result.stderr
+    assert "start has 3 words, more than length (2)" in result.stderr
+
+
+@pytest.mark.parametrize("lr", ["1e300", "0", "inf"])
+def test_a_learning_rate_out_of_bounds_is_refused_before_a_run(cli, corpus, tmp_path, lr):
+    out = tmp_path / "run"
+    result = cli("lm", "train", "--corpus", str(corpus), "--lr", lr, "--out", str(out))
+    assert_one_line_error(result, out)
 
 
 def test_resume_needs_a_run_of_the_same_command(cli, trained, tmp_path):

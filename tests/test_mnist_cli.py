@@ -47,6 +47,7 @@ def test_help(cli, args):
     [
         ["fc", "--iterations", "0"],
         ["fc", "--lr", "0"],
+        ["fc", "--lr", "1e300"],  # torch's Adam would fail inside its update
         ["fc", "--batch-size", "100000"],
         ["cnn", "--batch-sizes", "50,-1"],
         ["cnn", "--batch-sizes", "50,1000"],

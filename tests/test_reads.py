@@ -16,8 +16,9 @@ from test_mnist_data import idx_bytes, write_idx_set
 
 from dlclassics import download
 from dlclassics.download import DownloadError, fetch
-from dlclassics.lm.corpus import MAX_CORPUS_BYTES, MAX_SENTENCE_WORDS, read_sentences
+from dlclassics.lm.corpus import MAX_SENTENCE_WORDS, read_sentences
 from dlclassics.mnist.data import IMAGE_MAGIC
+from dlclassics.rundir import MAX_DATA_BYTES
 from dlclassics.xor.solutions import HAND_WEIGHTS
 
 SECONDS = 30  # each refusal takes about 2 s, the interpreter's start included
@@ -109,7 +110,7 @@ def test_a_damaged_gzip_is_refused(tmp_path, damage, message):
 
 
 def test_a_download_larger_than_any_file_is_cut_off(faulty_server, tmp_path, monkeypatch):
-    monkeypatch.setattr(download, "MAX_BYTES", 50_000)
+    monkeypatch.setattr(download, "MAX_DATA_BYTES", 50_000)
     data = bytes(100_000)
     faulty_server.scripts["/a/data.bin"] = [("ok", data)]
     md5 = "md5:" + hashlib.md5(data).hexdigest()
@@ -131,7 +132,7 @@ def fifo(tmp_path):
 def huge(tmp_path):
     path = tmp_path / "huge.txt"
     with path.open("wb") as f:
-        f.truncate(MAX_CORPUS_BYTES + 1)  # sparse: no disk, but more than the cap to read
+        f.truncate(MAX_DATA_BYTES + 1)  # sparse: no disk, but more than the cap to read
     return path
 
 
@@ -217,16 +218,17 @@ def weights_with(hidden_bias: str) -> str:
 
 
 BAD_WEIGHTS = {
-    "5000-digit-int": (weights_with("1" * 5000), "is not a finite number"),
+    "5000-digit-int": (weights_with("1" * 5000), "Exceeds the limit (4300 digits)"),
+    "400-digit-int": (weights_with("1" * 400), "int too large to convert to float"),
     "nested-100000": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-    "1e400": (weights_with("1e400"), "1e400 is not a finite number"),
-    "NaN": (weights_with("NaN"), "NaN is not a finite number"),
-    "Infinity": (weights_with("Infinity"), "Infinity is not a finite number"),
-    "-Infinity": (weights_with("-Infinity"), "-Infinity is not a finite number"),
-    "1e30": (weights_with("1e30"), "magnitude 1e+06 or less"),
+    "1e400": (weights_with("1e400"), "hidden.bias is not finite within ±1e+06"),
+    "NaN": (weights_with("NaN"), "NaN is not JSON"),
+    "Infinity": (weights_with("Infinity"), "Infinity is not JSON"),
+    "-Infinity": (weights_with("-Infinity"), "-Infinity is not JSON"),
+    "1e30": (weights_with("1e30"), "hidden.bias is not finite within ±1e+06"),
     "out_bias-nan-string": (
         json.dumps(HAND_WEIGHTS[:1]).replace("-0.5", '"nan"'),
-        "nan is not a finite number",
+        "out.bias is not finite within ±1e+06",
     ),
     "over-1-MiB": (json.dumps(HAND_WEIGHTS) + " " * 2**20, "larger than 1 MiB"),
 }

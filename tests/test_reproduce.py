@@ -1,3 +1,4 @@
+import hashlib
 import os
 import random
 import re
@@ -63,12 +64,13 @@ def write_corpus(path, sentences=400):
     return path
 
 
-def test_a_part_gets_the_quick_settings_the_seed_and_its_data():
-    config = ReproduceConfig(quick=True, dataset="fashion-mnist", mnist_dir="/idx", seed=3)
+def test_a_part_gets_the_quick_settings_the_seed_and_its_data(tmp_path):
+    idx = str(tmp_path)
+    config = ReproduceConfig(quick=True, dataset="fashion-mnist", mnist_dir=idx, seed=3)
     assert command_line(PART["mnist-cnn"], Path("r/mnist-cnn"), config, "/c.txt") == [
         *("mnist", "cnn", "--out", "r/mnist-cnn", "--seed", "3", "--quiet"),
         *("--max-epochs", "1", "--target-accuracy", "0.5", "--eval-every", "50"),
-        *("--data-dir", "/idx", "--dataset", "fashion-mnist"),
+        *("--data-dir", idx, "--dataset", "fashion-mnist"),
     ]
     full = ReproduceConfig()
     assert command_line(PART["lm-study"], Path("lm"), full, "/c.txt") == [
@@ -223,7 +225,12 @@ def test_quick_reproduction_on_generated_data(quick_run, quick_data):
     *progress, last = result.stdout.splitlines()
     assert [re.sub(r"\(.* s\)", "", line) for line in progress] == [f"{p.name}: ok " for p in PARTS]
     assert last == f"wrote {out / 'report.html'}"
-    config = ReproduceConfig(quick=True, mnist_dir=str(idx.resolve()), corpus=str(corpus.resolve()))
+    config = ReproduceConfig(
+        quick=True,
+        mnist_dir=str(idx.resolve()),
+        corpus=str(corpus.resolve()),
+        corpus_sha256=hashlib.sha256(corpus.read_bytes()).hexdigest(),
+    )
     expected = {"command": "reproduce", "version": __version__, "processes": 1, **asdict(config)}
     assert read_json(out / "config.json") == expected | {"parts": list(config.parts)}
     parts = read_json(out / "results.json")["parts"]

@@ -272,6 +272,10 @@ BAD_STATES = {
     "tokens a float": _progress("tokens", 1.5),
     "seconds a string": _progress("seconds", "fast"),
     "epoch_nll NaN": _progress("epoch_nll", math.nan),
+    "step 10^400": _progress("step", 10**400),
+    "seconds 10^400": _progress("seconds", 10**400),
+    "step 10^5000 (no str())": _progress("step", 10**5000),
+    "tokens 2^63": _progress("tokens", 2**63),
     "no batch counter": lambda c: c.pop("batch"),
     "an optimiser state that fits nothing": _bad_optimizer,
     "a weight of the wrong shape": _weights(lambda w: w.update({"out.bias": torch.zeros(3)})),
@@ -560,7 +564,7 @@ def test_mnist_training_that_diverges_stops_before_saving(idx_dir, tmp_path, mon
     monkeypatch.setattr(train, "normalize", lambda images: images.unsqueeze(1).float() * math.inf)
     out = tmp_path / "run"
     args = ["--iterations", "10", "--data-dir", str(idx_dir), "--out", str(out), "--quiet"]
-    one_line(invoke_cli("mnist", "fc", *args), "training diverged by step", "try a lower --lr")
+    one_line(invoke_cli("mnist", "fc", *args), "training diverged at step", "try a lower --lr")
     assert not list(out.glob("trials/*/checkpoint.pt"))
 
 
@@ -573,6 +577,33 @@ def test_xor_training_that_diverges_stops_before_saving(tmp_path, monkeypatch):
     result = invoke_cli("xor", "train", "--epochs", "5", "--out", str(out), "--quiet")
     one_line(result, "training diverged at step 1: the loss is nan")
     assert not list(out.glob("trials/*/checkpoint.pt"))
+
+
+def test_xor_sweep_that_diverges_stops_before_saving(tmp_path, monkeypatch):
+    from dlclassics.xor import sweep
+
+    train_batched = sweep.train_batched
+
+    def diverging(*args, **kwargs):
+        runs = train_batched(*args, **kwargs)
+        runs.val_loss = torch.where(torch.arange(len(runs.val_loss)) == 0, math.nan, runs.val_loss)
+        return runs
+
+    monkeypatch.setattr(sweep, "train_batched", diverging)
+    out = tmp_path / "run"
+    args = ["--hidden", "1", "--max-epochs", "200", "--max-runs", "1", "--successes", "1"]
+    result = invoke_cli("xor", "sweep", *args, "--out", str(out), "--quiet")
+    one_line(result, "training diverged at step 200: the loss is nan; try a lower --lrs")
+    assert not list(out.glob("trials/*/checkpoint.pt")) and not list(out.glob("trials/*/*.json"))
+
+
+@pytest.mark.parametrize("command", [["train"], ["sweep", "--max-epochs", "10"]])
+def test_xor_learning_rate_far_too_large_is_one_line_before_a_run_directory(tmp_path, command):
+    option = "--lr" if command == ["train"] else "--lrs"
+    out = tmp_path / "run"
+    result = invoke_cli("xor", *command, option, "1e300", "--out", str(out), "--quiet")
+    one_line(result, option, "1e+300")
+    assert not out.exists()
 
 
 def test_results_json_is_never_nan_and_an_overflowed_perplexity_is_null(
@@ -749,3 +780,23 @@ def test_a_fifo_in_the_run_directory_is_refused_without_waiting(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="not a regular file"):
         load_checkpoint(fifo, root=tmp_path)
+
+
+def test_a_file_over_its_cap_is_refused_unread(tmp_path):
+    record = tmp_path / "result.json"
+    with record.open("wb") as f:
+        f.truncate(rundir.MAX_RECORD_BYTES + 1)  # sparse: refused by its size, not read
+    with pytest.raises(InputError, match=r"result\.json is larger than 64 MiB"):
+        rundir.read_run_file(tmp_path, record, rundir.MAX_RECORD_BYTES)
+    assert rundir.read_regular(Path("/proc/self/status"), 2**20).startswith(b"Name:")
+    with pytest.raises(InputError, match="status is larger than"):  # its st_size says 0
+        rundir.read_regular(Path("/proc/self/status"), 10)
+
+
+def test_a_fifo_is_refused_by_the_data_readers_without_waiting(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    os.mkfifo(corpus)
+    # The check is on the opened file (O_NONBLOCK, fstat): no look at the path before it to race.
+    for read in (file_sha256, lambda p: rundir.read_regular(p, 10, "corpus")):
+        with pytest.raises(InputError, match="not a regular file"):
+            read(corpus)

@@ -619,17 +619,3 @@ def test_480_concurrent_requests_then_120_malformed_get_no_5xx(uvicorn_server):
     assert asyncio.run(burst(good)) == [200] * len(good)
     statuses = asyncio.run(burst(bad))
     assert all(400 <= s < 500 for s in statuses), sorted(set(statuses))
-
-
-def test_a_model_that_fails_unforeseen_still_leaves_the_other_tabs(monkeypatch, good_models):
-    def broken(path, device):
-        raise RuntimeError("an unforeseen failure\nwith a second line")
-
-    monkeypatch.setattr("dlclassics.serve.models.load_lm_model", broken)
-    app = local(create_app(good_models["lm"], good_models["mnist"]))
-    status = app.get("/api/status").json()
-    assert status["lm"]["message"] == (
-        f"{NO_LM} (cannot load the model in {good_models['lm']}: an unforeseen failure)"
-    )
-    assert status["mnist"]["ready"]
-    assert app.post("/api/lm/next", json={"text": "the"}).status_code == 503

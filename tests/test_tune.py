@@ -6,6 +6,9 @@ from conftest import invoke_cli, read_json
 from test_lm_cli import write_corpus
 from test_mnist_data import write_idx_set
 
+from dlclassics.errors import InputError
+from dlclassics.tune import CnnSearch
+
 pytest.importorskip("optuna")
 
 # Pruning from the second completed trial on, at any check: a handful of trials prunes some.
@@ -137,3 +140,11 @@ def test_a_study_in_a_storage_is_continued_and_kept_to_its_command(tmp_path, idx
     assert result.returncode == 2
     assert "is a `dlclassics tune lm` study" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["lr", "dropout"])
+def test_a_range_is_two_values_low_first_in_the_config_too(name):
+    for bad in [(0.5, 0.25), (0.25,), (0.25, 0.5, 0.75)]:
+        with pytest.raises(InputError, match=f"{name} takes a range, low,high"):
+            CnnSearch(**{name: bad})
+    assert getattr(CnnSearch(**{name: (0.25, 0.5)}), name) == (0.25, 0.5)

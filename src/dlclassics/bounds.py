@@ -7,11 +7,13 @@ count or size has a stated maximum: a value that cannot fit is refused before an
 allocated or started.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
 import math
 import os
+import resource
 import types
 import typing
 from collections.abc import Mapping
@@ -28,6 +30,13 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed takes any int64; negative seeds are re
 MAX_PARAMETERS = 2**31  # a model's weights, in elements: 8 GiB of float32
 # More workers than this only compete for the cores, each with a copy of torch in memory.
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
+
+
+def _shown(value: Any, spec: str = "") -> str:
+    """`value` for a message: an integer of over 4,300 digits has no str() in Python."""
+    if isinstance(value, int) and abs(value) >= 10**100:
+        return "a number of over 100 digits"
+    return format(value, spec)
 
 
 class Rule(Protocol):
@@ -56,7 +65,9 @@ class Int:
 
     def check(self, name: str, value: Any) -> None:
         if not self.low <= value <= self.high:
-            raise InputError(f"{name} must be from {self.low:,} to {self.high:,}, got {value:,}")
+            raise InputError(
+                f"{name} must be from {self.low:,} to {self.high:,}, got {_shown(value, ',')}"
+            )
 
     @property
     def click_type(self) -> click.ParamType:
@@ -80,7 +91,7 @@ class Real:
         if not math.isfinite(number) or too_low or number > self.high:
             low = f"> {self.low}" if self.low_open else f">= {self.low}"
             high = f" and <= {self.high}" if math.isfinite(self.high) else ""
-            raise InputError(f"{name} must be a finite number {low}{high}, got {value}")
+            raise InputError(f"{name} must be a finite number {low}{high}, got {_shown(value)}")
 
     @property
     def click_type(self) -> click.ParamType:
@@ -105,7 +116,7 @@ class OneOf:
 class Items:
     """1 to `most` items, each checked by `item`."""
 
-    item: Any  # a Rule
+    item: Rule
     most: int
 
     def check(self, name: str, value: Any) -> None:
@@ -139,24 +150,42 @@ class ExistingPath:
 
 SEED = Int(0, MAX_SEED)
 POSITIVE = Real(0, low_open=True)
+# Useful learning rates are well below 1; at 1e300 torch's Adam fails with a RuntimeError in its
+# update instead of the loss diverging, so a bound is what keeps that one line.
+LR = Real(0, 1e3, low_open=True)
 
 
-def _matches(value: Any, kind: Any) -> bool:
-    """Whether `value` is exactly of the annotated type: bool is not int, int is a float."""
-    if isinstance(kind, types.UnionType):
-        return any(_matches(value, k) for k in typing.get_args(kind))
-    if kind is type(None):
-        return value is None
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
+def conforms(value: Any, hint: Any) -> bool:
+    """Whether `value` (read from JSON, or a config's field) is of type `hint`: a dataclass or
+    TypedDict (a dict of exactly its keys), a list or tuple, a dict with string keys, a union, or
+    a plain type. An int is a float; a bool is no number (Python's isinstance says otherwise)."""
+    if hint is Any:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(conforms(value, a) for a in args)
+    if isinstance(hint, type) and (typing.is_typeddict(hint) or dataclasses.is_dataclass(hint)):
+        fields = typing.get_type_hints(hint)
+        return (
+            isinstance(value, dict)
+            and value.keys() == fields.keys()
+            and all(conforms(value[k], h) for k, h in fields.items())
+        )
+    if origin in (list, tuple) or hint in (list, tuple):
+        item = args[0] if args else Any
+        return isinstance(value, origin or hint) and all(conforms(v, item) for v in value)
+    if origin is dict or hint is dict:
+        item = args[1] if args else Any
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and conforms(v, item) for k, v in value.items()
+        )
+    if hint is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
-    if typing.get_origin(kind) is tuple:
-        (item, _) = typing.get_args(kind)
-        return isinstance(value, tuple) and all(_matches(v, item) for v in value)
-    return isinstance(value, kind)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, hint)
 
 
 @functools.cache
@@ -165,8 +194,13 @@ def _field_types(config_type: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(config_type)}
 
 
-TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-TYPE_NAMES |= {type(None): "null"}
+TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    type(None): "null",
+}
 
 
 def _type_name(kind: Any) -> str:
@@ -183,7 +217,7 @@ def validate(config: Any) -> None:
     rules: Rules = type(config).RULES
     for name, kind in _field_types(type(config)).items():
         value = getattr(config, name)
-        if not _matches(value, kind):
+        if not conforms(value, kind):
             shown = json.dumps(value, default=repr)  # as config.json writes it
             raise InputError(f"{name} must be {_type_name(kind)}, got {shown}")
         if name in rules and value is not None:
@@ -195,11 +229,26 @@ def check_parameters(what: str, count: int) -> None:
         raise InputError(f"{what} would have {count:,} parameters, over {MAX_PARAMETERS:,}")
 
 
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory.max")
+
+
+def memory_limit() -> int:
+    """The memory this process may have: the least of the machine's RAM, its address-space limit
+    (ulimit -v) and its cgroup's limit (a container's), the last two where they are set."""
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append(soft)
+    with contextlib.suppress(OSError, ValueError):  # no cgroup v2, or its "max": no limit
+        limits.append(int(CGROUP_MEMORY.read_text()))
+    return min(limits)
+
+
 def check_memory(what: str, nbytes: float) -> None:
-    """Refuse what would need more than this machine's memory."""
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if nbytes > ram:
+    """Refuse what would need more than the memory this process may have."""
+    limit = memory_limit()
+    if nbytes > limit:
         raise InputError(
-            f"{what} would need about {nbytes / 2**30:,.1f} GiB; this machine has "
-            f"{ram / 2**30:,.1f} GiB"
+            f"{what} would need about {nbytes / 2**30:,.1f} GiB; this process may have "
+            f"{limit / 2**30:,.1f} GiB"
         )

@@ -7,6 +7,7 @@ and read with `weights_only=True`, so loading a file can never run code.
 """
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,20 @@ import torch
 from torch import nn
 
 from dlclassics import __version__, distributed
-from dlclassics.errors import InputError
+from dlclassics.bounds import MAX_PARAMETERS
+from dlclassics.errors import InputError, first_line
 from dlclassics.rundir import atomic_write_bytes, read_run_file
 
 CHECKPOINT = "checkpoint.pt"
 KEYS = ("model", "model_args", "config", "version")
+# The largest model's float32 weights and Adam's two moments, and 1 GiB for the rest (an LM's
+# vocabulary, the counters).
+MAX_CHECKPOINT_BYTES = 3 * 4 * MAX_PARAMETERS + 2**30
+# Trained and hand-set weights are a few units; a diverged run's can be finite but huge, and
+# outputs that overflow would be NaN, which is no JSON. Within this bound no input overflows
+# float32 in the demo's networks: at 1e6 the largest value is about 7e32 (the double CNN's
+# logits), 1e17 (an LSTM gate's input at the widest sizes).
+MAX_WEIGHT = 1e6
 
 
 def save_checkpoint(
@@ -50,17 +60,22 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: Path, device: torch.device | str = "cpu", root: Path | None = None
+    path: Path,
+    device: torch.device | str = "cpu",
+    root: Path | None = None,
+    data: bytes | None = None,
 ) -> dict[str, Any]:
     """The dict `save_checkpoint` wrote; a missing or malformed file is an InputError naming it.
     With `root`, the file is one of that run directory's, and read as `read_run_file` reads
-    (never through a symbolic link)."""
-    source = path if root is None else io.BytesIO(read_run_file(root, Path(path)))
+    (never through a symbolic link). With `data`, the file's bytes read already: a caller that
+    also copies them copies what was checked."""
+    if data is None and root is not None:
+        data = read_run_file(root, Path(path), MAX_CHECKPOINT_BYTES)
+    source = path if data is None else io.BytesIO(data)
     try:
         checkpoint = torch.load(source, map_location=device, weights_only=True)
     except Exception as e:  # a malformed file can fail anywhere inside the unpickler
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot load a checkpoint from {path}: {first}") from e
+        raise InputError(f"cannot load a checkpoint from {path}: {first_line(e)}") from e
     if not isinstance(checkpoint, dict) or any(k not in checkpoint for k in KEYS):
         raise InputError(f"{path} is not a dlclassics checkpoint")
     weights = checkpoint["model"]
@@ -75,14 +90,15 @@ def load_checkpoint(
 
 
 def check_weights(
-    path: Path,
+    path: Path | str,
     skeleton: nn.Module,
     weights: dict[str, torch.Tensor],
     what: str = "the model it describes",
+    bound: float = math.inf,
 ) -> None:
-    """That `weights` are exactly `skeleton`'s (`what`) tensors, of its shapes, and finite: an
-    InputError naming `path` otherwise. Build `skeleton` on the meta device: checking allocates
-    nothing."""
+    """That `weights` are exactly `skeleton`'s (`what`) tensors, of its shapes, finite and at
+    most `bound` in magnitude: an InputError naming `path` (or what they are of) otherwise.
+    Build `skeleton` on the meta device: checking allocates nothing."""
     expected = {k: v.shape for k, v in skeleton.state_dict().items()}
     missing, extra = expected.keys() - weights.keys(), weights.keys() - expected.keys()
     if missing or extra:
@@ -94,8 +110,10 @@ def check_weights(
                 f"{path}: weight {name} has shape {tuple(weights[name].shape)}, "
                 f"{what}'s is {tuple(shape)}"
             )
-        if weights[name].is_floating_point() and not torch.isfinite(weights[name]).all():
-            raise InputError(f"{path}: weight {name} is not finite (NaN or infinite values)")
+        weight = weights[name]
+        if weight.is_floating_point() and not (weight.isfinite() & (weight.abs() <= bound)).all():
+            within = f" within ±{bound:g}" if math.isfinite(bound) else ""
+            raise InputError(f"{path}: weight {name} is not finite{within} (NaN or larger values)")
 
 
 def find_checkpoint(path: Path) -> Path:

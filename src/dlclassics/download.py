@@ -20,14 +20,11 @@ from urllib.parse import urlsplit
 import pooch
 import requests
 
-from dlclassics.rundir import create_temporary
+from dlclassics.rundir import MAX_DATA_BYTES, create_temporary
 
 TIMEOUT = (10.0, 60.0)  # seconds: to connect, and to wait for the next bytes
 RETRIES = 3  # further tries of one mirror after a transient failure
 BACKOFF = 1.0  # seconds before the first retry, doubled before each next one
-# No file we download comes near it (GitHub serves at most 100 MiB; MNIST's largest is 26 MB), so
-# a server that sends more, or a body that inflates past it, fills neither the disk nor memory.
-MAX_BYTES = 128 * 2**20
 
 
 class DownloadError(OSError):
@@ -75,15 +72,15 @@ def _describe(e: requests.RequestException) -> str:
 
 
 class _Capped:
-    """The file pooch writes to, refusing to grow past MAX_BYTES."""
+    """The file pooch writes to, refusing to grow past MAX_DATA_BYTES."""
 
     def __init__(self, file: BinaryIO) -> None:
         self.file, self.written = file, 0
 
     def write(self, chunk: bytes) -> None:
         self.written += len(chunk)
-        if self.written > MAX_BYTES:
-            raise ValueError(f"sent more than {MAX_BYTES >> 20} MiB, more than the file can be")
+        if self.written > MAX_DATA_BYTES:
+            raise ValueError(f"sent more than {MAX_DATA_BYTES >> 20} MiB, more than a file can be")
         self.file.write(chunk)
 
     def flush(self) -> None:

@@ -29,12 +29,23 @@ def config_option(config_type: type, name: str, *decls: str, **kwargs: Any) -> C
     rule = getattr(config_type, "RULES", {}).get(name)
     if "type" not in kwargs and "callback" not in kwargs:
         if isinstance(rule, Items):
-            kwargs["callback"] = positive_list(rule.item.click_type)
+            kwargs["callback"] = comma_list(rule.item.click_type)
         elif hasattr(rule, "click_type"):
             kwargs["type"] = rule.click_type
     decls = decls or ("--" + name.replace("_", "-"),)
     kwargs.setdefault("show_default", default is not None)
     return click.option(*decls, name, default=default, **kwargs)
+
+
+def absolute(path: str | Path | None) -> str | None:
+    """A data path made absolute, so that the config.json it goes into is read the same from any
+    folder; "" and None (no path: the default data) stay as they are."""
+    return str(Path(path).resolve()) if path else path
+
+
+def absolute_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`absolute` as a click callback, for a data path option."""
+    return absolute(value)
 
 
 def make_config(config_type: type[C], params: Mapping[str, Any], **overrides: Any) -> C:
@@ -79,12 +90,14 @@ def checked_storage(ctx: click.Context, param: click.Parameter, url: str | None)
     return url
 
 
-storage_option = click.option(
-    "--storage",
-    callback=checked_storage,
-    help="Share the trials with every worker started on this database "
+def storage_option(
+    help: str = "Share the trials with every worker started on this database "
     "(sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB); needs the `scale` extra.",
-)
+    required: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--storage, its URL checked as the options are read (`checked_storage`). It is never in a
+    config: a database URL may hold a password, which config.json must not."""
+    return click.option("--storage", callback=checked_storage, required=required, help=help)
 
 
 def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,7 +118,7 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
         return f(*args, scale=scale, **kwargs)
 
     options = [
-        storage_option,
+        storage_option(),
         click.option(
             "--study-name",
             help="The study's name in --storage (default: the command, e.g. mnist-cnn).",
@@ -148,7 +161,8 @@ def resumed_config(config_type: type[C], command: str, directory: Path) -> C:
     missing = [k for k in names if k not in saved]
     if unknown or missing:
         what = f"unknown setting {unknown[0]!r}" if unknown else f"no setting {missing[0]!r}"
-        raise InputError(f"{source}: {what}")
+        other = "a newer" if unknown else "an older"
+        raise InputError(f"{source}: {what}: the run was written by {other} version of dlclassics")
     try:
         return make_config(config_type, saved)
     except InputError as e:
@@ -175,19 +189,16 @@ def bf16_option(config_type: type) -> Callable[[Callable[..., Any]], Callable[..
     )
 
 
-def positive_list(
+def comma_list(
     item: click.ParamType,
 ) -> Callable[[click.Context, click.Parameter, str], list]:
-    """A click callback turning "0.1,0.01" into [0.1, 0.01], each value checked by `item`
-    (the click type of a `bounds` rule)."""
+    """A click callback turning "0.1,0.01" (or "a,b") into [0.1, 0.01], each value checked by
+    `item` (the click type of a `bounds` rule)."""
 
     def parse(ctx: click.Context, param: click.Parameter, value: str) -> list:
         items = [item.convert(v.strip(), param, ctx) for v in value.split(",") if v.strip()]
         if not items:
-            raise click.BadParameter(f"expected comma-separated numbers, got {value!r}")
+            raise click.BadParameter(f"expected a comma-separated list, got {value!r}")
         return items
 
     return parse
-
-
-POSITIVE_INT = click.IntRange(min=1)

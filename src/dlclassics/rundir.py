@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from dlclassics import __version__, distributed
-from dlclassics.errors import InputError
+from dlclassics.errors import InputError, first_line
+
+# Of a data file read or downloaded: GitHub serves at most 100 MiB for one file and MNIST's
+# largest is 26 MB, so every real one fits, and a server that sends more, a body that inflates
+# past it or a huge local file fills neither the disk nor memory.
+MAX_DATA_BYTES = 128 * 2**20
+# Of what a run writes and reads back besides its checkpoints: config.json, result.json,
+# results.md, a plot. The largest is the result.json of an xor train of 10^6 epochs, whose
+# losses take about 30 MB.
+MAX_RECORD_BYTES = 64 * 2**20
 
 
 def create_temporary(path: Path) -> tuple[int, Path]:
@@ -38,7 +47,7 @@ def _temporary(path: Path) -> bool:
 
 
 def _reason(e: OSError) -> str:
-    return (e.strerror or str(e) or type(e).__name__).lower()
+    return (e.strerror or first_line(e)).lower()
 
 
 def make_dir(path: Path) -> Path:
@@ -97,41 +106,47 @@ def parse_json(data: bytes | str) -> Any:
         raise ValueError("nested too deeply") from None
 
 
-def read_run_file(root: Path, path: Path) -> bytes:
-    """The bytes of `path`, a regular file inside the run directory `root`. A symbolic link, a
-    file outside `root` or one that is not a regular file is refused: the command would land
-    what it points to (another user's file, /dev/zero) in the run directory or a report."""
+def read_regular(path: Path, max_bytes: int, what: str = "", follow: bool = True) -> bytes:
+    """The bytes of `path`, a regular file of at most `max_bytes`, else an InputError naming it
+    (`what` says what it is: "corpus"). The checks are on the opened file, so a FIFO or device
+    swapped in after a look at the path cannot block the open (O_NONBLOCK) or the read (fstat);
+    with `follow` false a symbolic link is refused."""
+    name = f"{what} {path}".strip()
+    too_large = f"{name} is larger than {max_bytes / 2**20:,.0f} MiB"
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    try:
+        with open(os.open(path, flags), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(f"{name} is not a regular file")
+            if info.st_size > max_bytes:
+                raise InputError(too_large)
+            # To the end, but not far past max_bytes: a read allocates all it asks for, so one
+            # of the size fstat gives, then a MiB at a time (a /proc file's size says 0).
+            data = b""
+            while len(data) <= max_bytes and (
+                chunk := f.read(max(info.st_size + 1 - len(data), 2**20))
+            ):
+                data += chunk
+    except OSError as e:
+        raise InputError(f"cannot read {name}: {_reason(e)}") from None
+    if len(data) > max_bytes:
+        raise InputError(too_large)
+    return data
+
+
+def read_run_file(root: Path, path: Path, max_bytes: int) -> bytes:
+    """The bytes of `path`, a regular file inside the run directory `root`, of at most
+    `max_bytes`. A symbolic link or a file outside `root` is refused too: the command would
+    land what it points to (another user's file, /dev/zero) in the run directory or a report."""
     if path.is_symlink() or not path.resolve().is_relative_to(Path(root).resolve()):
         raise InputError(f"{path} is a symbolic link or lies outside the run directory {root}")
-    try:
-        # O_NONBLOCK: a FIFO put there opens at once, and is refused below, instead of hanging.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {_reason(e)}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputError(f"{path} is not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {_reason(e)}") from None
-    finally:
-        os.close(fd)
+    return read_regular(path, max_bytes, follow=False)
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a regular file's bytes, read in chunks: what data a run was trained on."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} is not a regular file")
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {_reason(e)}") from None
-    return digest.hexdigest()
+    """The sha256 of a data file's bytes: what data a run was trained on."""
+    return hashlib.sha256(read_regular(Path(path), MAX_DATA_BYTES)).hexdigest()
 
 
 class RunDir:
@@ -175,7 +190,7 @@ def read_config(path: Path, command: str) -> dict[str, Any]:
     """The settings in the config.json of a `command` run directory (for --resume)."""
     try:
         # Never through a link: a config.json put there names the data the run reads.
-        saved = parse_json(read_run_file(path, Path(path) / "config.json"))
+        saved = parse_json(read_run_file(path, Path(path) / "config.json", MAX_RECORD_BYTES))
         if saved.get("command") != command:
             raise ValueError
     except (InputError, ValueError, AttributeError):

@@ -7,11 +7,8 @@ folder next to its checkpoint, so a study run again with the same settings skips
 finished, and a trial can run in this process, in a worker or on another machine.
 """
 
-import dataclasses
 import functools
 import json
-import types
-import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -21,8 +18,16 @@ from types import ModuleType
 from typing import Any, Generic, Protocol, TypeVar
 
 from dlclassics import distributed
+from dlclassics.bounds import conforms
 from dlclassics.errors import InputError
-from dlclassics.rundir import RunDir, make_dir, parse_json, read_run_file, write_json
+from dlclassics.rundir import (
+    MAX_RECORD_BYTES,
+    RunDir,
+    make_dir,
+    parse_json,
+    read_run_file,
+    write_json,
+)
 
 RESULT_FILE = "result.json"
 # The layout of result.json: a file of another layout (an older or newer version's) is a trial
@@ -99,7 +104,7 @@ def load_result(config: C, trial: T, directory: Path, result_type: type[R], root
     if not path.is_symlink() and not path.is_file():
         return None
     try:
-        saved = parse_json(read_run_file(root, path))
+        saved = parse_json(read_run_file(root, path, MAX_RECORD_BYTES))
     except ValueError:
         return None
     if not isinstance(saved, dict) or saved.keys() != {"format", "config", "trial", "result"}:
@@ -114,41 +119,9 @@ def load_result(config: C, trial: T, directory: Path, result_type: type[R], root
 def parse_result(result_type: type[R], value: Any) -> R | None:
     """`value` (from JSON) as a `result_type` dataclass if it has exactly its fields, each of its
     type (checked down through lists, dicts and TypedDicts), else None."""
-    if not _conforms(value, result_type):
+    if not conforms(value, result_type):
         return None
     return result_type(**value)
-
-
-def _conforms(value: Any, hint: Any) -> bool:
-    """Whether JSON `value` is of type `hint`: a dataclass or TypedDict (exactly its keys), a list,
-    a dict with string keys, a union, or a plain type (an int is a float; a bool is no number)."""
-    if hint is Any:
-        return True
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, a) for a in args)
-    if isinstance(hint, type) and (typing.is_typeddict(hint) or dataclasses.is_dataclass(hint)):
-        fields = typing.get_type_hints(hint)
-        return (
-            isinstance(value, dict)
-            and value.keys() == fields.keys()
-            and all(_conforms(value[k], h) for k, h in fields.items())
-        )
-    if origin is list or hint is list:
-        item = args[0] if args else Any
-        return isinstance(value, list) and all(_conforms(v, item) for v in value)
-    if origin is dict or hint is dict:
-        item = args[1] if args else Any
-        return isinstance(value, dict) and all(
-            isinstance(k, str) and _conforms(v, item) for k, v in value.items()
-        )
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is type(None):
-        return value is None
-    return isinstance(value, hint)
 
 
 def run_trials(

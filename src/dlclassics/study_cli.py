@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from dlclassics.options import checked_storage
+from dlclassics.options import storage_option
 
 
 @click.group()
@@ -13,9 +13,7 @@ def study() -> None:
 
 
 @study.command()
-@click.option(
-    "--storage", required=True, callback=checked_storage, help="The study's database URL."
-)
+@storage_option("The study's database URL.", required=True)
 @click.option("--study-name", required=True, help="The study's name in --storage.")
 @click.option(
     "--out",

@@ -21,26 +21,26 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import click
 
 from dlclassics import distributed
-from dlclassics.bounds import POSITIVE, SEED, Device, Int, Items, Real, Rules, validate
+from dlclassics.bounds import LR, POSITIVE, SEED, Device, Int, Items, Real, Rules, validate
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import default_corpus
 from dlclassics.lm.experiment import LmConfig, LmTrial, TrainConfig, check_cost
 from dlclassics.lm.experiment import load_data as load_corpus
 from dlclassics.lm.experiment import run_trial as run_lm_trial
-from dlclassics.mnist.cli import arch_list, folder
 from dlclassics.mnist.cnn import CnnConfig, CnnTrial
 from dlclassics.mnist.cnn import run_trial as run_cnn_trial
 from dlclassics.mnist.experiment import MnistConfig
 from dlclassics.mnist.experiment import load_data as load_images
 from dlclassics.mnist.models import CNN_ARCHS
 from dlclassics.options import (
+    absolute,
+    absolute_callback,
     bf16_option,
-    checked_storage,
     config_option,
     device_config_option,
     make_config,
-    positive_list,
     run_options,
+    storage_option,
 )
 from dlclassics.report import fmt, table
 from dlclassics.rundir import RunDir, open_run
@@ -56,6 +56,19 @@ DROPOUT_ARCH = "double_conv_dropout"  # the one CNN whose dropout rate is search
 # bf16: its count of trials, its time, its pruner, and its seed (so that the processes do not
 # all sample the same settings). The rest (data, epochs, ranges) must be the study's.
 PER_PROCESS = ("n_trials", "timeout", "startup_trials", "warmup_checks", "seed")
+
+
+@dataclass(frozen=True)
+class Range(Items):
+    """low,high: two values, each checked by `item`, low no greater than high."""
+
+    most: int = 2
+
+    def check(self, name: str, value: Any) -> None:
+        if len(value) != 2 or value[0] > value[1]:
+            shown = ",".join(str(v) for v in value)
+            raise InputError(f"{name} takes a range, low,high; got {shown}")
+        super().check(name, value)
 
 
 @dataclass(frozen=True)
@@ -102,9 +115,9 @@ class CnnSearch(SearchConfig):
     RULES: ClassVar[Rules] = SearchConfig.RULES | {
         "dataset": MnistConfig.RULES["dataset"],
         "archs": CnnConfig.RULES["archs"],
-        "lr": Items(POSITIVE, 2),
+        "lr": Range(LR),
         "batch_sizes": CnnConfig.RULES["batch_sizes"],
-        "dropout": Items(Real(0, 1), 2),
+        "dropout": Range(Real(0, 1)),
         "eval_every": CnnConfig.RULES["eval_every"],
     }
 
@@ -124,19 +137,11 @@ class LmSearch(SearchConfig):
     RULES: ClassVar[Rules] = SearchConfig.RULES | {
         "vocab_size": LmConfig.RULES["vocab_size"],
         "batch_size": LmConfig.RULES["batch_size"],
-        "lr": Items(POSITIVE, 2),
+        "lr": Range(LR),
         "embedding_sizes": Items(LmConfig.RULES["embedding_size"], 10),
         "hidden_sizes": Items(LmConfig.RULES["hidden_size"], 10),
         "layers": Items(TrainConfig.RULES["layers"], 2),
     }
-
-
-def _check_ranges(config: SearchConfig) -> None:
-    for name in ("lr", "dropout"):
-        bounds = getattr(config, name, None)
-        if bounds is not None and (len(bounds) != 2 or bounds[0] > bounds[1]):
-            shown = ",".join(str(b) for b in bounds)
-            raise InputError(f"--{name} takes a range, low,high; got {shown}")
 
 
 def _pruning(trial: "optuna.Trial") -> Callable[[int, float], None]:
@@ -318,12 +323,9 @@ def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
         config_option(config_type, "epochs", help="Each trial's budget."),
         config_option(config_type, "n_trials", help="Trials to run."),
         config_option(config_type, "timeout", help="Start no trial after this many seconds."),
-        # Not in the config: a database URL may hold a password, which config.json must not.
-        click.option(
-            "--storage",
-            callback=checked_storage,
-            help="The study's database URL, shared by every process started on it "
-            "(default: sqlite in the run directory).",
+        storage_option(
+            "The study's database URL, shared by every process started on it "
+            "(default: sqlite in the run directory)."
         ),
         click.option("--study-name", help="The study's name in --storage (default: the command)."),
         config_option(
@@ -350,7 +352,6 @@ def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
 def _run(config: SearchConfig, out: Path | None, quiet: bool, **study: str | None) -> None:
     """Check the settings, search (`study`: storage and name) in the run directory and say what
     was best."""
-    _check_ranges(config)
     command = TARGETS[type(config)].command
     with open_run(out, command, config) as run:
         results = search(config, run, quiet, study["storage"], study["study_name"])
@@ -370,22 +371,17 @@ def tune() -> None:
 
 
 @tune.command("mnist-cnn")
-@config_option(CnnSearch, "archs", callback=arch_list, help="Architectures to choose from.")
+@config_option(CnnSearch, "archs", help="Architectures to choose from.")
 @config_option(CnnSearch, "lr", help="low,high (log).")
 @config_option(CnnSearch, "batch_sizes", help="Batch sizes to try.")
-@config_option(
-    CnnSearch,
-    "dropout",
-    callback=positive_list(click.FloatRange(0, 1, max_open=True)),
-    help=f"low,high: {DROPOUT_ARCH}'s dropout rate.",
-)
+@config_option(CnnSearch, "dropout", help=f"low,high: {DROPOUT_ARCH}'s dropout rate.")
 @config_option(CnnSearch, "eval_every", help="Iterations between checks.")
 @config_option(CnnSearch, "dataset")
 @config_option(
     CnnSearch,
     "data_dir",
     type=click.Path(file_okay=False),
-    callback=folder,
+    callback=absolute_callback,
     show_default=False,
     help="Folder of the four IDX files (default: downloaded and cached).",
 )
@@ -417,7 +413,7 @@ def lm(
     out: Path | None, quiet: bool, storage: str | None, study_name: str | None, **params: Any
 ) -> None:
     """Learning rate, embedding and hidden sizes and layers, for validation perplexity."""
-    corpus = str(Path(params["corpus"] or default_corpus()).resolve())  # read from any folder
+    corpus = absolute(params["corpus"] or default_corpus())
     config = make_config(LmSearch, params, corpus=corpus, **_device(params, params["batch_size"]))
     # The largest model of the ranges must fit, checked before any trial starts.
     largest = TrainConfig(

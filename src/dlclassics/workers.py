@@ -35,8 +35,9 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
+from dlclassics.bounds import MAX_WORKERS
 from dlclassics.checkpoint import CHECKPOINT
-from dlclassics.errors import InputError
+from dlclassics.errors import InputError, first_line
 from dlclassics.options import make_config
 from dlclassics.report import table
 from dlclassics.rundir import RunDir, atomic_write_bytes, atomic_write_text, make_dir, open_run
@@ -138,7 +139,7 @@ def open_storage(url: str) -> RDBStorage:
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
             )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
-        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        line = first_line(e)
         if parsed.password:  # in case a driver's message quotes the URL
             line = line.replace(parsed.password, "***")
         raise InputError(f"cannot open storage {shown}: {line}") from None
@@ -338,7 +339,11 @@ def _worker_process(*args: Any) -> None:
 
 
 def worker_count(workers: int, trials: int) -> int:
-    """The workers to start: one per trial at most, since a worker runs one trial at a time."""
+    """The workers to start: one per trial at most, since a worker runs one trial at a time, and
+    MAX_WORKERS at most: a resumed run's count may be that of a machine with more cores."""
+    if workers > MAX_WORKERS:
+        click.echo(f"note: {MAX_WORKERS} workers on this machine, not {workers}", err=True)
+        workers = MAX_WORKERS
     if workers > trials:
         click.echo(f"note: {trials} trials, so {trials} workers, not {workers}", err=True)
     return min(workers, trials)

@@ -21,12 +21,12 @@ from dlclassics.lm.experiment import (
     load_data,
     trials,
 )
-from dlclassics.lm.generate import Sampling, next_words, sentence_probability
+from dlclassics.lm.generate import MAX_TEXT, Sampling, next_words, sentence_probability
 from dlclassics.lm.generate import generate as generate_words
 from dlclassics.lm.model import load_model
 from dlclassics.lm.train import Interrupted
 from dlclassics.options import (
-    POSITIVE_INT,
+    absolute,
     bf16_option,
     config_option,
     device_config_option,
@@ -91,7 +91,7 @@ def _config(
         distributed.start(config.device, config.batch_size)  # the machine may have changed since
         return config, resume
     device = distributed.start(params["device"], params["batch_size"])
-    corpus = str(Path(params["corpus"] or default_corpus()).resolve())  # read from any folder
+    corpus = absolute(params["corpus"] or default_corpus())
     bf16 = resolve_bf16(params["bf16"], device)
     return make_config(config_type, params, corpus=corpus, device=str(device), bf16=bf16), params[
         "out"
@@ -164,8 +164,6 @@ def study(scale: Scale, **params: Any) -> None:
             "its workers are started again"
         )
     config, out = _config(StudyConfig, "lm study", params)
-    if len(words(config.start)) > config.length:  # said before the models train, not after
-        raise InputError(f"--start has more words than --length ({config.length})")
     ran = _run(EXPERIMENT, config, out, params["quiet"], scale)
     if ran is None:
         return
@@ -185,6 +183,12 @@ def model_option(f: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(path_type=Path),
         help="A checkpoint, a trial folder (an `lm study` run's trials/*), or an `lm train` run.",
     )(f)
+
+
+def _words(text: str, what: str) -> list[str]:
+    if len(text) > MAX_TEXT:
+        raise InputError(f"{what} is over {MAX_TEXT:,} characters")
+    return words(text)
 
 
 def _unknown_note(unknown: list[str]) -> str:
@@ -220,10 +224,9 @@ def generate_cmd(
     allow_unk: bool,
 ) -> None:
     """Sample sentences of --length words that contain the --start words."""
+    Sampling(start, length)  # checked before the model is loaded
     model, vocab = load_model(model_path, resolve_device(device))
     given = words(start)
-    if len(given) > length:
-        raise InputError(f"--start has {len(given)} words, more than --length {length}")
     note = _unknown_note(vocab.unknown(given))
     if note:
         click.echo(f"note:{note}", err=True)
@@ -242,7 +245,7 @@ def prob(model_path: Path, sentences: tuple[str, ...], device: str) -> None:
     """Probability of each sentence, from <START> through its last word, and with <EOS>."""
     model, vocab = load_model(model_path, resolve_device(device))
     for text in sentences:
-        tokens = words(text)
+        tokens = _words(text, "a sentence")
         if not tokens:
             raise InputError(f"sentence {text!r} has no words")
         p = sentence_probability(model, vocab, tokens)
@@ -256,7 +259,10 @@ def prob(model_path: Path, sentences: tuple[str, ...], device: str) -> None:
 @lm.command(name="next")
 @model_option
 @click.argument("text", required=False)
-@click.option("--top-k", type=POSITIVE_INT, default=10, show_default=True)
+# More than the vocabulary lists it all.
+@click.option(
+    "--top-k", type=LmConfig.RULES["vocab_size"].click_type, default=10, show_default=True
+)
 @device_option
 def next_cmd(model_path: Path, text: str | None, top_k: int, device: str) -> None:
     """The likeliest next words (for a reverse model: the word before), <EOS> included, with the
@@ -264,7 +270,7 @@ def next_cmd(model_path: Path, text: str | None, top_k: int, device: str) -> Non
     model, vocab = load_model(model_path, resolve_device(device))
 
     def answer(line: str) -> None:
-        given = words(line)
+        given = _words(line, "TEXT")
         ranked = next_words(model, vocab, given, top_k)
         click.echo(
             ", ".join(f"{w} {p:.4f}" for w, p in ranked) + _unknown_note(vocab.unknown(given))
@@ -279,9 +285,9 @@ def next_cmd(model_path: Path, text: str | None, top_k: int, device: str) -> Non
         if interactive:
             click.echo("> ", nl=False)
         try:
-            line = stdin.readline()
+            line = stdin.readline(MAX_TEXT + 1)  # /dev/zero has no line end
         except UnicodeDecodeError:
             raise InputError("standard input is not UTF-8 text") from None
         if not line:
             break
-        answer(line)
+        answer(line.rstrip("\n"))

@@ -4,10 +4,9 @@ One sentence per line. Words follow Keras' `text_to_word_sequence`: lower-cased,
 below replaced by spaces, split on white space.
 """
 
+import hashlib
 import io
-import os
 import re
-import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 
 from dlclassics.download import DownloadError, fetch
 from dlclassics.errors import InputError
+from dlclassics.rundir import MAX_DATA_BYTES, read_regular
 from dlclassics.runtime import data_root
 
 PAD, START, UNK, EOS = 0, 1, 2, 3
@@ -29,11 +29,10 @@ CORPUS_URLS = (
 )
 CORPUS_HASH = "gitblob:c8be4c81a9080e671d9708b1df24cce9a7f9d6f9"
 
-# Bounds on what a corpus may cost. The size is above the 100 MiB that GitHub serves for one file,
-# so the default corpus always fits; the lines bound the Python objects the text becomes (a file
-# of one-letter lines takes about 100 bytes of memory per byte); a sentence's words bound the
-# LM's memory, which grows with batch size x longest sentence x hidden or vocabulary size.
-MAX_CORPUS_BYTES = 128 * 2**20
+# Bounds on what a corpus may cost, besides its size (MAX_DATA_BYTES). The lines bound the Python
+# objects the text becomes (a file of one-letter lines takes about 100 bytes of memory per byte);
+# a sentence's words bound the LM's memory, which grows with batch size x longest sentence x
+# hidden or vocabulary size.
 MAX_LINES = 5_000_000
 MAX_SENTENCE_WORDS = 1_000
 
@@ -43,19 +42,11 @@ def words(line: str) -> list[str]:
     return _KERAS_FILTERS.sub(" ", line.lower()).split()
 
 
-def corpus_bytes(path: Path) -> bytes:
-    """The bytes of a corpus: a regular file of at most MAX_CORPUS_BYTES, else InputError."""
-    try:
-        # Checked before opening: a FIFO would block, and /dev/zero or /dev/urandom never end.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise InputError(f"corpus {path} is not a regular file")
-        with open(path, "rb") as f:
-            data = f.read(MAX_CORPUS_BYTES + 1)  # not st_size: a /proc file says 0 and holds more
-    except OSError as e:
-        raise InputError(f"cannot read corpus {path}: {e.strerror or e}") from e
-    if len(data) > MAX_CORPUS_BYTES:
-        raise InputError(f"corpus {path} is larger than {MAX_CORPUS_BYTES >> 20} MiB")
-    return data
+def read_corpus(path: Path, max_length: int | None = None) -> tuple[list[list[str]], str]:
+    """The sentences of the corpus at `path` (see `read_sentences`), and the sha256 of the very
+    bytes they were read from: a second read to hash the file could see another file."""
+    data = read_regular(Path(path), MAX_DATA_BYTES, "corpus")
+    return _sentences(data, path, max_length), hashlib.sha256(data).hexdigest()
 
 
 def read_sentences(path: Path, max_length: int | None = None) -> list[list[str]]:
@@ -63,7 +54,10 @@ def read_sentences(path: Path, max_length: int | None = None) -> list[list[str]]
 
     Lines without words are dropped, as are sentences of more than `max_length` words or
     MAX_SENTENCE_WORDS."""
-    data = corpus_bytes(path)
+    return read_corpus(path, max_length)[0]
+
+
+def _sentences(data: bytes, path: Path, max_length: int | None) -> list[list[str]]:
     if not data.strip():
         raise InputError(f"corpus {path} is empty")
     if b"\x00" in data:

@@ -15,24 +15,25 @@ from typing import Any, ClassVar, TypedDict
 import torch
 
 from dlclassics import distributed
-from dlclassics.bounds import POSITIVE, SEED, Device, Int, OneOf, Rules, check_memory, validate
+from dlclassics.bounds import LR, SEED, Device, Int, Rules, check_memory, validate
 from dlclassics.checkpoint import CHECKPOINT, check_weights, load_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import encode
-from dlclassics.lm.corpus import Sentences, Vocabulary, default_corpus, read_sentences, split, words
+from dlclassics.lm.corpus import (
+    MAX_SENTENCE_WORDS,
+    Sentences,
+    Vocabulary,
+    default_corpus,
+    read_corpus,
+    split,
+    words,
+)
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.generate import Sampling, generate, sentence_probability
-from dlclassics.lm.model import (
-    DIRECTIONS,
-    MAX_WIDTH,
-    LanguageModel,
-    ModelConfig,
-    load_model,
-    save_model,
-)
+from dlclassics.lm.model import MAX_WORDS, LanguageModel, ModelConfig, load_model, save_model
 from dlclassics.lm.train import Progress, check_finite, train
 from dlclassics.report import table
-from dlclassics.rundir import RunDir, file_sha256
+from dlclassics.rundir import RunDir
 from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
 from dlclassics.study import Experiment, Summary, tensorboard, trial_dir
 
@@ -66,13 +67,13 @@ class LmConfig:
 
     # Sizes have generous bounds here; `check_cost` then weighs the model and a batch.
     RULES: ClassVar[Rules] = {
-        "vocab_size": Int(1, 10**7),
-        "max_length": Int(1, 10**6),
-        "embedding_size": Int(1, MAX_WIDTH),
-        "hidden_size": Int(1, MAX_WIDTH),
+        "vocab_size": Int(1, MAX_WORDS),
+        "max_length": Int(1, MAX_SENTENCE_WORDS),  # longer sentences are dropped anyway
+        "embedding_size": ModelConfig.RULES["embedding_size"],
+        "hidden_size": ModelConfig.RULES["hidden_size"],
         "epochs": Int(1, 10_000),
         "batch_size": Int(1, 10**6),
-        "lr": POSITIVE,
+        "lr": LR,
         "max_steps": Int(1, 10**9),
         "checkpoint_every": Int(1, 10**9),
         "device": Device(),
@@ -91,8 +92,8 @@ class TrainConfig(LmConfig):
     direction: str = "forward"
 
     RULES: ClassVar[Rules] = LmConfig.RULES | {
-        "layers": Int(1, 2),
-        "direction": OneOf(DIRECTIONS),
+        "layers": ModelConfig.RULES["layers"],
+        "direction": ModelConfig.RULES["direction"],
     }
 
 
@@ -106,6 +107,10 @@ class StudyConfig(LmConfig):
     sentence: str = "love i cupcakes"
 
     RULES: ClassVar[Rules] = LmConfig.RULES | {"length": Sampling.RULES["length"]}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        Sampling(self.start, self.length)  # said before the models train, not after
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,7 @@ def load_data(config: LmConfig) -> Data:
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
-        stamp = None  # read_sentences says what is wrong with the file
+        stamp = None  # read_corpus says what is wrong with the file
     data = _read_data(path, stamp, config.max_length, config.vocab_size, config.seed)
     if config.corpus_sha256 not in (None, data.sha256):
         raise InputError(
@@ -179,11 +184,11 @@ def load_data(config: LmConfig) -> Data:
 
 @functools.lru_cache(maxsize=1)
 def _read_data(path: Path, stamp: int | None, max_length: int | None, size: int, seed: int) -> Data:
-    sentences = read_sentences(path, max_length)
-    return Data(Vocabulary.build(sentences, size), split(sentences, seed), file_sha256(path))
+    sentences, sha256 = read_corpus(path, max_length)
+    return Data(Vocabulary.build(sentences, size), split(sentences, seed), sha256)
 
 
-def model_config(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConfig:
+def _trial_model(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConfig:
     return ModelConfig(
         vocab_size, trial.layers, trial.direction, config.embedding_size, config.hidden_size
     )
@@ -195,7 +200,7 @@ def check_cost(config: LmConfig, data: Data) -> None:
     LSTM's gates and states of each layer, and the logits with their softmax and gradient."""
     longest = max(len(s) for s in data.sentences.train) + 1  # <START> or <EOS>
     for trial in trials(config):
-        model = model_config(config, trial, len(data.vocab))
+        model = _trial_model(config, trial, len(data.vocab))
         per_token = model.embedding_size + 10 * model.hidden_size * model.layers
         per_token += 3 * model.vocab_size
         nbytes = 4 * config.batch_size * longest * per_token  # float32
@@ -227,7 +232,7 @@ def run_trial(
         name: encode(getattr(data.sentences, name), data.vocab, trial.direction) for name in SPLITS
     }
     seed_everything(config.seed)
-    model = LanguageModel(model_config(config, trial, len(data.vocab))).to(device)
+    model = LanguageModel(_trial_model(config, trial, len(data.vocab))).to(device)
     # The fused Adam kernel is the same update in one pass over the weights (about 5% faster).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     state = directory / STATE
@@ -316,14 +321,11 @@ def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer, state: Any) ->
 
 
 def _progress(path: Path, state: dict) -> Progress:
-    """The saved progress counters, refused unless each is a finite number of its type, >= 0."""
-    kinds = {f.name: f.type for f in fields(Progress)}
-    values = {name: state.get(name) for name in kinds}
-    for name, value in values.items():
-        number = isinstance(value, kinds[name] | int) and not isinstance(value, bool)
-        if not (number and math.isfinite(value) and value >= 0):
-            raise InputError(f"{path}: its progress counter {name} is {value!r}")
-    return Progress(**values)
+    """The saved progress counters, each checked by `Progress.RULES`."""
+    try:
+        return Progress(**{f.name: state.get(f.name) for f in fields(Progress)})
+    except InputError as e:
+        raise InputError(f"{path}: its progress counter {e}") from None
 
 
 def summarize(config: LmConfig, results: list[LmResult], run: RunDir) -> Summary:

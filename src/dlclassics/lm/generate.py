@@ -19,8 +19,12 @@ from torch.nn import functional as F
 from dlclassics.bounds import SEED, Int, Real, Rules, validate
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import model_order
-from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary
+from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary, words
 from dlclassics.lm.model import LanguageModel
+
+# Characters of a text given to a model (`lm next`, `lm prob`, the demo): a sentence or two, not a
+# document; the logits grow with its words.
+MAX_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class Sampling:
 
     def __post_init__(self) -> None:
         validate(self)
+        given = len(words(self.start))
+        if given > self.length:
+            raise InputError(f"start has {given} words, more than length ({self.length})")
 
 
 def _prefix_ids(model: LanguageModel, vocab: Vocabulary, given: list[str]) -> torch.Tensor:

@@ -2,19 +2,21 @@
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlclassics.bounds import check_parameters
+from dlclassics.bounds import Int, OneOf, Rules, check_parameters, validate
 from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import SPECIALS, Vocabulary
 
 DIRECTIONS = ("forward", "reverse")
 MAX_WIDTH = 100_000  # the largest embedding or hidden size; the parameter count is checked too
+MAX_LAYERS = 2
+MAX_WORDS = 10**7  # the largest vocabulary a run may ask for, before the special tokens
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,18 @@ class ModelConfig:
     embedding_size: int
     hidden_size: int
 
+    # The one place these bounds live: the command's config uses them, and a checkpoint's
+    # `model_args` meet them too.
+    RULES: ClassVar[Rules] = {
+        "vocab_size": Int(1, MAX_WORDS + len(SPECIALS)),
+        "layers": Int(1, MAX_LAYERS),
+        "direction": OneOf(DIRECTIONS),
+        "embedding_size": Int(1, MAX_WIDTH),
+        "hidden_size": Int(1, MAX_WIDTH),
+    }
+
     def __post_init__(self) -> None:
+        validate(self)
         # Checked before any weight is allocated: a huge size would fail in the allocator.
         check_parameters("the language model", self.parameters)
 
@@ -85,21 +98,13 @@ def save_model(
     )
 
 
-MAX_LAYERS = 2
-
-
 def model_config(path: Path, checkpoint: dict[str, Any]) -> ModelConfig:
     """The checkpoint's `model_args` as a ModelConfig, checked against its weights (whose sizes
     the file bounds) before anything is built: the one place a language model is rebuilt from
     a file, so that a bad field is an InputError naming `path`."""
     args = checkpoint["model_args"]
-    sizes = ("vocab_size", "layers", "embedding_size", "hidden_size")
-    if args.keys() != {f.name for f in fields(ModelConfig)} or not all(
-        type(args[k]) is int and args[k] >= 1 for k in sizes
-    ):
+    if args.keys() != {f.name for f in fields(ModelConfig)}:
         raise InputError(f"{path} is not a language model checkpoint: bad model arguments")
-    if args["direction"] not in DIRECTIONS or args["layers"] > MAX_LAYERS:
-        raise InputError(f"{path}: a model of {args['layers']} layers, {args['direction']!r}")
     try:
         config = ModelConfig(**args)
     except InputError as e:

@@ -18,14 +18,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from dlclassics import distributed
-from dlclassics.errors import InputError
+from dlclassics.bounds import Int, Real, Rules, validate
+from dlclassics.errors import diverged
 from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.evaluate import exp, perplexity
 from dlclassics.lm.model import LanguageModel
@@ -45,6 +46,21 @@ class Progress:
     seconds: float = 0.0  # time spent in training steps
     epoch_nll: float = 0.0  # summed loss of the epoch in progress, for its train perplexity
     epoch_tokens: int = 0
+
+    # A resumed state's counters are checked as a config is: they come from a file.
+    COUNT: ClassVar = Int(0, 2**63 - 1)  # an int64, as torch keeps them
+    RULES: ClassVar[Rules] = {
+        "epoch": COUNT,
+        "batch": COUNT,
+        "step": COUNT,
+        "tokens": COUNT,
+        "seconds": Real(0),
+        "epoch_nll": Real(0),
+        "epoch_tokens": COUNT,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     @property
     def tokens_per_second(self) -> float:
@@ -152,10 +168,6 @@ def train(
                 if on_epoch is not None:
                     on_epoch(progress.epoch, val)
     return progress
-
-
-def diverged(step: int, loss: float | str) -> InputError:
-    return InputError(f"training diverged at step {step}: the loss is {loss}; try a lower --lr")
 
 
 def check_finite(model: nn.Module, step: int) -> None:

@@ -12,8 +12,8 @@ from dlclassics.mnist import fc as fc_study
 from dlclassics.mnist.cnn import CnnConfig
 from dlclassics.mnist.experiment import MnistConfig, with_data_sha256
 from dlclassics.mnist.fc import FcConfig
-from dlclassics.mnist.models import CNN_ARCHS
 from dlclassics.options import (
+    absolute_callback,
     bf16_option,
     config_option,
     device_config_option,
@@ -35,11 +35,6 @@ def mnist() -> None:
     """MNIST (or Fashion-MNIST): logistic regression, an MLP, and small CNNs."""
 
 
-def folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    # Absolute, so that the config.json it goes into is read the same from any folder.
-    return str(Path(value).resolve()) if value else ""
-
-
 def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
     """--lr, --bf16, --dataset, --data-dir and --device, for either command's config."""
 
@@ -49,7 +44,7 @@ def common_options(config_type: type[MnistConfig]) -> Callable[..., Any]:
             config_type,
             "data_dir",
             type=click.Path(file_okay=False),
-            callback=folder,
+            callback=absolute_callback,
             show_default=False,
             help="Folder of the four IDX files, gzipped or not "
             "(default: downloaded and cached under $DLCLASSICS_DATA or ~/.cache/dlclassics).",
@@ -75,14 +70,6 @@ def _configure(config_type: type[C], params: dict[str, Any], batch_size: int) ->
     )
 
 
-def arch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [a for a in items if a not in CNN_ARCHS]
-    if not items or unknown:
-        raise click.BadParameter(f"choose from {', '.join(CNN_ARCHS)}, got {value!r}")
-    return items
-
-
 @mnist.command()
 @config_option(FcConfig, "iterations")
 @config_option(FcConfig, "batch_size")
@@ -105,7 +92,7 @@ def fc(out: Path | None, quiet: bool, scale: Scale, **params: Any) -> None:
 
 
 @mnist.command()
-@config_option(CnnConfig, "archs", callback=arch_list, help="Architectures to train.")
+@config_option(CnnConfig, "archs", help="Architectures to train.")
 @config_option(CnnConfig, "batch_sizes", help="Batch sizes.")
 @config_option(
     CnnConfig, "target_accuracy", help="Stop a run once validation accuracy reaches this."

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar, TypedDict
 
 from dlclassics.bounds import Int, Items, OneOf, Real, Rules
-from dlclassics.checkpoint import CHECKPOINT
+from dlclassics.checkpoint import CHECKPOINT, MAX_CHECKPOINT_BYTES
 from dlclassics.mnist import plots
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.evaluate import predict, split_metrics
@@ -130,10 +130,11 @@ def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summa
     best = max(results, key=lambda r: r.val_balanced_accuracy)
     best_file = trial_dir(run.path, CnnTrial(best.arch, best.batch_size)) / CHECKPOINT
     device = resolve_device(config.device)
-    # Checked before it is copied, and neither through a link: only a model of this run's lands
-    # in <run>/checkpoint.pt.
-    model, data = load_model(best_file, device, root=run.path), data.to(device)
-    atomic_write_bytes(run.path / CHECKPOINT, read_run_file(run.path, best_file))
+    # Read once, never through a link, and the bytes checked are the bytes copied: only a model
+    # of this run's lands in <run>/checkpoint.pt.
+    saved = read_run_file(run.path, best_file, MAX_CHECKPOINT_BYTES)
+    model, data = load_model(best_file, device, data=saved), data.to(device)
+    atomic_write_bytes(run.path / CHECKPOINT, saved)
     preds, _ = predict(model, data.test)
     test = split_metrics(data.test.labels, preds)
     conv_pictures(model, data, run.plots)

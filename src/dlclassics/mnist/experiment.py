@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 from torch import nn
 
 from dlclassics import distributed
-from dlclassics.bounds import POSITIVE, SEED, Device, OneOf, Rules, validate
+from dlclassics.bounds import LR, SEED, Device, OneOf, Rules, validate
 from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError
 from dlclassics.mnist.data import SOURCES, MnistData, batch_generator, load_cached, locate
@@ -42,7 +42,7 @@ class MnistConfig:
 
     RULES: ClassVar[Rules] = {
         "dataset": OneOf(tuple(SOURCES)),
-        "lr": POSITIVE,
+        "lr": LR,
         "device": Device(),
         "seed": SEED,
     }

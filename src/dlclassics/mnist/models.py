@@ -104,16 +104,19 @@ def save_model(path: Path, model: nn.Module, arch: str, config: dict, classes: l
 
 
 def load_model(
-    path: Path | str, device: str | torch.device = "cpu", root: Path | None = None
+    path: Path | str,
+    device: str | torch.device = "cpu",
+    root: Path | None = None,
+    data: bytes | None = None,
 ) -> nn.Module:
     """A saved model in eval mode, with `.arch`, `.classes` and `.config`: from a checkpoint file,
     a trial's folder, or a run directory holding one (`mnist cnn`'s keeps its chosen model); with
-    `root`, a file of that run directory (see `load_checkpoint`).
+    `root` or `data`, as `load_checkpoint` reads.
 
     The one place an MNIST model is rebuilt from a file: its architecture, weights and class
     names are checked first, and a bad one is an InputError naming the file."""
     path = find_checkpoint(Path(path))
-    checkpoint = load_checkpoint(path, root=root)
+    checkpoint = load_checkpoint(path, root=root, data=data)
     args = checkpoint["model_args"]
     arch = args.get("arch")
     if args.keys() != {"arch"} or not isinstance(arch, str) or arch not in ARCHS:

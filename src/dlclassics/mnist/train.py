@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dlclassics import distributed
-from dlclassics.errors import InputError
+from dlclassics.errors import diverged
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
 from dlclassics.runtime import autocast, bar_disabled
@@ -143,11 +143,9 @@ def _check(
     the device between checks: this is the first time they are looked at)."""
     loss = distributed.sum_over_ranks(train_loss).item()
     preds, val_loss = predict(model, data.val, sharded=True)
-    for what, value in (("loss", loss), ("validation loss", val_loss)):
+    for value in (loss, val_loss):
         if not math.isfinite(value):
-            raise InputError(
-                f"training diverged by step {iteration}: the {what} is {value}; try a lower --lr"
-            )
+            raise diverged(iteration, value)
     return Check(
         iteration=iteration,
         epoch=iteration / per_epoch,

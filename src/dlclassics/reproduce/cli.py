@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from dlclassics.bounds import ExistingPath
-from dlclassics.lm.corpus import read_sentences
+from dlclassics.bounds import MAX_WORKERS
+from dlclassics.lm.corpus import read_corpus
 from dlclassics.options import (
+    absolute,
     check_scale,
     config_option,
     make_config,
@@ -19,7 +20,7 @@ from dlclassics.options import (
 )
 from dlclassics.reproduce.parts import PARTS, ReproduceConfig, check_corpus, run_parts
 from dlclassics.reproduce.report import write_report
-from dlclassics.rundir import file_sha256, open_run
+from dlclassics.rundir import open_run
 from dlclassics.study import Scale, workers_module
 
 IDX_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
@@ -35,10 +36,6 @@ def _part_names(ctx: click.Context, param: click.Parameter, value: str) -> list[
     return names
 
 
-def _absolute(path: Path | None) -> str | None:
-    return str(path.resolve()) if path is not None else None
-
-
 @click.command()
 @config_option(
     ReproduceConfig, "quick", is_flag=True, help="Tiny settings: all of it in about a minute."
@@ -52,10 +49,11 @@ def _absolute(path: Path | None) -> str | None:
 @config_option(
     ReproduceConfig,
     "workers",
+    type=click.IntRange(1, MAX_WORKERS),
     help="Share the trials of every part among this many workers here (each with 1/N of the "
     "threads), on --storage or an SQLite file in the run directory.",
 )
-@storage_option
+@storage_option()
 @click.option(
     "--study-name",
     help="The parts' studies in --storage are NAME-xor-solve, NAME-mnist-cnn, ... "
@@ -82,21 +80,16 @@ def reproduce(
     """
     if resume is not None:
         config, out = resumed_config(ReproduceConfig, "reproduce", resume), resume
-        # The data may have moved since: said here, not as a part's traceback.
-        for name, folder in (("mnist_dir", True), ("corpus", False)):
-            path = getattr(config, name)
-            if path is not None:
-                ExistingPath(folder).check(f"{resume / 'config.json'}: {name}", path)
         check_corpus(config, resume)
     else:
-        if corpus is not None:
-            read_sentences(corpus)  # a bad corpus is one line now, not a failed part later
+        # A bad corpus is one line now, not a failed part later.
+        corpus_sha256 = read_corpus(corpus)[1] if corpus is not None else None
         config = make_config(
             ReproduceConfig,
             params,
-            mnist_dir=_absolute(mnist_dir),
-            corpus=_absolute(corpus),
-            corpus_sha256=file_sha256(corpus) if corpus is not None else None,
+            mnist_dir=absolute(mnist_dir),
+            corpus=absolute(corpus),
+            corpus_sha256=corpus_sha256,
         )
     scale = Scale(storage, study_name, config.workers)
     check_scale(scale, out)

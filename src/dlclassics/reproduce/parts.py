@@ -17,10 +17,11 @@ from typing import ClassVar, TextIO
 
 from tqdm import tqdm
 
-from dlclassics.bounds import MAX_WORKERS, SEED, Int, Items, OneOf, Rules, validate
+from dlclassics.bounds import SEED, ExistingPath, Int, Items, OneOf, Rules, conforms, validate
 from dlclassics.errors import InputError
 from dlclassics.mnist.experiment import MnistConfig
 from dlclassics.rundir import (
+    MAX_RECORD_BYTES,
     atomic_write_bytes,
     file_sha256,
     parse_json,
@@ -99,7 +100,12 @@ class ReproduceConfig:
     RULES: ClassVar[Rules] = {
         "parts": Items(OneOf(tuple(p.name for p in PARTS)), len(PARTS)),
         "dataset": MnistConfig.RULES["dataset"],
-        "workers": Int(1, MAX_WORKERS),
+        # The data may have moved since a run being resumed started: said before any part runs.
+        "mnist_dir": ExistingPath(folder=True),
+        "corpus": ExistingPath(folder=False),
+        # Not this machine's MAX_WORKERS: a run of a bigger machine resumes here, with fewer
+        # (`worker_count`); --workers itself is refused above it.
+        "workers": Int(1, 1024),
         "seed": SEED,
     }
 
@@ -213,13 +219,13 @@ def finished_part(
     if not path.is_file() and not path.is_symlink():
         return None
     try:
-        saved = parse_json(read_run_file(root, path))
+        saved = parse_json(read_run_file(root, path, MAX_RECORD_BYTES))
     except ValueError:
         return None
     if not isinstance(saved, dict) or saved.get("command") != args or saved.get("error") != "":
         return None
     seconds = saved.get("seconds")
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+    if not conforms(seconds, float):
         return None
     return Outcome(part, root / part.name, seconds, "", ["dlclassics", *args])
 

@@ -11,7 +11,13 @@ import markdown
 from dlclassics.errors import InputError
 from dlclassics.report import table
 from dlclassics.reproduce.parts import Outcome
-from dlclassics.rundir import RunDir, atomic_write_text, parse_json, read_run_file
+from dlclassics.rundir import (
+    MAX_RECORD_BYTES,
+    RunDir,
+    atomic_write_text,
+    parse_json,
+    read_run_file,
+)
 
 TITLE = "dlclassics: the classic experiments reproduced"
 
@@ -39,13 +45,13 @@ def _section(outcome: Outcome, root: Path, shared: bool) -> str:
     if not outcome.ok:
         return md + f'<p class="failed">Failed: {outcome.error}</p>\n\n'
     if _present(d / "results.md"):
-        text = read_run_file(root, d / "results.md").decode("utf-8", errors="replace")
-        md += _demote(text) + "\n"
+        raw = read_run_file(root, d / "results.md", MAX_RECORD_BYTES)
+        md += _demote(raw.decode("utf-8", errors="replace")) + "\n"
     for png in sorted((d / "plots").glob("**/*.png")) if (d / "plots").is_dir() else []:
         md += f"![{png.stem}]({png.relative_to(root).as_posix()})\n\n"
     if _present(d / "config.json"):
         try:
-            config = parse_json(read_run_file(root, d / "config.json"))
+            config = parse_json(read_run_file(root, d / "config.json", MAX_RECORD_BYTES))
         except ValueError:
             raise InputError(f"{d / 'config.json'} is not JSON") from None
         md += "<details><summary>settings</summary>\n\n```json\n"
@@ -95,7 +101,8 @@ def _embed_images(html: str, root: Path) -> str:
     results.md could name, or a link, is refused (see `read_run_file`)."""
 
     def inline(match: re.Match) -> str:
-        data = base64.b64encode(read_run_file(root, root / match.group(1))).decode("ascii")
+        png = read_run_file(root, root / match.group(1), MAX_RECORD_BYTES)
+        data = base64.b64encode(png).decode("ascii")
         return f'src="data:image/png;base64,{data}"'
 
     return re.sub(r'src="([^"]+\.png)"', inline, html)

@@ -19,14 +19,19 @@ from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dlclassics.lm.corpus import words
-from dlclassics.lm.generate import Sampling, generate, next_words, sentence_probability
+from dlclassics.lm.generate import (
+    MAX_TEXT,
+    Sampling,
+    generate,
+    next_words,
+    sentence_probability,
+)
 from dlclassics.mnist.data import normalize
 from dlclassics.serve.models import LanguageModelSlot, Loaded, load_lm, load_mnist
 from dlclassics.xor.model import XorNet
 from dlclassics.xor.solutions import HAND_WEIGHTS
 
 STATIC = Path(__file__).parent / "static"
-MAX_TEXT = 1000  # characters: a sentence or two, not a document
 SIDE = 28  # the classifier's input is one 28x28 grayscale image
 # Bytes: the largest valid request (784 pixels written with 17 digits each) is about 15 KiB.
 MAX_BODY = 64 * 1024

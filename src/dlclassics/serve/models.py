@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from dlclassics.checkpoint import CHECKPOINT, load_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.checkpoint import CHECKPOINT, MAX_WEIGHT, check_weights, load_checkpoint
+from dlclassics.errors import InputError, first_line
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.model import load_model as load_lm_model
 from dlclassics.mnist.models import load_model as load_mnist_model
@@ -28,10 +26,6 @@ LM_COMMANDS = ("lm train", "lm study")
 MNIST_COMMAND = "mnist cnn"
 NO_LM = "no language model found: train one with `dlclassics lm train`"
 NO_MNIST = "no digit classifier found: train one with `dlclassics mnist cnn`"
-# Trained weights are a few units; a diverged run's can be finite but huge. Within this bound no
-# input overflows float32 in the demo's networks: at 1e6 the largest value is about 7e32 (the
-# double CNN's logits), 1e17 (an LSTM gate's input at the widest sizes).
-MAX_WEIGHT = 1e6
 
 
 def _runs_of(runs: Path, commands: tuple[str, ...]) -> Iterator[Path]:
@@ -106,9 +100,9 @@ def load_lm(path: Path | None) -> LanguageModelSlot:
         return LanguageModelSlot(message=NO_LM)
     try:
         model, vocab = load_lm_model(path, "cpu")
-        _check_weights(path, model)
-    except Exception as e:  # whatever a malformed file breaks, the other tabs still serve
-        return LanguageModelSlot(source=path, message=f"{NO_LM} ({_reason(path, e)})")
+        check_weights(path, model, model.state_dict(), bound=MAX_WEIGHT)
+    except InputError as e:  # the loaders refuse every malformed file so: the other tabs serve
+        return LanguageModelSlot(source=path, message=f"{NO_LM} ({first_line(e)})")
     return LanguageModelSlot(model=model, source=path, vocab=vocab)
 
 
@@ -118,21 +112,7 @@ def load_mnist(path: Path | None) -> Loaded:
         return Loaded(message=NO_MNIST)
     try:
         model = load_mnist_model(path, "cpu")
-        _check_weights(path, model)
-    except Exception as e:  # whatever a malformed file breaks, the other tabs still serve
-        return Loaded(source=path, message=f"{NO_MNIST} ({_reason(path, e)})")
+        check_weights(path, model, model.state_dict(), bound=MAX_WEIGHT)
+    except InputError as e:  # the loaders refuse every malformed file so: the other tabs serve
+        return Loaded(source=path, message=f"{NO_MNIST} ({first_line(e)})")
     return Loaded(model=model, source=path)
-
-
-def _check_weights(path: Path, model: torch.nn.Module) -> None:
-    # Overflowing outputs would answer NaN, which is no JSON. NaN fails `<=` too.
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not tensor.abs().max() <= MAX_WEIGHT:
-            raise InputError(f"{path}: weight {name} is not within ±{MAX_WEIGHT:g}")
-
-
-def _reason(path: Path, e: Exception) -> str:
-    """Why the model at `path` did not load, in one line."""
-    lines = str(e).strip().splitlines()
-    line = lines[0] if lines else type(e).__name__
-    return line if isinstance(e, InputError) else f"cannot load the model in {path}: {line}"

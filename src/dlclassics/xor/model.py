@@ -1,13 +1,12 @@
 """The XOR network: 2 inputs, k hidden units, 1 output, optional bypass, BTU activations."""
 
-import math
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
+from dlclassics.checkpoint import save_checkpoint
 from dlclassics.errors import InputError
 
 
@@ -84,27 +83,3 @@ class XorNet(nn.Module):
 def save_xor(path: Path, net: XorNet, config: dict[str, Any]) -> Path:
     model_args = {"k": net.k, "bypass": net.bypass, "temperature": net.temperature}
     return save_checkpoint(path, net, model_args, config)
-
-
-def load_xor(path: Path) -> XorNet:
-    """The network of an `xor solve` or `xor train` checkpoint (a file or a trial folder)."""
-    path = find_checkpoint(path)
-    checkpoint = load_checkpoint(path)
-    args = checkpoint["model_args"]
-    if not (
-        args.keys() == {"k", "bypass", "temperature"}
-        and type(args["k"]) is int
-        and type(args["bypass"]) is bool
-        and type(args["temperature"]) in (int, float)
-        and math.isfinite(args["temperature"])
-    ):
-        raise InputError(f"{path} is not an XOR network checkpoint")
-    try:
-        with torch.device("meta"):  # checked against the weights before anything is allocated
-            skeleton = XorNet(**args)
-    except InputError as e:
-        raise InputError(f"{path}: {e}") from None
-    check_weights(path, skeleton, checkpoint["model"])
-    net = XorNet(**args)
-    net.load_state_dict(checkpoint["model"])
-    return net.eval()

@@ -1,26 +1,22 @@
 """`xor solve`: networks with hand-set weights, checked on the four XOR points."""
 
-import json
-import os
-import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from dlclassics.bounds import POSITIVE, SEED, Rules, validate
-from dlclassics.checkpoint import CHECKPOINT
-from dlclassics.errors import InputError
+from dlclassics.checkpoint import CHECKPOINT, MAX_WEIGHT, check_weights
+from dlclassics.errors import InputError, first_line
 from dlclassics.report import table
-from dlclassics.rundir import RunDir
+from dlclassics.rundir import RunDir, parse_json, read_regular
 from dlclassics.runtime import seed_everything
 from dlclassics.study import Experiment, Summary, tensorboard
 from dlclassics.xor.model import XorNet, net_name, save_xor
 from dlclassics.xor.solutions import HAND_WEIGHTS
 from dlclassics.xor.train import learned_xor, sum_squared_error, truth_table, truth_tables_markdown
 
-# A weights file holds a few small networks: the built-in one is 600 bytes, its weights at most 2.
+# A weights file holds a few small networks: the built-in one is 600 bytes.
 MAX_WEIGHTS_BYTES = 2**20
-MAX_NUMBER = 1e6
 
 
 @dataclass(frozen=True)
@@ -67,36 +63,11 @@ class SolveResult:
     solves_xor: bool
 
 
-def _bounded(value: Any) -> float:
-    """A number of the weights file, finite and of sane magnitude, else ValueError. JSON's numbers
-    come here as text, so a 5,000-digit integer or 1e400 is refused before int() or float()
-    could misread it, and NaN and Infinity with them."""
-    number = float(value)
-    if not abs(number) <= MAX_NUMBER:  # false for NaN too
-        shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}..."
-        raise ValueError(f"{shown} is not a finite number of magnitude {MAX_NUMBER:g} or less")
-    return number
-
-
 def _read_specs(path: Path) -> list[dict[str, Any]]:
     try:
-        # Checked before opening: a FIFO would block, and /dev/zero never ends.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise InputError(f"weights file {path} is not a regular file")
-        with open(path, "rb") as f:
-            raw = f.read(MAX_WEIGHTS_BYTES + 1)
-        if len(raw) > MAX_WEIGHTS_BYTES:
-            raise InputError(f"weights file {path} is larger than {MAX_WEIGHTS_BYTES >> 20} MiB")
-        specs = json.loads(
-            raw.decode("utf-8"),
-            parse_int=lambda text: int(_bounded(text)),
-            parse_float=_bounded,
-            parse_constant=_bounded,
-        )
-    except RecursionError as e:
-        raise InputError(f"cannot read weights file {path}: JSON nested too deeply") from e
-    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise InputError(f"cannot read weights file {path}: {e}") from e
+        specs = parse_json(read_regular(path, MAX_WEIGHTS_BYTES, "weights file"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise InputError(f"cannot read weights file {path}: {first_line(e)}") from e
     if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
         raise InputError(f"{path}: expected a JSON list of networks like the built-in ones")
     if not specs:
@@ -112,7 +83,7 @@ def _trial(spec: dict[str, Any], temperature: float) -> SolveTrial:
             spec["hidden_weight"],
             spec["hidden_bias"],
             spec["out_weight"],
-            _bounded(spec["out_bias"]),
+            float(spec["out_bias"]),
         )
         rows = trial.hidden_weight
         # Checked before the network is built: a huge k would allocate gigabytes first.
@@ -121,10 +92,12 @@ def _trial(spec: dict[str, Any], temperature: float) -> SolveTrial:
             raise InputError(
                 f"hidden_weight must have shape ({trial.k}, 2) for k={trial.k}; got {got}"
             )
-        trial.network(temperature)  # checks the shapes now, before a run directory exists
+        # The shapes and values checked now, before a run directory exists.
+        net = trial.network(temperature)
+        check_weights(f"the network k={trial.k}", net, net.state_dict(), bound=MAX_WEIGHT)
     except KeyError as e:
         raise InputError(f"network description lacks {e}") from e
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: an int of 400 digits
         raise InputError(f"bad weights for k={spec.get('k')}: {e}") from e
     return trial
 

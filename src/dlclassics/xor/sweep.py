@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlclassics.bounds import POSITIVE, SEED, Int, Items, Real, Rules, check_memory, validate
+from dlclassics.bounds import LR, POSITIVE, SEED, Int, Items, Real, Rules, check_memory, validate
 from dlclassics.checkpoint import CHECKPOINT, find_checkpoint, load_checkpoint, save_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.errors import InputError, diverged
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
 from dlclassics.runtime import seed_everything
@@ -47,7 +47,7 @@ class SweepConfig:
     seed: int = 0
 
     RULES: ClassVar[Rules] = {
-        "lrs": Items(POSITIVE, 100),
+        "lrs": Items(LR, 100),
         "hiddens": Items(Int(1, 1024), 100),
         "max_epochs": Int(1, 10**6),  # with early stopping most runs end far sooner
         "patience": Int(1, 10**6),
@@ -112,6 +112,12 @@ def run_trial(
         start = time.perf_counter()
         runs = train_batched(candidates, init, config, quiet=quiet, log=log)
         seconds = time.perf_counter() - start
+    # Before the checkpoint and result.json: NaN is no JSON. The validation points include the
+    # training ones, so the validation loss is finite only where both are.
+    failed = (~runs.val_loss.isfinite()).nonzero()
+    if len(failed):
+        r = int(failed[0])
+        raise diverged(int(runs.epochs[r]), float(runs.val_loss[r]), "--lrs")
     model_args = {"grid": [asdict(p) for p in points], "max_runs": config.max_runs}
     save_checkpoint(directory / CHECKPOINT, runs.weights, model_args, asdict(config))
     return StudyResult(

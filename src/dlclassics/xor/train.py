@@ -8,9 +8,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from dlclassics.bounds import POSITIVE, SEED, Int, Rules, validate
+from dlclassics.bounds import LR, POSITIVE, SEED, Int, Rules, validate
 from dlclassics.checkpoint import CHECKPOINT
-from dlclassics.errors import InputError
+from dlclassics.errors import diverged
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
 from dlclassics.runtime import seed_everything
@@ -60,9 +60,7 @@ def train(net: XorNet, epochs: int, lr: float, log: Log | None = None) -> list[f
         optimizer.step()
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):  # before the network is saved
-            raise InputError(
-                f"training diverged at step {epoch}: the loss is {losses[-1]}; try a lower --lr"
-            )
+            raise diverged(epoch, losses[-1])
         if log is not None:
             log({"loss": losses[-1]}, epoch)
     return losses
@@ -79,7 +77,7 @@ class TrainConfig:
     RULES: ClassVar[Rules] = {
         "temperature": POSITIVE,
         "epochs": Int(1, 10**6),
-        "lr": POSITIVE,
+        "lr": LR,
         "seed": SEED,
     }
 
