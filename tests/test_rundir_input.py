@@ -173,6 +173,21 @@ def test_a_result_json_that_is_a_link_is_refused(tmp_path):
         load_result(Settings(), Cell(), path.parent, LmResult, tmp_path / "trials")
 
 
+@pytest.mark.slow
+def test_a_finished_shared_study_reports_no_linked_summary(tmp_path):
+    pytest.importorskip("optuna")
+    args = ["xor", "solve", "--workers", "2", "--quiet", "--out", str(tmp_path / "run")]
+    assert invoke_cli(*args).returncode == 0
+    secret = tmp_path / "secret.md"
+    secret.write_text("another user's notes\n")
+    summary = tmp_path / "run" / "results.md"
+    summary.unlink()
+    summary.symlink_to(secret)
+    again = invoke_cli(*args)  # a finished study only reports: it must not print the link's file
+    assert_one_line_error(again)
+    assert "symbolic link" in again.stderr and "another user" not in again.stdout
+
+
 # ---------------------------------------------------------------- checkpoints with bad fields
 
 

@@ -40,7 +40,16 @@ from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError, first_line
 from dlclassics.options import make_config
 from dlclassics.report import table
-from dlclassics.rundir import RunDir, atomic_write_bytes, atomic_write_text, make_dir, open_run
+from dlclassics.rundir import (
+    MAX_RECORD_BYTES,
+    RunDir,
+    atomic_write_bytes,
+    atomic_write_text,
+    make_dir,
+    open_run,
+    parse_json,
+    read_run_file,
+)
 from dlclassics.runtime import AUTO_DEVICE, resolve_device
 from dlclassics.study import Experiment, Scale, Summary, parse_result, save_result, trial_dir
 
@@ -320,8 +329,15 @@ def write_run(experiment: Experiment, config: Any, results: list[Any], run: RunD
 
 
 def _read_summary(run: RunDir) -> Summary:
-    results = json.loads((run.path / "results.json").read_text(encoding="utf-8"))
-    return Summary(results, (run.path / "results.md").read_text(encoding="utf-8"))
+    """The summary a finished study's run directory holds, read by its rules (no link followed)."""
+    results, markdown = (
+        read_run_file(run.path, run.path / name, MAX_RECORD_BYTES)
+        for name in ("results.json", "results.md")
+    )
+    try:
+        return Summary(parse_json(results), markdown.decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError included
+        raise InputError(f"{run.path} holds a damaged results.json or results.md: {e}") from None
 
 
 def _worker_process(*args: Any) -> None:
@@ -363,6 +379,11 @@ def run_shared(
             click.echo(f"study {name}: no trial left here; the last one's worker writes {run.path}")
             raise click.exceptions.Exit(0)
         return summary
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    if run.finished and _by_cell(study, (TrialState.COMPLETE,)).keys() >= {
+        t.name for t in experiment.trials(config)
+    }:
+        return _read_summary(run)  # finished before: only report, once here, not in each worker
     count = worker_count(scale.workers, len(experiment.trials(config)))
     threads = max(1, torch.get_num_threads() // count)
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
@@ -373,7 +394,6 @@ def run_shared(
     for p in processes:
         p.join()
     if not run.finished:
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
         results = _collect(experiment, config, study, run)
         if None in results:
             codes = [p.exitcode for p in processes]
