@@ -6,6 +6,7 @@ import random
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,15 +90,20 @@ def interrupt(args, once: bytes):
     return proc.returncode, seen.decode()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("lm")
+def train_tiny(tmp: Path, epochs: int) -> tuple[Path, Path, list[str]]:
+    """An `lm train` of TINY sizes on a corpus written in `tmp`: its run folder, the corpus and
+    the arguments it ran with."""
     corpus = write_corpus(tmp / "corpus.txt")
     out = tmp / "run"
-    args = ["--corpus", str(corpus), *TINY, "--epochs", "2", "--out", str(out), "--quiet"]
+    args = ["--corpus", str(corpus), *TINY, "--epochs", str(epochs), "--out", str(out), "--quiet"]
     result = invoke_cli("lm", "train", *args)
     assert result.returncode == 0, result.stderr
-    return out
+    return out, corpus, args
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("lm"), epochs=2)[0]
 
 
 def test_train_saves_the_model_it_measured(trained):

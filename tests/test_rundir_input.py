@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import assert_one_line_error, invoke_cli, read_json
-from test_lm_cli import TINY, write_corpus
+from test_lm_cli import TINY, train_tiny, write_corpus
 from test_mnist_data import write_idx_set
 
 from dlclassics import rundir
@@ -193,13 +193,7 @@ def test_a_finished_shared_study_reports_no_linked_summary(tmp_path):
 
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("lm")
-    corpus = write_corpus(tmp / "corpus.txt")
-    out = tmp / "run"
-    args = ["--corpus", str(corpus), *TINY, "--epochs", "1", "--out", str(out), "--quiet"]
-    result = invoke_cli("lm", "train", *args)
-    assert result.returncode == 0, result.stderr
-    return out, corpus, args
+    return train_tiny(tmp_path_factory.mktemp("lm"), epochs=1)
 
 
 def _edit_checkpoint(path: Path, edit) -> None:

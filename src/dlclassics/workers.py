@@ -21,6 +21,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, replace
 from importlib import import_module
 from pathlib import Path
@@ -247,8 +248,8 @@ def _work(
 
     ran = None  # whether the last pass ran a trial here; None: no pass yet
     while True:
-        done = _by_cell(study, (TrialState.COMPLETE,))
-        if all(c in done for c in cells):
+        missing = _unfinished(study, cells)
+        if not missing:
             if ran is False:
                 return None  # another worker finished the last cell; it writes the run directory
             run = RunDir(root)
@@ -260,7 +261,7 @@ def _work(
             ran = True
             continue
         if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            failed = ", ".join(c for c in cells if c not in done)
+            failed = ", ".join(missing)
             raise click.ClickException(
                 f"trials {failed} failed (their worker printed why); "
                 "start a worker again to run them again"
@@ -288,6 +289,12 @@ def _fetch(store: FileSystemArtifactStore, artifact_id: str, path: Path) -> None
     """The artifact into `path`, written atomically: two workers may write one run directory."""
     with store.open_reader(artifact_id) as reader:
         atomic_write_bytes(path, reader.read())
+
+
+def _unfinished(study: optuna.Study, cells: Iterable[str]) -> list[str]:
+    """Those of `cells` without a finished trial in the study."""
+    done = _by_cell(study, (TrialState.COMPLETE,))
+    return [c for c in cells if c not in done]
 
 
 def _collect(experiment: Experiment, config: Any, study: optuna.Study, run: RunDir) -> list[Any]:
@@ -380,11 +387,10 @@ def run_shared(
             raise click.exceptions.Exit(0)
         return summary
     study = optuna.load_study(study_name=name, storage=open_storage(url))
-    if run.finished and _by_cell(study, (TrialState.COMPLETE,)).keys() >= {
-        t.name for t in experiment.trials(config)
-    }:
+    cells = [t.name for t in experiment.trials(config)]
+    if run.finished and not _unfinished(study, cells):
         return _read_summary(run)  # finished before: only report, once here, not in each worker
-    count = worker_count(scale.workers, len(experiment.trials(config)))
+    count = worker_count(scale.workers, len(cells))
     threads = max(1, torch.get_num_threads() // count)
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
     args = (experiment, config, url, name, run.path, quiet, threads)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlclassics.bounds import Int, OneOf, Rules, check_parameters, validate
+from dlclassics.bounds import Int, OneOf, Rules, check_parameters, conforms, validate
 from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.lm.corpus import SPECIALS, Vocabulary
@@ -119,10 +119,9 @@ def load_vocabulary(path: Path, checkpoint: dict[str, Any], size: int) -> Vocabu
     """The checkpoint's vocabulary: `size` distinct words, the special tokens first."""
     words = checkpoint.get("vocab")
     if (
-        not isinstance(words, list)
+        not conforms(words, list[str])
         or len(words) != size
         or words[: len(SPECIALS)] != SPECIALS
-        or not all(isinstance(w, str) for w in words)
         or len(set(words)) != len(words)
     ):
         raise InputError(f"{path}: its vocabulary is not the {size} words the model predicts")

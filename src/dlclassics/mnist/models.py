@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dlclassics.bounds import conforms
 from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.mnist.data import NUM_CLASSES
@@ -122,11 +123,7 @@ def load_model(
     if args.keys() != {"arch"} or not isinstance(arch, str) or arch not in ARCHS:
         raise InputError(f"{path} is not an MNIST model (model arguments {args!r:.60})")
     classes = checkpoint.get("classes")
-    if not (
-        isinstance(classes, list)
-        and len(classes) == NUM_CLASSES
-        and all(isinstance(c, str) for c in classes)
-    ):
+    if not (conforms(classes, list[str]) and len(classes) == NUM_CLASSES):
         raise InputError(f"{path}: its class names are not {NUM_CLASSES} strings")
     with torch.device("meta"):
         skeleton = build(arch)
