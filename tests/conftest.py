@@ -1,7 +1,12 @@
+"""Helpers and fixtures shared by the test modules, which import them with `from conftest import
+...`: no test module imports another."""
+
 import contextlib
+import gzip
 import json
 import os
 import pty
+import random
 import signal
 import subprocess
 import sys
@@ -9,19 +14,37 @@ import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
+from dlclassics.checkpoint import find_checkpoint, load_checkpoint
 from dlclassics.cli import main
+from dlclassics.lm.corpus import Vocabulary
+from dlclassics.lm.model import LanguageModel, ModelConfig
+from dlclassics.lm.model import save_model as save_lm
+from dlclassics.mnist.data import SOURCES
+from dlclassics.mnist.models import build
+from dlclassics.mnist.models import save_model as save_cnn
+from dlclassics.reproduce.parts import PARTS
+from dlclassics.rundir import write_json
+from dlclassics.xor.model import XorNet
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+# The console entry point, as a command line for subprocess.
+MAIN = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """Run the real console entry point in a subprocess, where a separate process is the point
     (signals, exit codes of the interpreter, standard input)."""
     return subprocess.run(
-        [sys.executable, "-c", "from dlclassics.cli import main; main()", *args],
+        [*MAIN, *args],
         capture_output=True,
         text=True,
     )
@@ -41,7 +64,7 @@ def run_limited(*args: str, timeout: float = 60, stdin: Any = None) -> subproces
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
 
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from dlclassics.cli import main; main()", *args],
+        [*MAIN, *args],
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -61,11 +84,22 @@ def run_limited(*args: str, timeout: float = 60, stdin: Any = None) -> subproces
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def assert_one_line_error(result: Any) -> None:
-    """Bad input: exit code 2 and one line on stderr starting with "error: ", no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+def assert_one_line_error(result: Any, out: Path | None = None) -> None:
+    """Bad input refused: exit code 2 and one line on stderr starting with "error: ", no
+    traceback; with `out`, no run directory (nor anything else) left at `out`.
+
+    `result` is a CompletedProcess (run_cli, run_limited, subprocess.run, text or bytes) or
+    invoke_cli's Invocation: both have `returncode` and `stderr`. Check what the line says with
+    `result.stderr` afterwards."""
+    stderr = result.stderr
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    assert result.returncode == 2, (result.returncode, stderr[-2000:])
+    one_line = stderr.endswith("\n") and stderr.count("\n") == 1
+    assert one_line and stderr.startswith("error: "), stderr[-2000:]
+    if out is not None:
+        left = sorted(p.name for p in out.iterdir()) if out.is_dir() else "a file"
+        assert not out.exists(), f"the refused command left {out}: {left}"
 
 
 def open_terminal() -> tuple[int, int]:
@@ -215,3 +249,176 @@ def faulty_server():
     server = FaultyServer()
     yield server
     server.close()
+
+
+# MNIST: IDX files of a tiny learnable dataset.
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    """`array` as an IDX file: its magic number, its dimensions, its bytes."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Noise plus a bright 5x5 block whose position gives the class: easy to learn."""
+    images = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        r, col = 4 + 12 * (c // 5), 1 + 5 * (c % 5)
+        images[i, r : r + 5, col : col + 5] = 250
+    return images
+
+
+def write_idx_set(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
+    """The four standard IDX files of a tiny learnable dataset."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        files = {
+            f"{prefix}-images-idx3-ubyte": idx_bytes(make_images(labels, rng), 0x803),
+            f"{prefix}-labels-idx1-ubyte": idx_bytes(labels, 0x801),
+        }
+        for name, raw in files.items():
+            if gz:
+                (folder / f"{name}.gz").write_bytes(gzip.compress(raw, mtime=0))
+            else:
+                (folder / name).write_bytes(raw)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory) -> Path:
+    """A tiny IDX set (500 training, 100 test images) shared by a module's tests; a module
+    that needs another size defines its own `idx_dir`."""
+    return write_idx_set(tmp_path_factory.mktemp("idx"), n_train=500, n_test=100)
+
+
+# Language model: corpora and tiny models.
+
+TINY_LM = ["--embedding-size", "8", "--hidden-size", "16", "--batch-size", "16", "--no-bf16"]
+CORPUS_WORDS = ["love", "i", "you", "cake", "tea", "the", "a", "dog", "cat", "runs", "eats", "big"]
+
+
+def write_corpus(path: Path, n: int = 300, seed: int = 0, words: list[str] = CORPUS_WORDS) -> Path:
+    """`n` sentences of 2 to 8 words drawn uniformly from `words` ("Love cake the."): a
+    vocabulary the tests know, and no structure to learn beyond word frequencies."""
+    r = random.Random(seed)
+    lines = [" ".join(r.choice(words) for _ in range(r.randint(2, 8))) for _ in range(n)]
+    path.write_text("\n".join(f"{s.capitalize()}." for s in lines) + "\n")
+    return path
+
+
+def write_svo_corpus(path: Path, sentences: int = 400) -> Path:
+    """`sentences` sentences of a subject, a verb and an object ("a cat sees the ball."): a
+    corpus with structure, that a model learns in a few steps."""
+    rng = random.Random(0)
+    subjects = ["a cat", "the dog", "a man", "two birds"]
+    verbs = ["sees", "eats"]
+    objects = ["a cake", "the ball", "some food"]
+    lines = [
+        f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}."
+        for _ in range(sentences)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def train_tiny_lm(tmp: Path, epochs: int) -> tuple[Path, Path, list[str]]:
+    """An `lm train` of TINY_LM sizes on a corpus written in `tmp`: its run folder, the corpus
+    and the arguments it ran with."""
+    corpus = write_corpus(tmp / "corpus.txt")
+    out = tmp / "run"
+    args = ["--corpus", str(corpus), *TINY_LM, "--epochs", str(epochs), "--out", str(out)]
+    args.append("--quiet")
+    result = invoke_cli("lm", "train", *args)
+    assert result.returncode == 0, result.stderr
+    return out, corpus, args
+
+
+# XOR.
+
+
+def load_xor(path: Path) -> XorNet:
+    """The network a trial saved (the package itself never reloads one, the tests check it)."""
+    checkpoint = load_checkpoint(find_checkpoint(path))
+    net = XorNet(**checkpoint["model_args"])
+    net.load_state_dict(checkpoint["model"])
+    return net
+
+
+# The web demo: run directories of tiny untrained models, as training saves them, and inputs.
+
+DIGITS = list(SOURCES["mnist"].classes)
+DEMO_SENTENCES = [s.split() for s in ["the cat sat on the mat", "a dog ran in the park", "the end"]]
+BLANK_PIXELS = [0.0] * 784  # an empty canvas
+
+
+def digit_pixels() -> list[float]:
+    """A canvas with a vertical stroke drawn on it: a 1."""
+    pixels = [0.0] * 784
+    for row in range(4, 24):
+        pixels[row * 28 + 14] = 1.0
+    return pixels
+
+
+def local_client(app) -> "TestClient":
+    """A client addressing the app as a browser on this machine does: TestClient's own host name,
+    testserver, is one the demo refuses. Needs the demo extra (fastapi)."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://localhost")
+
+
+def make_run(run: Path, command: str) -> Path:
+    """A run directory of `command`: a config.json and nothing else."""
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(run / "config.json", {"command": command, "seed": 0})
+    return run
+
+
+def make_lm(run: Path, *directions: str, command: str = "lm train") -> Path:
+    """A run of `command` with one tiny untrained model per direction (default: one forward);
+    returns the last model's trial folder."""
+    make_run(run, command)
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(DEMO_SENTENCES, 20)
+    for direction in directions or ("forward",):
+        config = ModelConfig(len(vocab), 1, direction, embedding_size=8, hidden_size=8)
+        trial = run / "trials" / f"layers1-{direction}"
+        save_lm(trial / "checkpoint.pt", LanguageModel(config), vocab, {"seed": 0})
+    return trial
+
+
+def make_cnn(run: Path, classes: list[str] = DIGITS) -> Path:
+    """An `mnist cnn` run whose chosen model is a tiny untrained CNN."""
+    make_run(run, "mnist cnn")
+    torch.manual_seed(0)
+    save_cnn(run / "checkpoint.pt", build("single_conv"), "single_conv", {"seed": 0}, classes)
+    return run
+
+
+# `reproduce`.
+
+PART = {p.name: p for p in PARTS}
+# A 1x1 PNG: enough for a report to embed.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+@pytest.fixture(scope="module")
+def quick_data(tmp_path_factory) -> list[str]:
+    """`reproduce --quick`'s data options, on generated IDX files and sentences."""
+    root = tmp_path_factory.mktemp("data")
+    idx = write_idx_set(root / "idx", n_train=400, n_test=100)
+    return ["--mnist-dir", str(idx), "--corpus", str(write_svo_corpus(root / "corpus.txt"))]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, quick_data) -> tuple[Path, Invocation]:
+    """A quick reproduction, one part after another: its folder and its CLI invocation."""
+    out = tmp_path_factory.mktemp("quick") / "report"
+    return out, invoke_cli("reproduce", "--quick", "--quiet", *quick_data, "--out", str(out))

@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import open_terminal, read_json, read_terminal
-from test_lm_cli import write_corpus
-from test_mnist_data import write_idx_set
+from conftest import (
+    assert_one_line_error,
+    open_terminal,
+    read_json,
+    read_terminal,
+    write_corpus,
+    write_idx_set,
+)
 
 from dlclassics import distributed
 from dlclassics.errors import InputError
@@ -157,10 +162,8 @@ def test_bad_jobs_are_refused_before_joining(monkeypatch):
 def test_bad_input_under_torchrun_is_one_line_exit_2(cli, monkeypatch, tmp_path, args):
     torchrun_env(monkeypatch, 2)
     out = tmp_path / "run"
-    result = cli(*args, "--out", str(out))
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
-    assert not out.exists() and not distributed.active()
+    assert_one_line_error(cli(*args, "--out", str(out)), out)
+    assert not distributed.active()
 
 
 @pytest.mark.slow

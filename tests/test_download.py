@@ -1,9 +1,13 @@
-"""Downloads against a local server that fails in each of the ways a network does."""
+"""Downloads against a local server that fails in each of the ways a network does, and without
+a network: host names under .invalid never resolve, and "network unreachable" is patched in."""
 
+import errno
 import hashlib
 import time
 
 import pytest
+import requests
+import urllib3
 
 from dlclassics import download
 from dlclassics.download import DownloadError, fetch, git_blob_sha1
@@ -13,9 +17,25 @@ MD5 = "md5:" + hashlib.md5(DATA).hexdigest()
 
 
 @pytest.fixture(autouse=True)
-def fast_retries(monkeypatch):
+def fast_retries(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(download, "BACKOFF", 0.01)
     monkeypatch.setattr(download, "TIMEOUT", (2.0, 0.5))
+    # The memo of hosts out of reach, in a cache of each test's own, apart from its downloads.
+    monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The URLs requests sent, or tried to connect for."""
+    urls = []
+    send = requests.adapters.HTTPAdapter.send
+
+    def counted(self, request, *args, **kwargs):
+        urls.append(request.url)
+        return send(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", counted)
+    return urls
 
 
 def only_the_file(folder, name="data.bin"):
@@ -89,6 +109,86 @@ def test_when_every_mirror_fails_nothing_is_cached_and_each_host_is_named(faulty
 def test_no_server_at_all(tmp_path):
     with pytest.raises(DownloadError, match=r"127\.0\.0\.1:9: cannot connect after 4 tries"):
         fetch(["http://127.0.0.1:9/data.bin"], tmp_path / "data.bin", MD5)
+
+
+def test_a_host_name_that_does_not_resolve_is_not_retried(tmp_path, monkeypatch, sent):
+    monkeypatch.setattr(download, "BACKOFF", 10.0)  # a retry would show in the time taken
+    urls = [f"http://{m}.nonexistent.invalid/data.bin" for m in "ab"]
+    start = time.perf_counter()
+    with pytest.raises(DownloadError) as e:
+        fetch(urls, tmp_path / "data.bin", MD5)
+    assert time.perf_counter() - start < 1
+    assert sent == urls
+    assert str(e.value) == (
+        "a.nonexistent.invalid: cannot resolve the host name (offline?); "
+        "b.nonexistent.invalid: cannot resolve the host name (offline?)"
+    )
+
+
+def test_no_network_is_not_retried(tmp_path, monkeypatch, sent):
+    def unreachable(*args, **kwargs):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", unreachable)
+    monkeypatch.setattr(download, "BACKOFF", 10.0)
+    start = time.perf_counter()
+    with pytest.raises(DownloadError, match=r"^192\.0\.2\.1: network unreachable$"):
+        fetch(["http://192.0.2.1/data.bin"], tmp_path / "data.bin", MD5)
+    assert time.perf_counter() - start < 1 and len(sent) == 1
+
+
+def test_a_host_out_of_reach_is_not_tried_again_for_a_while(tmp_path, sent):
+    with pytest.raises(DownloadError):
+        fetch(["http://127.0.0.1:9/a.bin"], tmp_path / "a.bin", MD5)
+    assert len(sent) == 4  # refused is transient: retried
+    # Another file from the same host, or another process (the memo is a file): no try at all.
+    start = time.perf_counter()
+    with pytest.raises(DownloadError) as e:
+        fetch(["http://127.0.0.1:9/b.bin"], tmp_path / "b.bin", MD5)
+    assert time.perf_counter() - start < 0.5 and len(sent) == 4
+    memo = download.data_root() / download.MEMO_NAME
+    assert str(e.value) == (
+        "127.0.0.1:9: cannot connect after 4 tries, 0 s ago (a host out of reach is tried again "
+        f"after {download.MEMO_SECONDS} s, or at once if {memo} is deleted)"
+    )
+    memo.unlink()
+    with pytest.raises(DownloadError):
+        fetch(["http://127.0.0.1:9/b.bin"], tmp_path / "b.bin", MD5)
+    assert len(sent) == 8
+
+
+def test_a_remembered_host_is_skipped_and_the_next_mirror_serves(faulty_server, tmp_path, sent):
+    faulty_server.scripts["/data.bin"] = [("ok", DATA)]
+    urls = ["http://127.0.0.1:9/data.bin", f"{faulty_server.url}/data.bin"]
+    fetch(urls, tmp_path / "first" / "data.bin", MD5)
+    fetch(urls, tmp_path / "second" / "data.bin", MD5)
+    assert sent == [urls[0]] * 4 + [urls[1]] * 2
+    assert (tmp_path / "second" / "data.bin").read_bytes() == DATA
+
+
+def test_the_memo_expires(tmp_path, monkeypatch, sent):
+    with pytest.raises(DownloadError):
+        fetch(["http://127.0.0.1:9/data.bin"], tmp_path / "data.bin", MD5)
+    monkeypatch.setattr(download, "MEMO_SECONDS", 0)
+    with pytest.raises(DownloadError, match=r"after 4 tries$"):
+        fetch(["http://127.0.0.1:9/data.bin"], tmp_path / "data.bin", MD5)
+    assert len(sent) == 8
+
+
+@pytest.mark.parametrize("memo", ["not JSON", "[1, 2]", '{"127.0.0.1:9": {"failed_at": "x"}}'])
+def test_a_damaged_memo_is_ignored(tmp_path, sent, memo):
+    (download.data_root() / download.MEMO_NAME).write_text(memo)
+    with pytest.raises(DownloadError):
+        fetch(["http://127.0.0.1:9/data.bin"], tmp_path / "data.bin", MD5)
+    assert len(sent) == 4
+
+
+def test_a_memo_that_cannot_be_written_changes_nothing_but_the_time(tmp_path, monkeypatch, sent):
+    monkeypatch.setenv("DLCLASSICS_DATA", str(tmp_path / "missing"))
+    for _ in range(2):
+        with pytest.raises(DownloadError, match=r"after 4 tries$"):
+            fetch(["http://127.0.0.1:9/data.bin"], tmp_path / "data.bin", MD5)
+    assert len(sent) == 8
 
 
 def test_git_blob_id_is_gits(tmp_path):

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import invoke_cli, read_json, without_timings
-from test_lm_cli import TINY, write_corpus
+from conftest import MAIN, TINY_LM, invoke_cli, read_json, without_timings, write_corpus
 
 # Runs `dlclassics ARGS` after arranging for the process to SIGKILL itself at one point:
 # "step N" after the N-th optimiser step; "write N" half-way through writing the N-th checkpoint
@@ -64,7 +63,7 @@ STEPS = 45
 
 
 def lm_args(corpus: Path, out: Path) -> list[str]:
-    args = ["lm", "train", "--corpus", str(corpus), *TINY, "--epochs", "3"]
+    args = ["lm", "train", "--corpus", str(corpus), *TINY_LM, "--epochs", "3"]
     return [*args, "--checkpoint-every", str(EVERY), "--out", str(out), "--quiet"]
 
 
@@ -124,9 +123,6 @@ def test_lm_train_killed_anywhere_resumes_to_the_same_weights(straight, tmp_path
     assert not (trial / "train_state.pt").exists()
 
 
-MAIN = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
-
-
 def kill_group_once(args: list[str], ready) -> None:
     """Start `dlclassics ARGS` in its own process group and SIGKILL the whole group (children
     too) as soon as `ready()` holds."""
@@ -172,7 +168,7 @@ def assert_nothing_half_written(root: Path) -> None:
 @pytest.mark.slow
 def test_lm_study_killed_mid_model_resumes_keeping_the_finished_ones(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt", n=100)
-    args = ["lm", "study", "--corpus", str(corpus), *TINY, "--batch-size", "8", "--epochs", "2"]
+    args = ["lm", "study", "--corpus", str(corpus), *TINY_LM, "--batch-size", "8", "--epochs", "2"]
     args += ["--checkpoint-every", "3", "--quiet"]
     out = tmp_path / "study"
     trials = out / "trials"

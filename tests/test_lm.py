@@ -7,11 +7,12 @@ import torch
 
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import bucket_batches, collate, encode
-from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary, read_sentences, split, words
+from dlclassics.lm.corpus import Vocabulary, read_sentences, split
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.experiment import LmTrial, TrainConfig, load_data, run_trial
 from dlclassics.lm.generate import generate, next_words, sentence_probability
-from dlclassics.lm.model import LanguageModel, ModelConfig, load_model, save_model
+from dlclassics.lm.model import LanguageModel, ModelConfig, load_language_model, save_model
+from dlclassics.lm.words import EOS, PAD, START, UNK, words
 
 
 def test_tokenisation_follows_keras_text_to_word_sequence():
@@ -134,7 +135,7 @@ def test_sentence_probability_is_the_product_of_word_probabilities(vocab):
     model = tiny_model(len(vocab))
     p = sentence_probability(model, vocab, ["love", "i", "cupcakes"])
     assert p.unknown == ["cupcakes"]
-    assert 0 < p.probability <= 1 and p.probability_eos < p.probability
+    assert 0 < p.probability <= 1 and p.probability_with_eos < p.probability
     ids = [START, *vocab.encode(["love", "i", "cupcakes"])]
     with torch.no_grad():
         logp = torch.log_softmax(model(torch.tensor([ids]))[0][0], -1)
@@ -167,7 +168,7 @@ def test_a_sentence_probability_is_the_product_of_what_next_shows(vocab, directi
     end = dict(next_words(model, vocab, sentence, 99))["<EOS>"]
     p = sentence_probability(model, vocab, sentence)
     assert p.probability == pytest.approx(product, rel=1e-5)
-    assert p.probability_eos == pytest.approx(product * end, rel=1e-5)
+    assert p.probability_with_eos == pytest.approx(product * end, rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -197,7 +198,7 @@ def test_a_saved_model_loads_from_its_file_or_folder_with_its_vocabulary(tmp_pat
     model = tiny_model(len(vocab), "reverse")
     path = save_model(tmp_path / "trial" / "checkpoint.pt", model, vocab, {"lr": 0.1})
     for where in (path, path.parent):
-        loaded, loaded_vocab = load_model(where)
+        loaded, loaded_vocab = load_language_model(where)
         assert loaded.config == model.config and not loaded.training
         assert loaded_vocab.words == vocab.words
         for name, weights in model.state_dict().items():
@@ -211,13 +212,13 @@ def test_loading_refuses_what_is_not_a_safe_language_model_checkpoint(tmp_path, 
         {"model": {}, "model_args": {}, "config": {}, "version": "0", "x": Vocabulary}, pickled
     )
     with pytest.raises(InputError, match="cannot load a checkpoint"):
-        load_model(pickled)
+        load_language_model(pickled)
     other = tmp_path / "other.pt"
     torch.save({"model": {}, "model_args": {"arch": "mlp"}, "config": {}, "version": "0"}, other)
     with pytest.raises(InputError, match="not a language model"):
-        load_model(other)
+        load_language_model(other)
     with pytest.raises(InputError, match="no model"):
-        load_model(tmp_path / "empty")
+        load_language_model(tmp_path / "empty")
 
 
 PATTERNS = [
@@ -241,7 +242,7 @@ def test_the_model_learns_a_small_learnable_corpus(tmp_path):
     assert len(load_data(config).vocab) == 24
     assert result.perplexity["test"] < 1.5
     assert result.perplexity["train"] < 1.5
-    model, vocab = load_model(tmp_path / "trial")
+    model, vocab = load_language_model(tmp_path / "trial")
     pattern = PATTERNS[2].split()
     assert generate(model, vocab, ["my"], len(pattern), 0.0) == pattern
     # Left to stop, it ends the sentence where the corpus does.

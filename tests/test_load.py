@@ -8,10 +8,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import BLANK_PIXELS, digit_pixels, make_cnn, make_lm
 
-uvicorn = pytest.importorskip("uvicorn", reason="the demo extra is not installed")
-httpx = pytest.importorskip("httpx", reason="the demo extra is not installed")
-from test_serve import BLANK, digit, make_cnn, make_lm  # noqa: E402
+DEMO = "the demo extra is not installed: pip install 'dlclassics[demo]'"
+pytest.importorskip("fastapi", reason=DEMO)
+uvicorn = pytest.importorskip("uvicorn", reason=DEMO)
+httpx = pytest.importorskip("httpx", reason=DEMO)
 
 from dlclassics.serve.app import MAX_BODY, create_app  # noqa: E402
 from dlclassics.serve.server import config as serve_config  # noqa: E402
@@ -26,8 +28,8 @@ CASES = [
     ("generate", "POST", "/api/lm/generate", {"text": "the", "length": 10**9}, {422}),
     ("prob", "POST", "/api/lm/prob", {"text": "the cat sat"}, {200}),
     ("prob", "POST", "/api/lm/prob", {"text": "the " * 100_000}, {413}),
-    ("predict", "POST", "/api/mnist/predict", {"pixels": digit()}, {200}),
-    ("predict", "POST", "/api/mnist/predict", {"pixels": BLANK}, {400}),
+    ("predict", "POST", "/api/mnist/predict", {"pixels": digit_pixels()}, {200}),
+    ("predict", "POST", "/api/mnist/predict", {"pixels": BLANK_PIXELS}, {400}),
     ("predict", "POST", "/api/mnist/predict", {"pixels": [0.5] * 10**6}, {413}),
     ("surface", "GET", "/api/xor/surface", {"k": 2, "bypass": "false", "size": 41}, {200}),
     ("surface", "GET", "/api/xor/surface", {"k": 3, "bypass": "false"}, {400}),

@@ -1,21 +1,15 @@
 import pytest
 import torch
-from conftest import invoke_cli, read_json, without_timings
-from test_mnist_data import write_idx_set
+from conftest import assert_one_line_error, invoke_cli, read_json, without_timings, write_idx_set
 
 from dlclassics.checkpoint import load_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.mnist.data import load, normalize
-from dlclassics.mnist.models import load_model
+from dlclassics.mnist.models import load_classifier
 from dlclassics.runtime import resolve_bf16
 
 FC_FAST = ["--iterations", "40"]
 CNN_FAST = ["--archs", "single_conv,double_conv", "--batch-sizes", "50", "--eval-every", "5"]
-
-
-@pytest.fixture(scope="module")
-def idx_dir(tmp_path_factory):
-    return write_idx_set(tmp_path_factory.mktemp("idx"), n_train=500, n_test=100)
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +53,7 @@ def test_help(cli, args):
 )
 def test_bad_input_is_one_line_exit_2_no_output(cli, tmp_path, idx_dir, args):
     out = tmp_path / "run"
-    result = cli("mnist", *args, "--data-dir", str(idx_dir), "--out", str(out))
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: ")
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not out.exists()
+    assert_one_line_error(cli("mnist", *args, "--data-dir", str(idx_dir), "--out", str(out)), out)
 
 
 def test_corrupt_file_is_one_line_naming_it(cli, tmp_path):
@@ -71,10 +61,8 @@ def test_corrupt_file_is_one_line_naming_it(cli, tmp_path):
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
     out = tmp_path / "run"
     result = cli("mnist", "cnn", "--data-dir", str(folder), "--out", str(out))
-    assert result.returncode == 2
+    assert_one_line_error(result, out)
     assert "train-labels-idx1-ubyte.gz" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not out.exists()
 
 
 def test_offline_without_data_dir(cli, tmp_path, monkeypatch):
@@ -84,10 +72,9 @@ def test_offline_without_data_dir(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("DLCLASSICS_DATA", str(blocker))
     out = tmp_path / "run"
     result = cli("mnist", "fc", "--out", str(out))
-    assert result.returncode == 2
+    assert_one_line_error(result, out)
     assert "cannot download train-images-idx3-ubyte.gz" in result.stderr
     assert f"put a copy in {blocker / 'mnist'}" in result.stderr
-    assert not out.exists()
 
 
 @pytest.mark.slow  # a dozen per-model plots
@@ -111,7 +98,7 @@ def test_fc_run_directory(cli, tmp_path, idx_dir):
         assert 0.1 < model["last_test_balanced_accuracy"] <= 1
         # the model saved in the trial's folder is the one the metrics describe
         trial = out / "trials" / model["name"]
-        assert _accuracy(load_model(trial), idx_dir) == pytest.approx(test["accuracy"])
+        assert _accuracy(load_classifier(trial), idx_dir) == pytest.approx(test["accuracy"])
         assert list((trial / "tensorboard").glob("events.out.tfevents.*"))
     plots = {p.name for p in (out / "plots").iterdir()}
     assert {"class_counts.png", "samples.png", "loss_curves.png", "mlp_test_cm.png"} <= plots
@@ -119,7 +106,7 @@ def test_fc_run_directory(cli, tmp_path, idx_dir):
     assert "| model | parameters | kept (iteration) |" in (out / "results.md").read_text()
     # Two models and no chosen one: the run directory names the trial folders to pick from.
     with pytest.raises(InputError, match="holds 2 models"):
-        load_model(out)
+        load_classifier(out)
 
 
 def test_cnn_runs_and_the_best_model(cnn_run, idx_dir):
@@ -156,16 +143,16 @@ def test_cnn_runs_and_the_best_model(cnn_run, idx_dir):
 def test_load_model_from_the_run_and_from_a_trial(cnn_run, idx_dir):
     out, _ = cnn_run
     best = read_json(out / "results.json")["best"]
-    chosen = load_model(out)  # the run's own checkpoint.pt: the best trial's model
+    chosen = load_classifier(out)  # the run's own checkpoint.pt: the best trial's model
     assert chosen.arch == best["arch"] and chosen.config["batch_size"] == best["batch_size"]
     assert chosen.classes == [str(d) for d in range(10)]
     assert not chosen.training
     assert _accuracy(chosen, idx_dir) == pytest.approx(best["test_accuracy"])
     trial = out / "trials" / f"{best['arch']}_b{best['batch_size']}"
-    from_trial = load_model(trial)
+    from_trial = load_classifier(trial)
     for a, b in zip(chosen.state_dict().values(), from_trial.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    other = load_model(out / "trials" / "double_conv_b50" / "checkpoint.pt")
+    other = load_classifier(out / "trials" / "double_conv_b50" / "checkpoint.pt")
     assert other.arch == "double_conv"
     assert load_checkpoint(trial / "checkpoint.pt")["model_args"] == {"arch": best["arch"]}
 
@@ -208,7 +195,7 @@ def test_target_stops_early(cli, tmp_path, idx_dir):
     assert (out / "results.md").read_text().startswith("# Fashion-MNIST, convolutional")
     (run,) = read_json(out / "results.json")["runs"]
     assert run["reached_target"] and run["iterations"] % 3 == 0 and run["iterations"] < 9 * 20
-    assert load_model(out).classes[0] == "T-shirt/top"
+    assert load_classifier(out).classes[0] == "T-shirt/top"
 
 
 def test_same_seed_same_results(cli, tmp_path, idx_dir):
@@ -228,6 +215,6 @@ def test_load_model_rejects_a_bad_file(tmp_path):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"junk")
     with pytest.raises(InputError, match="cannot load a checkpoint"):
-        load_model(bad)
+        load_classifier(bad)
     with pytest.raises(InputError, match="no model in"):
-        load_model(tmp_path / "empty")
+        load_classifier(tmp_path / "empty")

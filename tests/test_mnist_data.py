@@ -3,46 +3,13 @@ import gzip
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from conftest import write_idx_set
 
 from dlclassics import download
 from dlclassics.errors import InputError
 from dlclassics.mnist import data as mnist_data
-
-
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Noise plus a bright 5x5 block whose position gives the class: easy to learn."""
-    images = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
-    for i, c in enumerate(labels):
-        r, col = 4 + 12 * (c // 5), 1 + 5 * (c % 5)
-        images[i, r : r + 5, col : col + 5] = 250
-    return images
-
-
-def write_idx_set(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
-    """The four standard IDX files of a tiny learnable dataset."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = np.arange(n) % 10
-        rng.shuffle(labels)
-        files = {
-            f"{prefix}-images-idx3-ubyte": idx_bytes(make_images(labels, rng), 0x803),
-            f"{prefix}-labels-idx1-ubyte": idx_bytes(labels, 0x801),
-        }
-        for name, raw in files.items():
-            if gz:
-                (folder / f"{name}.gz").write_bytes(gzip.compress(raw, mtime=0))
-            else:
-                (folder / name).write_bytes(raw)
-    return folder
 
 
 def test_reads_gzipped_and_plain_files_alike(tmp_path):

@@ -3,10 +3,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import make_images
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import balanced_accuracy_score
-from test_mnist_data import make_images
 from torch.nn import functional as F
 
 from dlclassics.checkpoint import save_checkpoint
@@ -18,7 +18,7 @@ from dlclassics.mnist.fc import FcConfig
 from dlclassics.mnist.models import (
     ConvNet,
     build,
-    load_model,
+    load_classifier,
     max_pool_2x2,
     parameter_count,
     save_model,
@@ -135,7 +135,7 @@ def test_fc_reports_the_kept_weights_and_the_last_steps_test_accuracy(monkeypatc
     assert result.last_test_balanced_accuracy == pytest.approx(
         balanced_accuracy_score(data.test.labels, preds)
     )
-    saved = load_model(tmp_path)  # the trial's checkpoint holds the kept weights
+    saved = load_classifier(tmp_path)  # the trial's checkpoint holds the kept weights
     assert _test_accuracy(saved, data) == pytest.approx(result.splits["test"]["accuracy"])
 
 
@@ -199,7 +199,7 @@ def test_save_and_load_model_round_trip(tmp_path):
         tmp_path / "trial" / "checkpoint.pt", model, "double_conv", {"lr": 0.1}, classes
     )
     for source in (path, path.parent):  # the file, or the folder holding it
-        loaded = load_model(source)
+        loaded = load_classifier(source)
         assert (loaded.arch, loaded.classes, loaded.config) == ("double_conv", classes, {"lr": 0.1})
         assert not loaded.training
         x = torch.rand(3, 1, 28, 28)
@@ -212,10 +212,10 @@ def test_load_model_refuses_a_checkpoint_of_another_model(tmp_path):
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, torch.nn.Linear(2, 2), {"direction": "forward"}, {}, vocab=["a"])
     with pytest.raises(InputError, match="not an MNIST model"):
-        load_model(path)
+        load_classifier(path)
     save_model(path, build("mlp"), "logreg", {}, [str(d) for d in range(10)])
     with pytest.raises(InputError, match="do not fit a logreg"):
-        load_model(path)
+        load_classifier(path)
 
 
 @given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=300))

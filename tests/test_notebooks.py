@@ -2,10 +2,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import read_json
+from conftest import read_json, write_idx_set, write_svo_corpus
 from nbclient import NotebookClient
-from test_mnist_data import write_idx_set
-from test_reproduce import write_corpus
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -37,7 +35,7 @@ def data_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("data")
     write_idx_set(home / "mnist", n_train=400, n_test=100)
     (home / "lm").mkdir()
-    write_corpus(home / "lm" / "wikisimple.txt")
+    write_svo_corpus(home / "lm" / "wikisimple.txt")
     return home
 
 

@@ -11,8 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_limited
-from test_mnist_data import idx_bytes, write_idx_set
+from conftest import assert_one_line_error, idx_bytes, run_limited, write_idx_set
 
 from dlclassics import download
 from dlclassics.download import DownloadError, fetch
@@ -22,15 +21,15 @@ from dlclassics.rundir import MAX_DATA_BYTES
 from dlclassics.xor.solutions import HAND_WEIGHTS
 
 SECONDS = 30  # each refusal takes about 2 s, the interpreter's start included
-TINY_LM = ["--embedding-size", "8", "--hidden-size", "16", "--batch-size", "4", "--no-bf16"]
-TINY_LM += ["--epochs", "1", "--max-steps", "1", "--device", "cpu", "--quiet"]
+# A tiny model trained for one step: a refusal that slips through ends at once.
+ONE_STEP_LM = ["--embedding-size", "8", "--hidden-size", "16", "--batch-size", "4", "--no-bf16"]
+ONE_STEP_LM += ["--epochs", "1", "--max-steps", "1", "--device", "cpu", "--quiet"]
 
 
 def refused(*args: str, out) -> str:
     """Run `dlclassics ARGS --out OUT` limited; it must be one line, exit 2, and no OUT."""
     result = run_limited(*args, "--out", str(out), timeout=SECONDS)
-    assert_one_line_error(result)
-    assert not out.exists()
+    assert_one_line_error(result, out)
     return result.stderr
 
 
@@ -169,7 +168,7 @@ BAD_CORPORA = {
 def test_lm_train_refuses_a_bad_corpus(tmp_path, case):
     make, message = BAD_CORPORA[case]
     corpus = make(tmp_path)
-    error = refused("lm", "train", "--corpus", str(corpus), *TINY_LM, out=tmp_path / "run")
+    error = refused("lm", "train", "--corpus", str(corpus), *ONE_STEP_LM, out=tmp_path / "run")
     assert message in error
 
 

@@ -1,6 +1,5 @@
 import hashlib
 import os
-import random
 import re
 import signal
 import subprocess
@@ -9,17 +8,21 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import conftest
 import pytest
 import torch
 from conftest import (
+    PART,
+    PNG,
+    assert_one_line_error,
     assert_results_match,
     invoke_cli,
     open_terminal,
     read_json,
     read_terminal,
     without_timings,
+    write_svo_corpus,
 )
-from test_mnist_data import write_idx_set
 
 from dlclassics import __version__
 from dlclassics.mnist.data import SOURCES
@@ -34,34 +37,12 @@ from dlclassics.reproduce.parts import (
     run_parts,
 )
 from dlclassics.reproduce.report import report_html, report_markdown, results
+from dlclassics.scale import Scale
 from dlclassics.serve.models import newest_lm_model, newest_mnist_model
-from dlclassics.study import Scale
 
-PART = {p.name: p for p in PARTS}
-# A 1x1 PNG: enough for the report to embed.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
-)
-
-
-def write_corpus(path, sentences=400):
-    rng = random.Random(0)
-    subjects, verbs, objects = (
-        ["a cat", "the dog", "a man", "two birds"],
-        ["sees", "eats"],
-        [
-            "a cake",
-            "the ball",
-            "some food",
-        ],
-    )
-    lines = [
-        f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}."
-        for _ in range(sentences)
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+# Only for test_report.py, which imports these two fixtures from here: this line goes once it
+# takes them from conftest (where every module finds them without an import).
+quick_data, quick_run = conftest.quick_data, conftest.quick_run
 
 
 def test_a_part_gets_the_quick_settings_the_seed_and_its_data(tmp_path):
@@ -168,51 +149,33 @@ def test_the_report_shows_each_parts_results_plots_and_failures(tmp_path):
 )
 def test_bad_input_is_one_line_exit_2_and_no_run(cli, tmp_path, args, message):
     result = cli("reproduce", *args, "--out", str(tmp_path / "r"))
-    assert result.returncode == 2
-    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(result, tmp_path / "r")
     assert message in result.stderr
-    assert not (tmp_path / "r").exists()
-
-
-@pytest.fixture(scope="module")
-def quick_data(tmp_path_factory):
-    """`reproduce --quick`'s data options, on generated IDX files and sentences."""
-    root = tmp_path_factory.mktemp("data")
-    idx = write_idx_set(root / "idx", n_train=400, n_test=100)
-    return ["--mnist-dir", str(idx), "--corpus", str(write_corpus(root / "corpus.txt"))]
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory, quick_data):
-    """A quick reproduction, one part after another: its folder and its CLI invocation."""
-    out = tmp_path_factory.mktemp("quick") / "report"
-    return out, invoke_cli("reproduce", "--quick", "--quiet", *quick_data, "--out", str(out))
 
 
 def test_a_shared_quick_run_without_optuna_or_with_a_bad_storage_leaves_no_folder(
     cli, tmp_path, monkeypatch
 ):
     # --quick with a corpus writes its slice in the folder first: the checks come before it.
-    corpus = write_corpus(tmp_path / "corpus.txt")
+    corpus = write_svo_corpus(tmp_path / "corpus.txt")
     args = ["reproduce", "--quick", "--corpus", str(corpus), "--out", str(tmp_path / "r")]
     result = cli(*args, "--storage", "nosuchdb://host/x")
-    assert result.returncode == 2 and "cannot open storage" in result.stderr
-    assert not (tmp_path / "r").exists()
+    assert_one_line_error(result, tmp_path / "r")
+    assert "cannot open storage" in result.stderr
     monkeypatch.setitem(sys.modules, "optuna", None)  # as if the `scale` extra were missing
     monkeypatch.delitem(sys.modules, "dlclassics.workers", raising=False)
     result = cli(*args, "--workers", "2")
-    assert result.returncode == 2
+    assert_one_line_error(result, tmp_path / "r")
     assert (
         result.stderr
         == "error: --storage and --workers need optuna: pip install 'dlclassics[scale]'\n"
     )
-    assert not (tmp_path / "r").exists()
 
 
 def test_storage_needs_out(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = cli("reproduce", "--storage", f"sqlite:///{tmp_path / 'x.db'}")
-    assert result.returncode == 2
+    assert_one_line_error(result)
     assert "--storage needs --out" in result.stderr
     assert list(tmp_path.iterdir()) == []
 

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_one_line_error, invoke_cli
+from conftest import (
+    BLANK_PIXELS,
+    DIGITS,
+    assert_one_line_error,
+    digit_pixels,
+    invoke_cli,
+    local_client,
+    make_cnn,
+    make_lm,
+    make_run,
+)
 
 pytest.importorskip("fastapi", reason="the demo extra is not installed: pip install -e '.[demo]'")
 pytest.importorskip("httpx", reason="the demo extra is not installed: pip install -e '.[demo]'")
@@ -20,74 +30,26 @@ import httpx
 import uvicorn
 from fastapi.testclient import TestClient
 
-from dlclassics.lm.corpus import Vocabulary
-from dlclassics.lm.model import LanguageModel, ModelConfig
-from dlclassics.lm.model import save_model as save_lm
 from dlclassics.mnist.data import SOURCES
-from dlclassics.mnist.models import build
-from dlclassics.mnist.models import save_model as save_cnn
 from dlclassics.rundir import write_json
 from dlclassics.serve import server
 from dlclassics.serve.app import MAX_BODY, create_app
 from dlclassics.serve.models import NO_LM, NO_MNIST, newest_lm_model, newest_mnist_model
 from dlclassics.serve.server import MAX_CONNECTIONS, REQUEST_TIMEOUT, accepted_hosts
 
-SENTENCES = [s.split() for s in ["the cat sat on the mat", "a dog ran in the park", "the end"]]
-BLANK = [0.0] * 784
-DIGITS = list(SOURCES["mnist"].classes)
 XOR = {"k": 2, "bypass": False}
 JSON = {"content-type": "application/json"}
-
-
-def local(app) -> TestClient:
-    """A client addressing the app as a browser on this machine does: TestClient's own host name,
-    testserver, is one the demo refuses."""
-    return TestClient(app, base_url="http://localhost")
-
-
-def make_run(run: Path, command: str) -> Path:
-    run.mkdir(parents=True, exist_ok=True)
-    write_json(run / "config.json", {"command": command, "seed": 0})
-    return run
-
-
-def make_lm(run: Path, *directions: str, command: str = "lm train") -> Path:
-    """A run of `command` with one tiny untrained model per direction (default: one forward);
-    returns the last model's trial folder."""
-    make_run(run, command)
-    torch.manual_seed(0)
-    vocab = Vocabulary.build(SENTENCES, 20)
-    for direction in directions or ("forward",):
-        config = ModelConfig(len(vocab), 1, direction, embedding_size=8, hidden_size=8)
-        trial = run / "trials" / f"layers1-{direction}"
-        save_lm(trial / "checkpoint.pt", LanguageModel(config), vocab, {"seed": 0})
-    return trial
-
-
-def make_cnn(run: Path, classes: list[str] = DIGITS) -> Path:
-    """An `mnist cnn` run whose chosen model is a tiny untrained CNN."""
-    make_run(run, "mnist cnn")
-    torch.manual_seed(0)
-    save_cnn(run / "checkpoint.pt", build("single_conv"), "single_conv", {"seed": 0}, classes)
-    return run
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> TestClient:
     root = tmp_path_factory.mktemp("models")
-    return local(create_app(make_lm(root / "lm"), make_cnn(root / "cnn")))
+    return local_client(create_app(make_lm(root / "lm"), make_cnn(root / "cnn")))
 
 
 @pytest.fixture(scope="module")
 def empty(tmp_path_factory) -> TestClient:
-    return local(create_app(None, None))
-
-
-def digit() -> list[float]:
-    pixels = [0.0] * 784
-    for row in range(4, 24):
-        pixels[row * 28 + 14] = 1.0
-    return pixels
+    return local_client(create_app(None, None))
 
 
 def test_page_and_static_files_are_served(client):
@@ -148,7 +110,7 @@ def test_prob_is_the_product_of_next_word_probabilities(client):
     first = client.post("/api/lm/prob", json={"text": "the"}).json()["probability"]
     assert r["probability"] == pytest.approx(first * product, rel=1e-5)
     end = next_probability("the cat sat", "<EOS>")
-    assert r["probability_eos"] == pytest.approx(r["probability"] * end, rel=1e-5)
+    assert r["probability_with_eos"] == pytest.approx(r["probability"] * end, rel=1e-5)
 
 
 def test_generation_with_a_seed_repeats(client):
@@ -162,7 +124,7 @@ def test_sentence_probability(client):
     assert r["sentence"] == "the cat sat"
     assert r["log_probability"] < 0
     assert math.isclose(r["probability"], math.exp(r["log_probability"]), rel_tol=1e-9)
-    assert r["log_probability_eos"] < r["log_probability"]
+    assert r["log_probability_with_eos"] < r["log_probability"]
 
 
 @pytest.mark.parametrize(
@@ -178,7 +140,7 @@ def test_sentence_probability(client):
         ("/api/lm/generate", {"text": "the", "seed": 10**30}, "seed:"),
         ("/api/lm/generate", {"text": "the cat sat", "length": 2}, "more than length"),
         ("/api/lm/prob", {}, "text:"),
-        ("/api/mnist/predict", {"pixels": BLANK}, "the canvas is blank"),
+        ("/api/mnist/predict", {"pixels": BLANK_PIXELS}, "the canvas is blank"),
         ("/api/mnist/predict", {"pixels": [0.5] * 10}, "pixels:"),
         ("/api/mnist/predict", {"pixels": [2.0] * 784}, "pixels.0:"),
     ],
@@ -193,7 +155,7 @@ def test_bad_requests_get_one_line_and_the_server_keeps_serving(client, url, bod
 
 
 def test_digit_prediction_is_ten_probabilities(client):
-    r = client.post("/api/mnist/predict", json={"pixels": digit()})
+    r = client.post("/api/mnist/predict", json={"pixels": digit_pixels()})
     assert r.status_code == 200
     body = r.json()
     assert body["classes"] == DIGITS
@@ -241,14 +203,14 @@ def test_status_names_the_models(client):
 def test_predictions_name_the_classifiers_own_classes(tmp_path):
     fashion = list(SOURCES["fashion-mnist"].classes)
     app = create_app(None, make_cnn(tmp_path / "fashion", fashion))
-    body = local(app).post("/api/mnist/predict", json={"pixels": digit()}).json()
+    body = local_client(app).post("/api/mnist/predict", json={"pixels": digit_pixels()}).json()
     assert body["classes"] == fashion and len(body["probabilities"]) == 10
 
 
 def test_models_load_from_a_checkpoint_file_too(tmp_path):
     lm = make_lm(tmp_path / "lm") / "checkpoint.pt"
     cnn = make_cnn(tmp_path / "cnn") / "checkpoint.pt"
-    status = local(create_app(lm, cnn)).get("/api/status").json()
+    status = local_client(create_app(lm, cnn)).get("/api/status").json()
     assert status["lm"]["ready"] and status["mnist"]["ready"]
 
 
@@ -258,7 +220,7 @@ def test_missing_models_answer_with_a_message(empty):
     assert not status["mnist"]["ready"] and status["mnist"]["message"] == NO_MNIST
     r = empty.post("/api/lm/next", json={"text": "the"})
     assert r.status_code == 503 and r.json()["detail"] == NO_LM
-    r = empty.post("/api/mnist/predict", json={"pixels": digit()})
+    r = empty.post("/api/mnist/predict", json={"pixels": digit_pixels()})
     assert r.status_code == 503 and r.json()["detail"] == NO_MNIST
     assert empty.get("/api/xor/surface", params={"k": 4, "bypass": False}).status_code == 200
 
@@ -267,7 +229,7 @@ def test_unloadable_models_say_why(tmp_path):
     (tmp_path / "lm").mkdir()
     make_run(tmp_path / "cnn", "mnist cnn")
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes(b"not a model")
-    status = local(create_app(tmp_path / "lm", tmp_path / "cnn")).get("/api/status").json()
+    status = local_client(create_app(tmp_path / "lm", tmp_path / "cnn")).get("/api/status").json()
     assert not status["lm"]["ready"] and not status["mnist"]["ready"]
     assert (
         status["lm"]["message"].startswith(NO_LM)
@@ -279,7 +241,7 @@ def test_unloadable_models_say_why(tmp_path):
 
 def test_a_study_run_is_not_one_model_and_says_which_there_are(tmp_path):
     study = make_lm(tmp_path / "study", "forward", "reverse", command="lm study").parent.parent
-    message = local(create_app(study, None)).get("/api/status").json()["lm"]["message"]
+    message = local_client(create_app(study, None)).get("/api/status").json()["lm"]["message"]
     assert message.startswith(NO_LM)
     assert "layers1-forward" in message and "layers1-reverse" in message
 
@@ -357,8 +319,7 @@ def test_serve_help(cli):
 
 def test_serve_rejects_a_model_path_that_does_not_exist(cli, tmp_path):
     r = cli("serve", "--lm-model", str(tmp_path / "nonexistent"))
-    assert r.returncode == 2
-    assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+    assert_one_line_error(r)
     assert "nonexistent" in r.stderr
 
 
@@ -408,7 +369,7 @@ def test_the_host_names_answered():
         "demo.lan",
         "[fe80::1]",
     ]
-    app = local(create_app(None, None, accepted_hosts("192.168.1.5", ["demo.lan"])))
+    app = local_client(create_app(None, None, accepted_hosts("192.168.1.5", ["demo.lan"])))
     for host in ("192.168.1.5:8000", "demo.lan", "localhost"):
         assert app.get("/api/status", headers={"host": host}).status_code == 200
     assert app.get("/api/status", headers={"host": "evil.example"}).status_code == 400
@@ -554,7 +515,7 @@ MNIST_FAULTS = {
 }
 CALLS = {
     "lm": [(f"/api/lm/{name}", {"text": "the cat"}) for name in ("next", "generate", "prob")],
-    "mnist": [("/api/mnist/predict", {"pixels": digit()})],
+    "mnist": [("/api/mnist/predict", {"pixels": digit_pixels()})],
 }
 
 
@@ -584,7 +545,7 @@ def test_a_bad_model_disables_its_tab_with_the_reason(tmp_path, good_models, tab
         checkpoint = torch.load(good_models[tab], weights_only=True)
         (LM_FAULTS if tab == "lm" else MNIST_FAULTS)[fault](checkpoint)
         torch.save(checkpoint, bad)
-    app = local(create_app(**{f"{tab}_path": bad, f"{other}_path": good_models[other]}))
+    app = local_client(create_app(**{f"{tab}_path": bad, f"{other}_path": good_models[other]}))
     status = app.get("/api/status").json()
     message = status[tab]["message"]
     assert not status[tab]["ready"] and status[other]["ready"]

@@ -6,9 +6,7 @@ refused at once, or are refused before anything connects.
 """
 
 import pytest
-from conftest import assert_one_line_error, invoke_cli
-from test_lm_cli import TINY, write_corpus
-from test_mnist_data import write_idx_set
+from conftest import TINY_LM, assert_one_line_error, invoke_cli, write_corpus, write_idx_set
 
 optuna = pytest.importorskip("optuna")
 
@@ -40,7 +38,7 @@ def command(name: str, data: dict[str, str]) -> list[str]:
         ],
         "mnist fc": ["mnist", "fc", "--iterations", "3", *idx, "--quiet"],
         "mnist cnn": ["mnist", "cnn", *CNN_GRID, "--eval-every", "5", *idx, "--quiet"],
-        "lm study": ["lm", "study", *corpus, *TINY, "--epochs", "1", "--quiet"],
+        "lm study": ["lm", "study", *corpus, *TINY_LM, "--epochs", "1", "--quiet"],
         "reproduce": [
             "reproduce", "--quick", "--only", "xor-solve", "--mnist-dir", data["idx"], *corpus,
             "--quiet",
@@ -124,9 +122,8 @@ def test_a_study_name_of_the_other_kind_of_study_is_refused(tmp_path, data, pair
     trials = trial_count(url, "x")
     out = tmp_path / "second"
     result = invoke_cli(*command(other, data), *storage, "--out", str(out))
-    assert_one_line_error(result)
+    assert_one_line_error(result, out)
     assert f"study 'x' is a `dlclassics {made}` study" in result.stderr
-    assert not out.exists()
     assert trial_count(url, "x") == trials  # nothing written into the other command's study
 
 
@@ -160,9 +157,8 @@ def test_tune_refuses_its_study_with_other_settings(tmp_path, data, lm_search, a
     out = tmp_path / "run"
     storage = ["--storage", lm_search, "--study-name", "s"]
     result = invoke_cli(*command("tune lm", data), *args, *storage, "--out", str(out))
-    assert_one_line_error(result)
+    assert_one_line_error(result, out)
     assert f"study 's' is this command's study with other settings ({differs})" in result.stderr
-    assert not out.exists()
     assert trial_count(lm_search, "s") == trials
 
 

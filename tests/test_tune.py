@@ -2,9 +2,7 @@
 reported, Optuna's plots written; bad input refused before a run directory exists."""
 
 import pytest
-from conftest import invoke_cli, read_json
-from test_lm_cli import write_corpus
-from test_mnist_data import write_idx_set
+from conftest import assert_one_line_error, invoke_cli, read_json, write_corpus, write_idx_set
 
 from dlclassics.errors import InputError
 from dlclassics.tune import CnnSearch
@@ -107,19 +105,13 @@ def test_one_trial_writes_no_importances(tmp_path, idx_dir):
 )
 def test_bad_input_is_one_line_and_leaves_no_run(tmp_path, idx_dir, args):
     out = tmp_path / "run"
-    result = tune_cnn(idx_dir, out, *args)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: ")
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not out.exists()
+    assert_one_line_error(tune_cnn(idx_dir, out, *args), out)
 
 
 def test_missing_data_is_one_line_and_leaves_no_run(tmp_path):
     out = tmp_path / "run"
     result = invoke_cli("tune", "lm", "--corpus", str(tmp_path / "none.txt"), "--out", str(out))
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: ")
-    assert not out.exists()
+    assert_one_line_error(result, out)
 
 
 def test_a_study_in_a_storage_is_continued_and_kept_to_its_command(tmp_path, idx_dir):
@@ -137,9 +129,8 @@ def test_a_study_in_a_storage_is_continued_and_kept_to_its_command(tmp_path, idx
     assert "storage" not in read_json(tmp_path / "second" / "config.json")
     out = tmp_path / "cnn"
     result = tune_cnn(idx_dir, out, "--n-trials", "1", *storage)
-    assert result.returncode == 2
+    assert_one_line_error(result, out)
     assert "is a `dlclassics tune lm` study" in result.stderr
-    assert not out.exists()
 
 
 @pytest.mark.parametrize("name", ["lr", "dropout"])

@@ -1,12 +1,12 @@
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_xor
 from torch import nn
 
-from dlclassics.checkpoint import find_checkpoint, load_checkpoint
+from dlclassics.checkpoint import load_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.rundir import RunDir
 from dlclassics.study import run_trials
@@ -79,14 +79,6 @@ def test_training_learns_xor_and_logs_every_epoch():
     assert losses[-1] < losses[0] / 5
     assert [round(o) for o in truth_table(net)] == [0, 1, 1, 0]
     assert logged == [(epoch, {"loss": loss}) for epoch, loss in enumerate(losses, start=1)]
-
-
-def load_xor(path: Path) -> XorNet:
-    """The network a trial saved (the package itself never reloads one, the tests check it)."""
-    checkpoint = load_checkpoint(find_checkpoint(path))
-    net = XorNet(**checkpoint["model_args"])
-    net.load_state_dict(checkpoint["model"])
-    return net
 
 
 def test_saved_network_reloads_with_the_same_truth_table(tmp_path):

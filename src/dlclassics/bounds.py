@@ -13,6 +13,7 @@ import functools
 import json
 import math
 import os
+import re
 import resource
 import types
 import typing
@@ -24,12 +25,13 @@ from typing import Any, Protocol
 import click
 
 from dlclassics.errors import InputError
-from dlclassics.runtime import AUTO_DEVICE, DEVICE_NAME
 
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes any int64; negative seeds are refused for clarity
 MAX_PARAMETERS = 2**31  # a model's weights, in elements: 8 GiB of float32
 # More workers than this only compete for the cores, each with a copy of torch in memory.
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
+AUTO_DEVICE = "auto"  # CUDA when present, else the CPU
+DEVICE_NAME = re.compile(r"cpu|cuda(?::(\d+))?")  # beside AUTO_DEVICE, what --device accepts
 
 
 def _shown(value: Any, spec: str = "") -> str:

@@ -17,9 +17,8 @@ from torch import nn
 from dlclassics import __version__, distributed
 from dlclassics.bounds import MAX_PARAMETERS
 from dlclassics.errors import InputError, first_line
-from dlclassics.rundir import atomic_write_bytes, read_run_file
+from dlclassics.rundir import CHECKPOINT, TRIALS, atomic_write_bytes, read_run_file
 
-CHECKPOINT = "checkpoint.pt"
 KEYS = ("model", "model_args", "config", "version")
 # The largest model's float32 weights and Adam's two moments, and 1 GiB for the rest (an LM's
 # vocabulary, the counters).
@@ -119,8 +118,6 @@ def check_weights(
 def find_checkpoint(path: Path) -> Path:
     """A checkpoint file; a folder holding `checkpoint.pt` (a trial's, or a run's chosen model);
     or a run directory whose study has exactly one trial."""
-    from dlclassics.study import TRIALS
-
     path = Path(path)
     if path.is_file():
         return path

@@ -1,18 +1,23 @@
-"""The `dlclassics` command: one subcommand group per experiment."""
+"""The `dlclassics` command: one subcommand per experiment of the registry, and the tools.
+
+Only click, the configs and the registry load here: a command imports what it runs when it runs,
+so `--help` never waits for torch.
+"""
 
 import sys
+from typing import Any
 
 import click
 
 from dlclassics import __version__
-from dlclassics.errors import InputError
+from dlclassics.errors import InputError, exit_code
+from dlclassics.experiments import EXPERIMENTS, Experiment
 from dlclassics.lm.cli import lm
-from dlclassics.mnist.cli import mnist
+from dlclassics.options import output_options, resume_option, scale_options
 from dlclassics.reproduce.cli import reproduce
 from dlclassics.serve.cli import serve
 from dlclassics.study_cli import study
-from dlclassics.tune import tune
-from dlclassics.xor.cli import xor
+from dlclassics.tune.cli import tune
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,30 +26,44 @@ def cli() -> None:
     """Classic deep-learning experiments, reproduced on a laptop CPU in minutes."""
 
 
-cli.add_command(xor)
-cli.add_command(mnist)
-cli.add_command(lm)
-cli.add_command(reproduce)
-cli.add_command(serve)
-cli.add_command(study)
-cli.add_command(tune)
+@click.group()
+def xor() -> None:
+    """XOR with BTU networks: hand-set weights, training, and the hyperparameter study."""
+
+
+@click.group()
+def mnist() -> None:
+    """MNIST (or Fashion-MNIST): logistic regression, an MLP, and small CNNs."""
+
+
+def experiment_command(experiment: Experiment) -> click.Command:
+    """The command of `experiment`: its options, then --resume, --out, --quiet and the scale
+    options where it takes them; it runs through `pipeline.run`."""
+
+    def run(**params: Any) -> None:
+        from dlclassics import pipeline
+
+        pipeline.run(experiment, params)
+
+    command = scale_options(run) if experiment.shared else run
+    command = output_options(command)
+    command = resume_option(command) if experiment.resume else command
+    for option in reversed(experiment.options):
+        command = option.decorate(experiment.config_type)(command)
+    return click.command(experiment.command.split()[1], help=experiment.help)(command)
+
+
+GROUPS = {"xor": xor, "mnist": mnist, "lm": lm}
+for _experiment in EXPERIMENTS:
+    GROUPS[_experiment.command.split()[0]].add_command(experiment_command(_experiment))
+for _group in (*GROUPS.values(), reproduce, serve, study, tune):
+    cli.add_command(_group)
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: bad input becomes one line on stderr and exit code 2, never a traceback."""
     try:
         code = cli.main(args, prog_name="dlclassics", standalone_mode=False)
-    except InputError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except click.UsageError as e:
-        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        click.echo(f"error: {e.format_message()}{hint}", err=True)
-        sys.exit(2)
-    except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
-        sys.exit(e.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except (InputError, click.ClickException, click.Abort, KeyboardInterrupt) as e:
+        sys.exit(exit_code(e))
     sys.exit(code if isinstance(code, int) else 0)

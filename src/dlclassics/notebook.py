@@ -10,7 +10,12 @@ from pathlib import Path
 from IPython.display import Image, Markdown, display
 
 from dlclassics.cli import cli
-from dlclassics.reproduce.parts import PARTS, ReproduceConfig, command_line
+from dlclassics.experiments import PARTS, find
+from dlclassics.interpret import interpret
+from dlclassics.report import escape_tokens, plot_order
+from dlclassics.reproduce.config import ReproduceConfig
+from dlclassics.reproduce.parts import command_line
+from dlclassics.rundir import CONFIG, PLOTS, RunDir
 
 
 def quick() -> bool:
@@ -32,8 +37,12 @@ def run(name: str, *extra: str) -> Path:
 
 
 def show(run_dir: Path, plots: bool = True) -> None:
-    """The run's results table, then its plots."""
-    display(Markdown((run_dir / "results.md").read_text(encoding="utf-8")))
+    """What the run's results mean, its results table, then its plots (the data first)."""
+    run = RunDir(run_dir)
+    config = run.read_json(CONFIG)
+    results, markdown = run.read_results()
+    md = interpret(find(config["command"]).name, results, config) + markdown
+    display(Markdown(escape_tokens(md)))  # rendered as HTML: <START> would be a tag
     if plots:
-        for png in sorted((run_dir / "plots").glob("**/*.png")):
+        for png in plot_order((run_dir / PLOTS).glob("**/*.png")):
             display(Image(filename=str(png)))

@@ -1,4 +1,7 @@
-"""Options every experiment command shares."""
+"""Command-line options: those of a config's fields (`Option`), and those every command shares.
+
+Nothing here imports torch: building the commands, and `--help`, stays fast.
+"""
 
 import dataclasses
 import functools
@@ -8,11 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
-from dlclassics.bounds import MAX_WORKERS, Items
+from dlclassics.bounds import AUTO_DEVICE, MAX_WORKERS, Items
 from dlclassics.errors import InputError
-from dlclassics.rundir import read_config
-from dlclassics.runtime import AUTO_DEVICE
-from dlclassics.study import Scale, workers_module
+from dlclassics.scale import Scale, check_url
 
 C = TypeVar("C")
 DEVICE_HELP = f"'cpu', 'cuda', 'cuda:1', ... ('{AUTO_DEVICE}': CUDA when present)."
@@ -37,6 +38,30 @@ def config_option(config_type: type, name: str, *decls: str, **kwargs: Any) -> C
     return click.option(*decls, name, default=default, **kwargs)
 
 
+class Option:
+    """The option of config field `field`: its help, its declarations (default: --field-name)
+    and click's other settings (a type, a callback, is_flag); default and bounds come from the
+    config (`config_option`)."""
+
+    def __init__(self, field: str, help: str, *decls: str, **settings: Any) -> None:
+        self.field, self.help, self.decls, self.settings = field, help, decls, settings
+
+    def decorate(self, config_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return config_option(config_type, self.field, *self.decls, help=self.help, **self.settings)
+
+    def argv(self, value: Any) -> list[str]:
+        """The command-line words that set the field to `value`."""
+        decl = self.decls[0] if self.decls else "--" + self.field.replace("_", "-")
+        if "/" in decl:  # --extra/--no-extra
+            on, off = decl.split("/")
+            return [on if value else off]
+        if self.settings.get("is_flag"):
+            return [decl] if value else []
+        if isinstance(value, tuple):
+            value = ",".join(str(v) for v in value)
+        return [decl, str(value)]
+
+
 def absolute(path: str | Path | None) -> str | None:
     """A data path made absolute, so that the config.json it goes into is read the same from any
     folder; "" and None (no path: the default data) stay as they are."""
@@ -56,18 +81,25 @@ def make_config(config_type: type[C], params: Mapping[str, Any], **overrides: An
     return config_type(**(values | overrides))
 
 
+OUT = click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Run directory (default: a fresh timestamped folder under runs/).",
+)
+QUIET = click.option("--quiet", is_flag=True, help="No progress bars (the results still print).")
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--out and --quiet, in that order on --help."""
+    return OUT(QUIET(f))
+
+
 def run_options(config_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--out, --seed (the config's default) and --quiet, in that order on --help."""
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
-        f = config_option(config_type, "seed", help="Random seed.")(f)
-        return click.option(
-            "--out",
-            type=click.Path(path_type=Path, file_okay=False),
-            default=None,
-            help="Run directory (default: a fresh timestamped folder under runs/).",
-        )(f)
+        return OUT(config_option(config_type, "seed", help="Random seed.")(QUIET(f)))
 
     return decorate
 
@@ -84,9 +116,9 @@ def check_scale(scale: Scale, out: Path | None) -> None:
 
 def checked_storage(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
     """A --storage callback: the URL checked as the options are read, before any data is
-    loaded or run directory made (`workers.check_url`; nothing is opened)."""
+    loaded or run directory made (`scale.check_url`; nothing is opened)."""
     if url is not None:
-        workers_module().check_url(url)
+        check_url(url)
     return url
 
 
@@ -98,6 +130,13 @@ def storage_option(
     """--storage, its URL checked as the options are read (`checked_storage`). It is never in a
     config: a database URL may hold a password, which config.json must not."""
     return click.option("--storage", callback=checked_storage, required=required, help=help)
+
+
+def study_name_option(
+    help: str, required: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--study-name: a shared study's name in its --storage."""
+    return click.option("--study-name", required=required, help=help)
 
 
 def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,10 +158,7 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
     options = [
         storage_option(),
-        click.option(
-            "--study-name",
-            help="The study's name in --storage (default: the command, e.g. mnist-cnn).",
-        ),
+        study_name_option("The study's name in --storage (default: the command, e.g. mnist-cnn)."),
         click.option(
             "--workers",
             type=click.IntRange(1, MAX_WORKERS),
@@ -154,8 +190,10 @@ def resume_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def resumed_config(config_type: type[C], command: str, directory: Path) -> C:
     """The config a `command` run in `directory` was started with (for --resume): every field,
     no other, each checked as the command line's would be."""
+    from dlclassics.rundir import CONFIG, read_config
+
     saved = read_config(directory, command)
-    source = Path(directory) / "config.json"
+    source = Path(directory) / CONFIG
     names = [f.name for f in dataclasses.fields(config_type)]
     unknown = [k for k in saved if k not in names]
     missing = [k for k in names if k not in saved]

@@ -1,4 +1,8 @@
-"""The run directory every command writes: config, results, tables, plots, logs, checkpoints.
+"""The run directory every command writes, and the names of its files.
+
+A run directory holds `config.json`, `results.json` (written last: the marker of a finished run),
+`results.md`, `plots/` and `trials/<name>/`; a trial's folder holds its `result.json`,
+`checkpoint.pt`, the `train_state.pt` of a training under way and its `tensorboard/` logs.
 
 Files are written to a temporary name and renamed into place, so a crash or Ctrl-C never leaves a
 half-written file. A run that fails on bad input removes the directory it created. In a torchrun
@@ -29,6 +33,13 @@ MAX_DATA_BYTES = 128 * 2**20
 # results.md, a plot. The largest is the result.json of an xor train of 10^6 epochs, whose
 # losses take about 30 MB.
 MAX_RECORD_BYTES = 64 * 2**20
+
+# A run's files and folders,
+CONFIG, RESULTS, RESULTS_MD = "config.json", "results.json", "results.md"
+PLOTS, TRIALS = "plots", "trials"
+# and a trial's.
+RESULT, CHECKPOINT, STATE = "result.json", "checkpoint.pt", "train_state.pt"
+TENSORBOARD = "tensorboard"
 
 
 def create_temporary(path: Path) -> tuple[int, Path]:
@@ -150,22 +161,18 @@ def file_sha256(path: Path) -> str:
 
 
 class RunDir:
-    """A run directory: `config.json`, `results.json`, `results.md`, `plots/`, `tensorboard/`."""
+    """A run directory (see the module's docstring for its files)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = Path(path)
 
     @property
     def plots(self) -> Path:
-        return make_dir(self.path / "plots")
+        return make_dir(self.path / PLOTS)
 
-    @property
-    def checkpoints(self) -> Path:
-        return make_dir(self.path / "checkpoints")
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.path / "tensorboard"
+    def trial(self, name: str) -> Path:
+        """The folder of the trial `name`."""
+        return self.path / TRIALS / name
 
     def save_config(self, command: str, config: Any) -> None:
         """config.json: the command, the package version, the number of processes (of a torchrun
@@ -173,24 +180,42 @@ class RunDir:
         fields = dataclasses.asdict(config)
         processes = distributed.world().size
         record = {"command": command, "version": __version__, "processes": processes, **fields}
-        write_json(self.path / "config.json", record)
+        write_json(self.path / CONFIG, record)
 
     @property
     def finished(self) -> bool:
         """Whether the run wrote its results.json, the marker of a finished run."""
-        return (self.path / "results.json").is_file()
+        return (self.path / RESULTS).is_file()
 
     def save_results(self, results: dict[str, Any], markdown: str) -> None:
         # The markdown goes first: results.json is the marker of a finished run.
-        atomic_write_text(self.path / "results.md", markdown)
-        write_json(self.path / "results.json", results)
+        atomic_write_text(self.path / RESULTS_MD, markdown)
+        write_json(self.path / RESULTS, results)
+
+    def read(self, name: str) -> bytes:
+        """One of the run's files (`RESULTS`, `CONFIG`, ...), by `read_run_file`'s rules."""
+        return read_run_file(self.path, self.path / name, MAX_RECORD_BYTES)
+
+    def read_json(self, name: str) -> Any:
+        """One of the run's JSON files; a damaged one is an InputError naming it."""
+        try:
+            return parse_json(self.read(name))
+        except ValueError as e:  # UnicodeDecodeError included
+            raise InputError(f"{self.path / name} is damaged: {e}") from None
+
+    def read_results(self) -> tuple[dict[str, Any], str]:
+        """What a finished run holds: results.json's content and results.md's."""
+        try:
+            return self.read_json(RESULTS), self.read(RESULTS_MD).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{self.path / RESULTS_MD} is damaged: {e}") from None
 
 
 def read_config(path: Path, command: str) -> dict[str, Any]:
     """The settings in the config.json of a `command` run directory (for --resume)."""
     try:
         # Never through a link: a config.json put there names the data the run reads.
-        saved = parse_json(read_run_file(path, Path(path) / "config.json", MAX_RECORD_BYTES))
+        saved = parse_json(read_run_file(path, Path(path) / CONFIG, MAX_RECORD_BYTES))
         if saved.get("command") != command:
             raise ValueError
     except (InputError, ValueError, AttributeError):
@@ -211,7 +236,7 @@ def _check_reusable(path: Path, command: str) -> None:
     if not path.is_dir() or all(_temporary(p) for p in path.iterdir()):
         return
     try:
-        previous = json.loads((path / "config.json").read_text(encoding="utf-8"))["command"]
+        previous = json.loads((path / CONFIG).read_text(encoding="utf-8"))["command"]
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(
             f"--out {path} is a non-empty directory that is not a dlclassics run"
@@ -250,4 +275,4 @@ def open_run(out: Path | None, command: str, config: Any) -> Iterator[RunDir]:
 
 
 def _only_config(path: Path) -> bool:
-    return all(p.name == "config.json" or _temporary(p) for p in path.iterdir())
+    return all(p.name == CONFIG or _temporary(p) for p in path.iterdir())

@@ -3,12 +3,12 @@
 import contextlib
 import os
 import random
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dlclassics.bounds import AUTO_DEVICE, DEVICE_NAME
 from dlclassics.errors import InputError
 
 
@@ -18,10 +18,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-AUTO_DEVICE = "auto"  # CUDA when present, else the CPU
-DEVICE_NAME = re.compile(r"cpu|cuda(?::(\d+))?")  # beside AUTO_DEVICE, what --device accepts
 
 
 def resolve_device(name: str) -> torch.device:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from dlclassics.options import storage_option
+from dlclassics.options import storage_option, study_name_option
 
 
 @click.group()
@@ -14,7 +14,7 @@ def study() -> None:
 
 @study.command()
 @storage_option("The study's database URL.", required=True)
-@click.option("--study-name", required=True, help="The study's name in --storage.")
+@study_name_option("The study's name in --storage.", required=True)
 @click.option(
     "--out",
     required=True,
@@ -24,6 +24,6 @@ def study() -> None:
 def report(storage: str, study_name: str, out: Path) -> None:
     """Write the run directory from the trials finished so far; an unfinished study gets a
     results.md saying which trials are not finished, and no results.json."""
-    from dlclassics.workers import report as write_report
+    from dlclassics.workers import study_report
 
-    click.echo(write_report(storage, study_name, out))
+    click.echo(study_report(storage, study_name, out))

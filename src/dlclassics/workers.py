@@ -2,14 +2,15 @@
 
 A study command started with `--storage URL` is one worker of the study `--study-name` in that
 database; `--workers N` starts N of them here, on an SQLite file inside the run directory unless
-`--storage` names another database. Each trial of the grid (`experiment.trials(config)`, a "cell")
-goes into the study as an enqueued Optuna trial. A worker claims the next waiting one, runs it,
-and records its result (a user attribute) and its checkpoint (an artifact) in the storage, so
-that any worker can summarise. The worker that finishes the last cell writes the run directory.
+`--storage` names another database. Each trial of the grid (`study.trials(config)`) goes into
+the study as an enqueued Optuna trial, named by a user attribute. A worker claims the next
+waiting one, runs it, and records its result (a user attribute) and its checkpoint (an
+artifact) in the storage, so that any worker can summarise. The worker that finishes the last
+trial writes the run directory.
 
 A worker that dies mid-trial stops its trial's heartbeat; after the grace period another worker
 marks the trial failed, and Optuna's stale-trial callback enqueues it again. SQLite can hand one
-waiting trial to two workers at once (Optuna documents it); a cell that ran twice is counted
+waiting trial to two workers at once (Optuna documents it); a trial that ran twice is counted
 once, from its first finished run.
 
 Optuna is imported only here, so a one-process run never needs it.
@@ -23,7 +24,6 @@ import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, replace
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -37,95 +37,36 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import FrozenTrial, TrialState
 
 from dlclassics.bounds import MAX_WORKERS
-from dlclassics.checkpoint import CHECKPOINT
-from dlclassics.errors import InputError, first_line
+from dlclassics.errors import InputError, exit_code, first_line
+from dlclassics.experiments import Experiment, find
 from dlclassics.options import make_config
+from dlclassics.protocol import Summary
 from dlclassics.report import table
 from dlclassics.rundir import (
-    MAX_RECORD_BYTES,
+    CHECKPOINT,
+    RESULTS_MD,
     RunDir,
     atomic_write_bytes,
     atomic_write_text,
     make_dir,
     open_run,
-    parse_json,
-    read_run_file,
 )
 from dlclassics.runtime import AUTO_DEVICE, resolve_device
-from dlclassics.study import Experiment, Scale, Summary, parse_result, save_result, trial_dir
+from dlclassics.scale import Scale, check_url, shown_url
+from dlclassics.study import parse_result, save_result, trial_dir
 
-EMBEDDED = "study.db"  # the --workers store, in the run directory
 ARTIFACTS = "artifacts"  # the file-system artifact store, in the run directory
 HEARTBEAT_SECONDS = 2
 GRACE_SECONDS = 10  # a running trial without a heartbeat this long belongs to a dead worker
 CONNECT_SECONDS = 10  # the bounded wait for a database server, and for a study's creator
-# Optuna user attributes: a trial's cell (its name), result and checkpoint artifact; the study's
-# command and settings, written last by its creator, once every cell is enqueued.
-CELL, RESULT, CHECKPOINT_ID, STUDY = "cell", "result", "checkpoint", "study"
+# Optuna user attributes: the name of the trial of ours an Optuna trial runs, its result and its
+# checkpoint artifact; the study's command and settings, written last by its creator, once every
+# trial is enqueued.
+NAME, RESULT, CHECKPOINT_ID, STUDY = "trial", "result", "checkpoint", "study"
 STORE = "artifact_store"  # the study's artifact folder: its creator's run directory's ARTIFACTS
 _JITTER = random.Random()  # its own stream: the trials' seeds stay untouched
 MACHINE_FIELDS = ("device", "bf16")  # each machine resolves its own; they are not the study's
-URL_FORMS = "sqlite:///FILE or postgresql://USER@HOST/DATABASE"
 
-# Where each shared study command keeps its `Experiment`, for `study report`.
-EXPERIMENTS = {
-    "xor solve": "dlclassics.xor.solve",
-    "xor train": "dlclassics.xor.train",
-    "xor sweep": "dlclassics.xor.sweep",
-    "mnist fc": "dlclassics.mnist.fc",
-    "mnist cnn": "dlclassics.mnist.cnn",
-    "lm study": "dlclassics.lm.experiment",
-}
-
-
-def shown_url(url: str) -> str:
-    """The database URL to print, with its password hidden, even where SQLAlchemy cannot parse
-    it (then everything between the scheme and the last '@', where a password would be)."""
-    try:
-        parsed = sqlalchemy.make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        at = url.rfind("@")
-        if at < 0:
-            return url
-        start = url.find("//", 0, at)
-        start = start + 2 if start >= 0 else url.find(":", 0, at) + 1
-        return url[:start] + "***" + url[at:]
-    if "password" in parsed.query:  # libpq takes one there too
-        parsed = parsed.update_query_dict({"password": "***"})
-    elif parsed.password is None:
-        return url  # as given: SQLAlchemy's rendering would escape a path's ':' and such
-    return parsed.render_as_string(hide_password=True)
-
-
-def check_url(url: str) -> sqlalchemy.URL:
-    """`url` parsed, or an InputError saying why no shared study can live there; nothing is
-    opened or created, so that bad input is refused before a run starts."""
-    if not url:
-        raise InputError(f"--storage is empty; give {URL_FORMS}")
-    shown = shown_url(url)
-    try:
-        parsed = sqlalchemy.make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
-        raise InputError(f"--storage {shown!r} is not a database URL ({URL_FORMS})") from None
-    cannot = f"cannot open storage {shown}"
-    backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):  # the ones installed with `scale`, and tested
-        raise InputError(f"{cannot}: {backend} is not a database dlclassics opens ({URL_FORMS})")
-    if parsed.port is not None and not 0 < parsed.port < 2**16:
-        raise InputError(f"{cannot}: port {parsed.port} is not between 1 and 65535")
-    if backend == "sqlite":
-        database = parsed.database or ""
-        if not database or ":memory:" in database or parsed.query.get("mode") == "memory":
-            raise InputError(
-                f"{cannot}: an SQLite database in memory is seen by its own process only; "
-                "a shared study needs a file (sqlite:///FILE) or a server"
-            )
-        path = Path(database)
-        if path.is_dir():
-            raise InputError(f"{cannot}: {path} is a folder, not a database file")
-        if not path.parent.is_dir():
-            raise InputError(f"{cannot}: folder {path.parent} does not exist")
-    return parsed
 
 
 def open_storage(url: str) -> RDBStorage:
@@ -164,32 +105,33 @@ def identity(command: str, config: Any, ignored: tuple[str, ...] = ()) -> dict[s
     }
 
 
-def _by_cell(study: optuna.Study, states: tuple[TrialState, ...]) -> dict[str, list[FrozenTrial]]:
-    trials: dict[str, list[FrozenTrial]] = {}
+def _by_name(study: optuna.Study, states: tuple[TrialState, ...]) -> dict[str, list[FrozenTrial]]:
+    """The study's Optuna trials in `states`, by the name of the trial of ours each ran."""
+    runs: dict[str, list[FrozenTrial]] = {}
     for t in study.get_trials(deepcopy=False, states=states):
-        if CELL in t.user_attrs:
-            trials.setdefault(t.user_attrs[CELL], []).append(t)
-    return trials
+        if NAME in t.user_attrs:
+            runs.setdefault(t.user_attrs[NAME], []).append(t)
+    return runs
 
 
 def prepare(experiment: Experiment, config: Any, url: str, name: str, root: Path) -> None:
-    """Create the study with every cell enqueued and its artifact store in the run directory
+    """Create the study with every trial enqueued and its artifact store in the run directory
     `root`, or check that the existing one is this command's with these settings; enqueue again
-    the cells that failed and were not retried."""
+    the trials that failed and were not retried."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
     same = identity(experiment.command, config)
-    cells = [t.name for t in experiment.trials(config)]
+    names = [t.name for t in experiment.study.trials(config)]
     try:
         study = optuna.create_study(study_name=name, storage=storage)
         study.set_user_attr(STORE, str((root / ARTIFACTS).resolve()))
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage)
         check_identity(study, name, same)
-        live = _by_cell(study, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))
-        cells = [c for c in cells if c not in live]
-    for cell in cells:
-        study.enqueue_trial({}, user_attrs={CELL: cell})
+        live = _by_name(study, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))
+        names = [n for n in names if n not in live]
+    for trial_name in names:
+        study.enqueue_trial({}, user_attrs={NAME: trial_name})
     study.set_user_attr(STUDY, same)
     study.set_user_attr("config", json.loads(json.dumps(asdict(config))))
 
@@ -223,39 +165,40 @@ def _work(
     threads: int | None = None,
     wait: bool = True,
 ) -> Summary | None:
-    """Run waiting trials until every cell has a result (or, with `wait` False, until none is
-    waiting). The summary if this worker finished the last cell and wrote the run directory, or
+    """Run waiting trials until every trial has a result (or, with `wait` False, until none is
+    waiting). The summary if this worker finished the last trial and wrote the run directory, or
     found the study finished when it started; else None."""
     if threads is not None:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=name, storage=open_storage(url))
-    cells = {t.name: t for t in experiment.trials(config)}
+    trials = {t.name: t for t in experiment.study.trials(config)}
     store = _artifact_store(study)
 
-    def objective(trial: optuna.Trial) -> float:
-        cell = cells.get(trial.user_attrs.get(CELL))
-        if cell is None:  # sampled, not dequeued: another worker took the last waiting cell
-            raise optuna.TrialPruned("no cell left to run")
-        directory = trial_dir(root, cell)
-        result = experiment.run_trial(config, cell, directory, quiet=quiet)
-        trial.set_user_attr(RESULT, json.loads(json.dumps(asdict(result))))
+    def objective(run: optuna.Trial) -> float:
+        trial = trials.get(run.user_attrs.get(NAME))
+        if trial is None:  # sampled, not dequeued: another worker took the last waiting trial
+            raise optuna.TrialPruned("no trial left to run")
+        directory = trial_dir(root, trial)
+        result = experiment.study.run_trial(config, trial, directory, quiet=quiet)
+        run.set_user_attr(RESULT, json.loads(json.dumps(asdict(result))))
         checkpoint = upload_artifact(
-            artifact_store=store, file_path=str(directory / CHECKPOINT), study_or_trial=trial
+            artifact_store=store, file_path=str(directory / CHECKPOINT), study_or_trial=run
         )
-        trial.set_user_attr(CHECKPOINT_ID, checkpoint)
-        return 0.0  # the value is unused: a grid cell's result is its user attribute
+        run.set_user_attr(CHECKPOINT_ID, checkpoint)
+        return 0.0  # the value is unused: a trial's result is its user attribute
 
     ran = None  # whether the last pass ran a trial here; None: no pass yet
     while True:
-        missing = _unfinished(study, cells)
+        missing = _unfinished(study, trials)
         if not missing:
             if ran is False:
-                return None  # another worker finished the last cell; it writes the run directory
-            run = RunDir(root)
-            if ran is None and run.finished:
-                return _read_summary(run)  # finished before this worker came: it only reports
-            return write_run(experiment, config, _collect(experiment, config, study, run), run)
+                return None  # another worker finished the last trial; it writes the run directory
+            run_dir = RunDir(root)
+            if ran is None and run_dir.finished:
+                return Summary(*run_dir.read_results())  # finished before: it only reports
+            results = _collect(experiment, config, study, run_dir)
+            return write_run(experiment, config, results, run_dir)
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.optimize(objective, n_trials=1)
             ran = True
@@ -291,74 +234,58 @@ def _fetch(store: FileSystemArtifactStore, artifact_id: str, path: Path) -> None
         atomic_write_bytes(path, reader.read())
 
 
-def _unfinished(study: optuna.Study, cells: Iterable[str]) -> list[str]:
-    """Those of `cells` without a finished trial in the study."""
-    done = _by_cell(study, (TrialState.COMPLETE,))
-    return [c for c in cells if c not in done]
+def _unfinished(study: optuna.Study, names: Iterable[str]) -> list[str]:
+    """Those of the trials `names` not finished in the study."""
+    done = _by_name(study, (TrialState.COMPLETE,))
+    return [n for n in names if n not in done]
 
 
 def _collect(experiment: Experiment, config: Any, study: optuna.Study, run: RunDir) -> list[Any]:
-    """Each finished cell's result, from its first finished run, into the run directory (its
+    """Each finished trial's result, from its first finished run, into the run directory (its
     result.json and checkpoint), in grid order; None for the unfinished ones."""
-    done = _by_cell(study, (TrialState.COMPLETE,))
+    done = _by_name(study, (TrialState.COMPLETE,))
     store = _artifact_store(study)
     results = []
-    for cell in experiment.trials(config):
-        if cell.name not in done:
+    for trial in experiment.study.trials(config):
+        if trial.name not in done:
             results.append(None)
             continue
-        first = min(done[cell.name], key=lambda t: t.number)
-        directory = make_dir(trial_dir(run.path, cell))
+        first = min(done[trial.name], key=lambda t: t.number)
+        directory = make_dir(trial_dir(run.path, trial))
         try:
             _fetch(store, first.user_attrs[CHECKPOINT_ID], directory / CHECKPOINT)
         except ArtifactNotFound:
             # Not bad input but a store out of reach: exit 1, and the run directory stays.
             raise click.ClickException(
-                f"{cell.name}'s checkpoint is not in the artifact store {study.user_attrs[STORE]}, "
-                "which every worker must share (docs/scale.md)"
+                f"{trial.name}'s checkpoint is not in the artifact store "
+                f"{study.user_attrs[STORE]}, which every worker must share (docs/scale.md)"
             ) from None
-        result = parse_result(experiment.result_type, first.user_attrs.get(RESULT))
+        result = parse_result(experiment.study.result_type, first.user_attrs.get(RESULT))
         if result is None:  # stored by another version: its trial cannot simply run again here
             raise InputError(
-                f"{cell.name}'s result in the study is not one this version reads; "
+                f"{trial.name}'s result in the study is not one this version reads; "
                 "summarise it with the version that ran it, or start a new study"
             )
-        save_result(config, cell, directory, result)
+        save_result(config, trial, directory, result)
         results.append(result)
     return results
 
 
 def write_run(experiment: Experiment, config: Any, results: list[Any], run: RunDir) -> Summary:
     """The run directory of a finished study, as one process would have written it."""
-    summary = experiment.summarize(config, results, run)
+    summary = experiment.study.summarize(config, results, run)
     run.save_results(summary.results, summary.markdown)
     return summary
 
 
-def _read_summary(run: RunDir) -> Summary:
-    """The summary a finished study's run directory holds, read by its rules (no link followed)."""
-    results, markdown = (
-        read_run_file(run.path, run.path / name, MAX_RECORD_BYTES)
-        for name in ("results.json", "results.md")
-    )
+def _worker_process(command: str, *args: Any) -> None:
+    """A `--workers` process: `_work` on the experiment of `command` (the registry's entries hold
+    functions, which a spawned process finds by name), errors reported as the command line
+    would."""
     try:
-        return Summary(parse_json(results), markdown.decode("utf-8"))
-    except ValueError as e:  # UnicodeDecodeError included
-        raise InputError(f"{run.path} holds a damaged results.json or results.md: {e}") from None
-
-
-def _worker_process(*args: Any) -> None:
-    """A `--workers` process: `_work`, with bad input reported as the command line would."""
-    try:
-        _work(*args)
-    except InputError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        _work(find(command), *args)
+    except (InputError, click.ClickException, KeyboardInterrupt) as e:
+        sys.exit(exit_code(e))
 
 
 def worker_count(workers: int, trials: int) -> int:
@@ -377,8 +304,7 @@ def run_shared(
 ) -> Summary:
     """This process as one worker of the study (`--storage`), or N worker processes here
     (`--workers N`, each with 1/N of this process's threads); the summary once it is written."""
-    url = scale.storage or f"sqlite:///{(run.path / EMBEDDED).resolve()}"
-    name = scale.study_name or experiment.command.replace(" ", "-")
+    url, name = scale.url(run.path), scale.name(experiment.command)
     prepare(experiment, config, url, name, run.path)
     if scale.workers is None:
         summary = _work(experiment, config, url, name, run.path, quiet, wait=scale.wait)
@@ -387,13 +313,13 @@ def run_shared(
             raise click.exceptions.Exit(0)
         return summary
     study = optuna.load_study(study_name=name, storage=open_storage(url))
-    cells = [t.name for t in experiment.trials(config)]
-    if run.finished and not _unfinished(study, cells):
-        return _read_summary(run)  # finished before: only report, once here, not in each worker
-    count = worker_count(scale.workers, len(cells))
+    names = [t.name for t in experiment.study.trials(config)]
+    if run.finished and not _unfinished(study, names):
+        return Summary(*run.read_results())  # finished before: report once here, not per worker
+    count = worker_count(scale.workers, len(names))
     threads = max(1, torch.get_num_threads() // count)
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
-    args = (experiment, config, url, name, run.path, quiet, threads)
+    args = (experiment.command, config, url, name, run.path, quiet, threads)
     processes = [spawn.Process(target=_worker_process, args=args) for _ in range(count)]
     for p in processes:
         p.start()
@@ -408,10 +334,10 @@ def run_shared(
                 "run the same command again to continue it"
             )
         write_run(experiment, config, results, run)  # its last worker died while writing
-    return _read_summary(run)
+    return Summary(*run.read_results())
 
 
-def report(url: str, name: str, out: Path) -> str:
+def study_report(url: str, name: str, out: Path) -> str:
     """`study report`: the run directory of the study so far; a line saying how far it is."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
@@ -420,36 +346,39 @@ def report(url: str, name: str, out: Path) -> str:
     except KeyError:
         raise InputError(f"no study {name!r} in {shown_url(url)}") from None
     identity, saved = study.user_attrs.get(STUDY), study.user_attrs.get("config")
-    if identity is None or identity.get("command") not in EXPERIMENTS or saved is None:
+    try:
+        experiment = find(identity["command"])
+    except (KeyError, TypeError):
+        experiment = None
+    if experiment is None or saved is None:
         raise InputError(f"study {name!r} is not a dlclassics study")
-    experiment = import_module(EXPERIMENTS[identity["command"]]).EXPERIMENT
     config = make_config(experiment.config_type, saved)
     if hasattr(config, "device"):
         config = replace(config, device=str(resolve_device(AUTO_DEVICE)))  # this machine's
     with open_run(out, experiment.command, config) as run:
         results = _collect(experiment, config, study, run)
-        cells = experiment.trials(config)
+        trials = experiment.study.trials(config)
         finished = sum(r is not None for r in results)
-        twice = sum(len(ts) > 1 for ts in _by_cell(study, (TrialState.COMPLETE,)).values())
-        status = f"study {name}: {finished} of {len(cells)} trials finished, {twice} ran twice"
-        if finished == len(cells):
+        twice = sum(len(ts) > 1 for ts in _by_name(study, (TrialState.COMPLETE,)).values())
+        status = f"study {name}: {finished} of {len(trials)} trials finished, {twice} ran twice"
+        if finished == len(trials):
             write_run(experiment, config, results, run)
         else:
-            state = _cell_states(study)
-            rows = [{"trial": c.name, "state": state.get(c.name, "not started")} for c in cells]
+            state = _trial_states(study)
+            rows = [{"trial": t.name, "state": state.get(t.name, "not started")} for t in trials]
             md = f"# {experiment.command}: unfinished\n\n{status}.\n\n"
             atomic_write_text(
-                run.path / "results.md", md + table(rows, {"trial": "trial", "state": "state"})
+                run.path / RESULTS_MD, md + table(rows, {"trial": "trial", "state": "state"})
             )
     return f"{status}; wrote {run.path}"
 
 
-def _cell_states(study: optuna.Study) -> dict[str, str]:
-    """Each cell's furthest state: finished, running, waiting or failed."""
+def _trial_states(study: optuna.Study) -> dict[str, str]:
+    """Each trial's furthest state: finished, running, waiting or failed."""
     order = [TrialState.FAIL, TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE]
-    names = {TrialState.COMPLETE: "finished", TrialState.FAIL: "failed"}
+    shown = {TrialState.COMPLETE: "finished", TrialState.FAIL: "failed"}
     states: dict[str, str] = {}
     for state in order:
-        for cell in _by_cell(study, (state,)):
-            states[cell] = names.get(state, state.name.lower())
+        for trial_name in _by_name(study, (state,)):
+            states[trial_name] = shown.get(state, state.name.lower())
     return states

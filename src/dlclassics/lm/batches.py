@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from dlclassics.lm.corpus import EOS, PAD, START, Vocabulary
+from dlclassics.lm.corpus import Vocabulary
+from dlclassics.lm.words import EOS, PAD, START
 
 
 @dataclass

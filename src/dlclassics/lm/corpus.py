@@ -6,7 +6,6 @@ below replaced by spaces, split on white space.
 
 import hashlib
 import io
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +14,10 @@ import torch
 
 from dlclassics.download import DownloadError, fetch
 from dlclassics.errors import InputError
+from dlclassics.lm.config import MAX_SENTENCE_WORDS
+from dlclassics.lm.words import SPECIALS, UNK, words
 from dlclassics.rundir import MAX_DATA_BYTES, read_regular
 from dlclassics.runtime import data_root
-
-PAD, START, UNK, EOS = 0, 1, 2, 3
-SPECIALS = ["<PAD>", "<START>", "<UNK>", "<EOS>"]
-_KERAS_FILTERS = re.compile(r'[!"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]')
 
 # The original's corpus, and its git blob id in pbloem/language-models (master): it verifies the
 # download without knowing its size in advance.
@@ -34,12 +31,6 @@ CORPUS_HASH = "gitblob:c8be4c81a9080e671d9708b1df24cce9a7f9d6f9"
 # a sentence's words bound the LM's memory, which grows with batch size x longest sentence x
 # hidden or vocabulary size.
 MAX_LINES = 5_000_000
-MAX_SENTENCE_WORDS = 1_000
-
-
-def words(line: str) -> list[str]:
-    """Keras' `text_to_word_sequence` with its default filters."""
-    return _KERAS_FILTERS.sub(" ", line.lower()).split()
 
 
 def read_corpus(path: Path, max_length: int | None = None) -> tuple[list[list[str]], str]:

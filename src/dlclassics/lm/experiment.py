@@ -1,4 +1,4 @@
-"""`lm train` and `lm study`: their configs, trials, one trial's training, and the summaries.
+"""`lm train` and `lm study`: their trials, one trial's training, and their summaries.
 
 `lm train` is one trial; `lm study` is the original study, four trials: 1 and 2 layers x forward
 and reverse. Each trial trains one model in its own folder, resuming from the last training state
@@ -10,107 +10,39 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import torch
 
 from dlclassics import distributed
-from dlclassics.bounds import LR, SEED, Device, Int, Rules, check_memory, validate
-from dlclassics.checkpoint import CHECKPOINT, check_weights, load_checkpoint
+from dlclassics.bounds import check_memory
+from dlclassics.checkpoint import check_weights, load_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import encode
+from dlclassics.lm.config import LmConfig, LmStudyConfig, LmTrainConfig
 from dlclassics.lm.corpus import (
-    MAX_SENTENCE_WORDS,
     Sentences,
     Vocabulary,
     default_corpus,
     read_corpus,
     split,
-    words,
 )
 from dlclassics.lm.evaluate import perplexity
-from dlclassics.lm.generate import Sampling, generate, sentence_probability
-from dlclassics.lm.model import MAX_WORDS, LanguageModel, ModelConfig, load_model, save_model
+from dlclassics.lm.generate import generate, sentence_probability
+from dlclassics.lm.model import LanguageModel, ModelConfig, load_language_model, save_model
 from dlclassics.lm.train import Progress, check_finite, train
+from dlclassics.lm.words import words
+from dlclassics.logs import tensorboard
+from dlclassics.protocol import Study, Summary
 from dlclassics.report import table
-from dlclassics.rundir import RunDir
-from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
-from dlclassics.study import Experiment, Summary, tensorboard, trial_dir
+from dlclassics.rundir import CHECKPOINT, STATE, RunDir
+from dlclassics.runtime import resolve_bf16, resolve_device, seed_everything
+from dlclassics.study import trial_dir
 
 SPLITS = ("train", "val", "test")
-STATE = "train_state.pt"  # a trial's training state, saved as it goes, until it finishes
+C = TypeVar("C", bound=LmConfig)
+
 STUDY_TEMPERATURES = (0.1, 1.0, 10.0)
-
-
-@dataclass(frozen=True)
-class LmConfig:
-    """The settings `lm train` and `lm study` share, and their defaults."""
-
-    corpus: str | None = None  # None: Simple English Wikipedia, downloaded once
-    vocab_size: int = 10_000
-    max_length: int | None = None
-    embedding_size: int = 300
-    hidden_size: int = 256
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.001
-    max_steps: int | None = None
-    # The training state is saved at the end of every epoch and every this many steps, so a
-    # killed run loses at most that much work.
-    checkpoint_every: int = 500
-    # The command stores the device it resolved, and whether bf16 is used there.
-    bf16: bool | None = None
-    device: str = AUTO_DEVICE
-    seed: int = 0
-    # The corpus's sha256, recorded by the command: a resume on an edited corpus is refused.
-    corpus_sha256: str | None = None
-
-    # Sizes have generous bounds here; `check_cost` then weighs the model and a batch.
-    RULES: ClassVar[Rules] = {
-        "vocab_size": Int(1, MAX_WORDS),
-        "max_length": Int(1, MAX_SENTENCE_WORDS),  # longer sentences are dropped anyway
-        "embedding_size": ModelConfig.RULES["embedding_size"],
-        "hidden_size": ModelConfig.RULES["hidden_size"],
-        "epochs": Int(1, 10_000),
-        "batch_size": Int(1, 10**6),
-        "lr": LR,
-        "max_steps": Int(1, 10**9),
-        "checkpoint_every": Int(1, 10**9),
-        "device": Device(),
-        "seed": SEED,
-    }
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-
-@dataclass(frozen=True)
-class TrainConfig(LmConfig):
-    """`lm train`: one model."""
-
-    layers: int = 1
-    direction: str = "forward"
-
-    RULES: ClassVar[Rules] = LmConfig.RULES | {
-        "layers": ModelConfig.RULES["layers"],
-        "direction": ModelConfig.RULES["direction"],
-    }
-
-
-@dataclass(frozen=True)
-class StudyConfig(LmConfig):
-    """`lm study`: the four models, and the words each generates from and scores."""
-
-    start: str = "love i"
-    length: int = Sampling.length  # words in each sentence, as in the original
-    stop_at_eos: bool = False  # True: a sentence may end before `length` where the model says so
-    sentence: str = "love i cupcakes"
-
-    RULES: ClassVar[Rules] = LmConfig.RULES | {"length": Sampling.RULES["length"]}
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        Sampling(self.start, self.length)  # said before the models train, not after
 
 
 @dataclass(frozen=True)
@@ -156,9 +88,11 @@ class Data:
     sha256: str  # of the corpus file
 
 
-def trials(config: LmConfig) -> list[LmTrial]:
-    if isinstance(config, TrainConfig):
-        return [LmTrial(config.layers, config.direction)]
+def train_trials(config: LmTrainConfig) -> list[LmTrial]:
+    return [LmTrial(config.layers, config.direction)]
+
+
+def study_trials(config: LmStudyConfig) -> list[LmTrial]:
     return list(STUDY_TRIALS)
 
 
@@ -194,12 +128,13 @@ def _trial_model(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConf
     )
 
 
-def check_cost(config: LmConfig, data: Data) -> None:
-    """An InputError for a model (ModelConfig checks its parameter count) or a training batch
-    that cannot fit. A batch of the longest sentences keeps, per position, the embedding, the
-    LSTM's gates and states of each layer, and the logits with their softmax and gradient."""
+def check_cost(config: LmConfig, data: Data, trials: list[LmTrial]) -> None:
+    """An InputError for a model of `trials` (ModelConfig checks its parameter count) or a
+    training batch that cannot fit. A batch of the longest sentences keeps, per position, the
+    embedding, the LSTM's gates and states of each layer, and the logits with their softmax and
+    gradient."""
     longest = max(len(s) for s in data.sentences.train) + 1  # <START> or <EOS>
-    for trial in trials(config):
+    for trial in trials:
         model = _trial_model(config, trial, len(data.vocab))
         per_token = model.embedding_size + 10 * model.hidden_size * model.layers
         per_token += 3 * model.vocab_size
@@ -223,7 +158,7 @@ def run_trial(
     torchrun every rank calls it; the model is trained and measured by all of them together.
     """
     data = load_data(config)
-    check_cost(config, data)
+    check_cost(config, data, [trial])
     resolved = resolve_device(config.device)
     # A config made in code may leave the device and bf16 to decide here, as the command does.
     config = replace(config, device=str(resolved), bf16=resolve_bf16(config.bf16, resolved))
@@ -250,7 +185,7 @@ def run_trial(
             for _ in range(3)
         ]
 
-    with tensorboard(directory / "tensorboard") as log:
+    with tensorboard(directory) as log:
         args = (rows["train"], rows["val"], config, device, log, save_state)
         train(
             model,
@@ -328,42 +263,53 @@ def _progress(path: Path, state: dict) -> Progress:
         raise InputError(f"{path}: its progress counter {e}") from None
 
 
-def summarize(config: LmConfig, results: list[LmResult], run: RunDir) -> Summary:
+def prepared(config: C, trials: Callable[[C], list[LmTrial]]) -> C:
+    """`config` on its corpus (the default one downloaded now), checked before the run directory
+    exists: the corpus readable (for a resume, the same as before), and every model of `trials`
+    and a batch of it within this machine's memory; with the corpus's sha256 recorded, which a
+    resume must find again."""
+    if config.corpus is None:
+        config = replace(config, corpus=str(default_corpus().resolve()))
     data = load_data(config)
-    if isinstance(config, TrainConfig):
-        return _train_summary(config, results[0], data)
-    return _study_summary(config, results, data, run)
+    check_cost(config, data, trials(config))
+    return replace(config, corpus_sha256=data.sha256)
 
 
 PERPLEXITY_COLUMNS = {"layers": "layers", "direction": "direction", **{s: s for s in SPLITS}}
 
 
-def _train_summary(config: TrainConfig, result: LmResult, data: Data) -> Summary:
+def summarize_train(config: LmTrainConfig, results: list[LmResult], run: RunDir) -> Summary:
+    result, data = results[0], load_data(config)
     sizes = {name: len(getattr(data.sentences, name)) for name in SPLITS}
     results = asdict(result) | {"vocab_size": len(data.vocab), "sentences": sizes}
     row = {"layers": config.layers, "direction": config.direction, **result.perplexity}
     md = "# LSTM language model\n\nPerplexity:\n\n" + table([row], PERPLEXITY_COLUMNS)
     md += f"\n{result.train_tokens_per_second:,.0f} training tokens/s.\n"
+    from dlclassics.lm import plots  # TensorBoard's reader loads only when a summary is written
+
+    plots.write_plots(run, train_trials(config), [result.perplexity])
     return Summary(results, md)
 
 
-def _study_summary(
-    config: StudyConfig, results: list[LmResult], data: Data, run: RunDir
-) -> Summary:
+def summarize_study(config: LmStudyConfig, results: list[LmResult], run: RunDir) -> Summary:
+    data = load_data(config)
     # One stream of draws for the whole study, in grid order: a fresh generator per model would
     # give every model the same draws, and at temperature 10 (nearly uniform) the same sentence.
     sampler = torch.Generator().manual_seed(config.seed)
     models = []
-    for trial, result in zip(trials(config), results, strict=True):
+    for trial, result in zip(study_trials(config), results, strict=True):
         checkpoint = trial_dir(run.path, trial) / CHECKPOINT
-        model, vocab = load_model(checkpoint, resolve_device(config.device), root=run.path)
+        model, vocab = load_language_model(checkpoint, resolve_device(config.device), root=run.path)
         entry = {"layers": trial.layers, "direction": trial.direction} | asdict(result)
         models.append(entry | _samples(model, vocab, config, sampler))
+    from dlclassics.lm import plots  # TensorBoard's reader loads only when a summary is written
+
+    plots.write_plots(run, study_trials(config), [r.perplexity for r in results])
     return Summary({"models": models, "vocab_size": len(data.vocab)}, _study_markdown(models))
 
 
 def _samples(
-    model: LanguageModel, vocab: Vocabulary, config: StudyConfig, sampler: torch.Generator
+    model: LanguageModel, vocab: Vocabulary, config: LmStudyConfig, sampler: torch.Generator
 ) -> dict:
     start, stop_at_eos = words(config.start), config.stop_at_eos
 
@@ -386,8 +332,8 @@ def _probability(model: LanguageModel, vocab: Vocabulary, text: str) -> dict:
         "sentence": text,
         "probability": p.probability,
         "log_probability": p.log_probability,
-        "probability_with_eos": p.probability_eos,
-        "log_probability_with_eos": p.log_probability_eos,
+        "probability_with_eos": p.probability_with_eos,
+        "log_probability_with_eos": p.log_probability_with_eos,
         "unknown_words": p.unknown,
     }
 
@@ -415,11 +361,50 @@ def _study_markdown(models: list[dict]) -> str:
             "direction": "direction",
             "sentence": "sentence",
             "probability": "probability",
-            "log p": "log_probability",
+            "log probability": "log_probability",
         },
     )
     return md
 
 
-TRAIN_EXPERIMENT = Experiment("lm train", TrainConfig, trials, run_trial, LmResult, summarize)
-EXPERIMENT = Experiment("lm study", StudyConfig, trials, run_trial, LmResult, summarize)
+def _perplexity_line(p: Perplexities) -> str:
+    # None: a perplexity that overflowed (results.json holds null, not JSON's missing inf)
+    shown = {split: "overflowed" if v is None else f"{v:.2f}" for split, v in p.items()}
+    return f"train {shown['train']}, val {shown['val']}, test {shown['test']}"
+
+
+def train_lines(config: LmTrainConfig, summary: Summary) -> list[str]:
+    return [f"perplexity: {_perplexity_line(summary.results['perplexity'])}"]
+
+
+def study_lines(config: LmStudyConfig, summary: Summary) -> list[str]:
+    models = summary.results["models"]
+    lines = [
+        f"{trial.name}: perplexity {_perplexity_line(model['perplexity'])}"
+        for trial, model in zip(study_trials(config), models, strict=True)
+    ]
+    return [*lines, summary.markdown]
+
+
+def _batch(config: LmConfig) -> int:
+    return config.batch_size
+
+
+TRAIN_STUDY = Study(
+    train_trials,
+    run_trial,
+    LmResult,
+    summarize_train,
+    train_lines,
+    prepare=functools.partial(prepared, trials=train_trials),
+    batch=_batch,
+)
+STUDY = Study(
+    study_trials,
+    run_trial,
+    LmResult,
+    summarize_study,
+    study_lines,
+    prepare=functools.partial(prepared, trials=study_trials),
+    batch=_batch,
+)

@@ -11,47 +11,15 @@ word first, so for it the given words are the end of the sentence and it extends
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
 
-from dlclassics.bounds import SEED, Int, Real, Rules, validate
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import model_order
-from dlclassics.lm.corpus import EOS, PAD, START, UNK, Vocabulary, words
+from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.model import LanguageModel
-
-# Characters of a text given to a model (`lm next`, `lm prob`, the demo): a sentence or two, not a
-# document; the logits grow with its words.
-MAX_TEXT = 1000
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How `lm generate` (and the demo) sample sentences, and their defaults."""
-
-    start: str = ""
-    length: int = 7  # the original study's sentence length
-    temperature: float = 1.0
-    count: int = 1
-    seed: int = 0
-    stop_at_eos: bool = False
-    allow_unk: bool = False
-
-    # Each word is one step of the model: these keep `lm generate` to minutes.
-    RULES: ClassVar[Rules] = {
-        "length": Int(1, 1000),
-        "temperature": Real(0),
-        "count": Int(1, 10_000),
-        "seed": SEED,
-    }
-
-    def __post_init__(self) -> None:
-        validate(self)
-        given = len(words(self.start))
-        if given > self.length:
-            raise InputError(f"start has {given} words, more than length ({self.length})")
+from dlclassics.lm.words import EOS, PAD, START, UNK
 
 
 def _prefix_ids(model: LanguageModel, vocab: Vocabulary, given: list[str]) -> torch.Tensor:
@@ -120,7 +88,7 @@ def generate(
 class SentenceProbability:
     sentence: str
     log_probability: float  # log p(w1..wn | <START>)
-    log_probability_eos: float  # the same, times p(<EOS> | w1..wn)
+    log_probability_with_eos: float  # the same, times p(<EOS> | w1..wn)
     unknown: list[str]
 
     @property
@@ -128,8 +96,8 @@ class SentenceProbability:
         return math.exp(self.log_probability)
 
     @property
-    def probability_eos(self) -> float:
-        return math.exp(self.log_probability_eos)
+    def probability_with_eos(self) -> float:
+        return math.exp(self.log_probability_with_eos)
 
 
 @torch.no_grad()

@@ -8,15 +8,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlclassics.bounds import Int, OneOf, Rules, check_parameters, conforms, validate
+from dlclassics.bounds import Rules, check_parameters, conforms, validate
 from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError
-from dlclassics.lm.corpus import SPECIALS, Vocabulary
-
-DIRECTIONS = ("forward", "reverse")
-MAX_WIDTH = 100_000  # the largest embedding or hidden size; the parameter count is checked too
-MAX_LAYERS = 2
-MAX_WORDS = 10**7  # the largest vocabulary a run may ask for, before the special tokens
+from dlclassics.lm.config import MODEL_RULES
+from dlclassics.lm.corpus import Vocabulary
+from dlclassics.lm.words import SPECIALS
 
 
 @dataclass(frozen=True)
@@ -30,15 +27,7 @@ class ModelConfig:
     embedding_size: int
     hidden_size: int
 
-    # The one place these bounds live: the command's config uses them, and a checkpoint's
-    # `model_args` meet them too.
-    RULES: ClassVar[Rules] = {
-        "vocab_size": Int(1, MAX_WORDS + len(SPECIALS)),
-        "layers": Int(1, MAX_LAYERS),
-        "direction": OneOf(DIRECTIONS),
-        "embedding_size": Int(1, MAX_WIDTH),
-        "hidden_size": Int(1, MAX_WIDTH),
-    }
+    RULES: ClassVar[Rules] = MODEL_RULES
 
     def __post_init__(self) -> None:
         validate(self)
@@ -91,7 +80,7 @@ def save_model(
     optimizer: torch.optim.Optimizer | None = None,
     **progress: Any,
 ) -> Path:
-    """A checkpoint holding everything `load_model` needs (the vocabulary too); with the
+    """A checkpoint holding everything `load_language_model` needs (the vocabulary too); with the
     optimiser and the progress counters it is also a state training can resume from."""
     return save_checkpoint(
         path, model, asdict(model.config), config, optimizer, vocab=vocab.words, **progress
@@ -128,7 +117,7 @@ def load_vocabulary(path: Path, checkpoint: dict[str, Any], size: int) -> Vocabu
     return Vocabulary(words)
 
 
-def load_model(
+def load_language_model(
     path: Path, device: torch.device | str = "cpu", root: Path | None = None
 ) -> tuple[LanguageModel, Vocabulary]:
     """The model (in eval mode) and vocabulary of a checkpoint file, a trial folder, or an

@@ -26,12 +26,12 @@ from tqdm import tqdm
 
 from dlclassics import distributed
 from dlclassics.bounds import Int, Real, Rules, validate
-from dlclassics.errors import diverged
+from dlclassics.errors import Interrupted, diverged
 from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.evaluate import exp, perplexity
 from dlclassics.lm.model import LanguageModel
+from dlclassics.logs import Log
 from dlclassics.runtime import autocast, bar_disabled
-from dlclassics.study import Log
 
 if TYPE_CHECKING:
     from dlclassics.lm.experiment import LmConfig
@@ -65,14 +65,6 @@ class Progress:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after the state was saved to `path`."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(str(path))
-        self.path = path
 
 
 @contextmanager

@@ -4,38 +4,22 @@ the study keeps the one with the best balanced validation accuracy."""
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, TypedDict
+from typing import TypedDict
 
-from dlclassics.bounds import Int, Items, OneOf, Real, Rules
-from dlclassics.checkpoint import CHECKPOINT, MAX_CHECKPOINT_BYTES
+from dlclassics.checkpoint import MAX_CHECKPOINT_BYTES
 from dlclassics.mnist import plots
+from dlclassics.mnist.config import DROPOUT_ARCH, CnnConfig
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.evaluate import predict, split_metrics
-from dlclassics.mnist.experiment import MAX_BATCH, MnistConfig, load_data, train_trial
-from dlclassics.mnist.models import CNN_ARCHS, load_model
+from dlclassics.mnist.experiment import load_data, train_trial, with_data_sha256
+from dlclassics.mnist.models import load_classifier
 from dlclassics.mnist.report import conv_pictures, first_look
 from dlclassics.mnist.train import Check
+from dlclassics.protocol import Study, Summary
 from dlclassics.report import table
-from dlclassics.rundir import RunDir, atomic_write_bytes, read_run_file
+from dlclassics.rundir import CHECKPOINT, RunDir, atomic_write_bytes, read_run_file
 from dlclassics.runtime import resolve_device
-from dlclassics.study import Experiment, Summary, trial_dir
-
-
-@dataclass(frozen=True)
-class CnnConfig(MnistConfig):
-    archs: tuple[str, ...] = CNN_ARCHS
-    batch_sizes: tuple[int, ...] = (50, 100)
-    target_accuracy: float = 0.99  # a trial stops once a check reaches it
-    max_epochs: int = 20
-    eval_every: int = 100  # iterations between validation checks
-
-    RULES: ClassVar[Rules] = MnistConfig.RULES | {
-        "archs": Items(OneOf(CNN_ARCHS), 10),
-        "batch_sizes": Items(Int(1, MAX_BATCH), 10),
-        "target_accuracy": Real(0, 1, low_open=True),
-        "max_epochs": Int(1, 10_000),
-        "eval_every": Int(1, 10**7),
-    }
+from dlclassics.study import trial_dir
 
 
 @dataclass(frozen=True)
@@ -77,11 +61,10 @@ def run_trial(
     trial: CnnTrial,
     directory: Path,
     quiet: bool = False,
-    dropout: float | None = None,
     on_check: Callable[[Check], None] | None = None,
 ) -> CnnResult:
     """Train until the target or `max_epochs`, keeping the weights of the most accurate check.
-    `dropout` and `on_check` are for `tune` (see `train_trial`)."""
+    `on_check` is for `tune`'s pruning (see `train_trial`)."""
     per_epoch = len(load_data(config, trial.batch_size).train) // trial.batch_size
     _, _, result = train_trial(
         config,
@@ -89,7 +72,7 @@ def run_trial(
         trial.batch_size,
         directory,
         quiet,
-        dropout,
+        config.dropout if trial.arch == DROPOUT_ARCH else None,
         on_check,
         max_iterations=config.max_epochs * per_epoch,
         eval_every=config.eval_every,
@@ -113,8 +96,8 @@ def run_trial(
 
 
 COLUMNS = {"arch": "arch", "batch": "batch_size", "reached target": "reached_target"}
-COLUMNS |= {"iterations": "iterations", "s": "seconds", "best val acc": "best_val_accuracy"}
-COLUMNS |= {"kept (iteration)": "kept_iteration", "kept val bal. acc": "val_balanced_accuracy"}
+COLUMNS |= {"iterations": "iterations", "seconds": "seconds", "best val acc": "best_val_accuracy"}
+COLUMNS |= {"kept (iteration)": "kept_iteration", "kept val balanced acc": "val_balanced_accuracy"}
 
 
 def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summary:
@@ -133,7 +116,7 @@ def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summa
     # Read once, never through a link, and the bytes checked are the bytes copied: only a model
     # of this run's lands in <run>/checkpoint.pt.
     saved = read_run_file(run.path, best_file, MAX_CHECKPOINT_BYTES)
-    model, data = load_model(best_file, device, data=saved), data.to(device)
+    model, data = load_classifier(best_file, device, data=saved), data.to(device)
     atomic_write_bytes(run.path / CHECKPOINT, saved)
     preds, _ = predict(model, data.test)
     test = split_metrics(data.test.labels, preds)
@@ -153,4 +136,21 @@ def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summa
     return Summary({"runs": runs, "best": best_summary, "best_test": test}, md)
 
 
-EXPERIMENT = Experiment("mnist cnn", CnnConfig, trials, run_trial, CnnResult, summarize)
+def _checked(config: CnnConfig) -> CnnConfig:
+    # Bad data or settings, or for --resume other data than the run's, fail here.
+    return with_data_sha256(config, max(config.batch_sizes))
+
+
+def lines(config: CnnConfig, summary: Summary) -> list[str]:
+    return [summary.markdown]
+
+
+STUDY = Study(
+    trials,
+    run_trial,
+    CnnResult,
+    summarize,
+    lines,
+    prepare=_checked,
+    batch=lambda config: min(config.batch_sizes),
+)

@@ -8,54 +8,23 @@ which trials ran before it in the process.
 import functools
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from torch import nn
 
 from dlclassics import distributed
-from dlclassics.bounds import LR, SEED, Device, OneOf, Rules, validate
-from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import InputError
-from dlclassics.mnist.data import SOURCES, MnistData, batch_generator, load_cached, locate
+from dlclassics.logs import tensorboard
+from dlclassics.mnist.config import MnistConfig
+from dlclassics.mnist.data import MnistData, batch_generator, load_cached, locate
 from dlclassics.mnist.models import build, save_model, to_device
 from dlclassics.mnist.train import Check, TrainResult, log_checks, train
-from dlclassics.rundir import file_sha256
-from dlclassics.runtime import AUTO_DEVICE, resolve_bf16, resolve_device, seed_everything
-from dlclassics.study import tensorboard
-
-
-@dataclass(frozen=True)
-class MnistConfig:
-    """The settings both commands have; each command's config adds its own."""
-
-    dataset: str = "mnist"
-    data_dir: str = ""  # "": the dataset's files, found or downloaded (see `data.locate`)
-    lr: float = 0.001
-    # The command stores the device it resolved, and whether bf16 is used there.
-    device: str = AUTO_DEVICE
-    bf16: bool | None = None
-    seed: int = 0
-    # The data files' sha256, recorded by the command: a resume on other data is refused.
-    data_sha256: str | None = None
-
-    RULES: ClassVar[Rules] = {
-        "dataset": OneOf(tuple(SOURCES)),
-        "lr": LR,
-        "device": Device(),
-        "seed": SEED,
-    }
-
-    def __post_init__(self) -> None:
-        validate(self)
-
+from dlclassics.rundir import CHECKPOINT, file_sha256
+from dlclassics.runtime import resolve_bf16, resolve_device, seed_everything
 
 C = TypeVar("C", bound=MnistConfig)
-
-# Above any dataset's training images (MNIST's: 55,000); `load_data` then checks the real count.
-MAX_BATCH = 100_000
-
 
 def load_data(config: MnistConfig, batch_size: int) -> MnistData:
     """The config's data, on the CPU; an InputError if it is missing or malformed, has fewer
@@ -111,7 +80,7 @@ def train_trial(
     data = load_data(config, batch_size).to(device)
     seed_everything(config.seed)
     model = to_device(build(trial.arch, dropout), device)
-    with tensorboard(directory / "tensorboard") as log:
+    with tensorboard(directory) as log:
         log_check = log_checks(log)
 
         def checked(check: Check) -> None:

@@ -2,32 +2,20 @@
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, TypedDict
+from typing import TypedDict
 
-from dlclassics.bounds import Int, Rules
 from dlclassics.mnist import plots
+from dlclassics.mnist.config import FC_ARCHS, FcConfig
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.evaluate import SplitMetrics, balanced_accuracy, predict
-from dlclassics.mnist.experiment import MAX_BATCH, MnistConfig, load_data, train_trial
+from dlclassics.mnist.experiment import load_data, train_trial, with_data_sha256
 from dlclassics.mnist.models import parameter_count
 from dlclassics.mnist.report import evaluate_splits, first_look, model_report
+from dlclassics.protocol import Study, Summary
 from dlclassics.report import table
 from dlclassics.rundir import RunDir
-from dlclassics.study import Experiment, Summary
 
-FC_ARCHS = ("logreg", "mlp")
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class FcConfig(MnistConfig):
-    iterations: int = 13_000
-    batch_size: int = 50
-
-    RULES: ClassVar[Rules] = MnistConfig.RULES | {
-        "iterations": Int(1, 10**7),
-        "batch_size": Int(1, MAX_BATCH),
-    }
 
 
 @dataclass(frozen=True)
@@ -107,8 +95,8 @@ def run_trial(config: FcConfig, trial: FcTrial, directory: Path, quiet: bool = F
 
 COLUMNS = {"model": "name", "parameters": "parameters", "kept (iteration)": "kept_iteration"}
 COLUMNS |= {"train acc": "train", "val acc": "val", "test acc": "test"}
-COLUMNS |= {"test bal. acc": "test_balanced", "last step's test acc": "last_test_accuracy"}
-COLUMNS |= {"s": "seconds"}
+COLUMNS |= {"test balanced acc": "test_balanced", "last step's test acc": "last_test_accuracy"}
+COLUMNS |= {"seconds": "seconds"}
 
 
 def summarize(config: FcConfig, results: list[FcResult], run: RunDir) -> Summary:
@@ -128,4 +116,23 @@ def summarize(config: FcConfig, results: list[FcResult], run: RunDir) -> Summary
     return Summary({"models": [asdict(r) for r in results]}, md)
 
 
-EXPERIMENT = Experiment("mnist fc", FcConfig, trials, run_trial, FcResult, summarize)
+def _checked(config: FcConfig) -> FcConfig:
+    return with_data_sha256(config, config.batch_size)
+
+
+def lines(config: FcConfig, summary: Summary) -> list[str]:
+    return [
+        f"{model['name']}: test accuracy {model['splits']['test']['accuracy']:.4f}"
+        for model in summary.results["models"]
+    ]
+
+
+STUDY = Study(
+    trials,
+    run_trial,
+    FcResult,
+    summarize,
+    lines,
+    prepare=_checked,
+    batch=lambda config: config.batch_size,
+)

@@ -70,7 +70,6 @@ ARCHS = {
     "double_conv": lambda: ConvNet(2),
     "double_conv_dropout": lambda: ConvNet(2, dropout=0.5),
 }
-CNN_ARCHS = ("single_conv", "double_conv", "double_conv_dropout")
 
 
 def build(arch: str, dropout: float | None = None) -> nn.Module:
@@ -104,7 +103,7 @@ def save_model(path: Path, model: nn.Module, arch: str, config: dict, classes: l
     return save_checkpoint(path, model, {"arch": arch}, config, classes=list(classes))
 
 
-def load_model(
+def load_classifier(
     path: Path | str,
     device: str | torch.device = "cpu",
     root: Path | None = None,

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlclassics.plotting import plt, save_figure
+from dlclassics.plotting import count_axis, legend_outside, markers, plt, save_figure
 
 
 def class_counts(counts: dict[str, list[int]], classes: Sequence[str], path: Path) -> Path:
@@ -16,9 +16,10 @@ def class_counts(counts: dict[str, list[int]], classes: Sequence[str], path: Pat
     for i, (split, values) in enumerate(counts.items()):
         ax.bar(x + i * width, values, width, label=split)
     ax.set_xticks(x + width * (len(counts) - 1) / 2, classes, rotation=30, ha="right")
+    ax.set_xlabel("class")
     ax.set_ylabel("images")
     ax.set_title("Images per class")
-    ax.legend()
+    legend_outside(ax, title="split")
     return save_figure(fig, path)
 
 
@@ -47,35 +48,50 @@ def loss_curves(curves: dict[str, dict[str, list[float]]], path: Path) -> Path:
     """`curves[model] = {"epoch": [...], "train": [...], "val": [...]}`."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, c in curves.items():
-        (line,) = ax.plot(c["epoch"], c["train"], label=f"{name} train")
-        ax.plot(c["epoch"], c["val"], "--", color=line.get_color(), label=f"{name} val")
+        style = markers(len(c["epoch"]))
+        (line,) = ax.plot(c["epoch"], c["train"], label=f"{name} train", **style)
+        ax.plot(c["epoch"], c["val"], "--", color=line.get_color(), label=f"{name} val", **style)
+    count_axis(ax)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy")
-    ax.legend()
+    ax.set_ylabel("cross-entropy (nats per image)")
+    ax.set_title("Training and validation loss")
+    ax.grid(alpha=0.3)
+    legend_outside(ax)
     return save_figure(fig, path)
 
 
 def val_accuracy_curves(curves: dict[str, tuple[list[int], list[float]]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, (iterations, accuracy) in curves.items():
-        ax.plot(iterations, accuracy, label=name)
-    ax.set_xlabel("iteration")
+        ax.plot(iterations, accuracy, label=name, **markers(len(iterations)))
+    count_axis(ax)
+    ax.set_xlabel("iteration (optimiser step)")
     ax.set_ylabel("validation accuracy")
-    ax.legend(fontsize=7)
+    ax.set_title("Validation accuracy during training")
+    ax.grid(alpha=0.3)
+    legend_outside(ax, fontsize=8)
     return save_figure(fig, path)
 
 
 def confusion(matrix: list[list[int]], classes: Sequence[str], title: str, path: Path) -> Path:
     m = np.array(matrix)
-    fig, ax = plt.subplots(figsize=(6, 5.5))
-    ax.imshow(m, cmap="Blues")
+    n = len(classes)
+    side = max(5.0, 0.5 * n + 1.5)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    image = ax.imshow(m, cmap="Blues")
+    # White on the dark cells and black on the light ones, by the luminance of each cell's colour.
+    rgb = image.cmap(image.norm(m))[..., :3]
+    dark = rgb @ np.array([0.299, 0.587, 0.114]) < 0.5
+    size = float(np.clip(120 / n, 6, 12))
     for (i, j), v in np.ndenumerate(m):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(classes)), classes, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
+        color = "white" if dark[i, j] else "black"
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=size, color=color)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(n), classes, fontsize=9)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion matrix: {title}")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
     return save_figure(fig, path)
 
 
@@ -86,8 +102,10 @@ def per_class_metrics(metrics: dict, classes: Sequence[str], title: str, path: P
         ax.bar(x + (i - 1) * 0.27, metrics[key], 0.27, label=key)
     ax.set_xticks(x, classes, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
-    ax.set_title(title)
-    ax.legend()
+    ax.set_ylabel("score")
+    ax.set_title(f"Per-class metrics: {title}")
+    ax.grid(axis="y", alpha=0.3)
+    legend_outside(ax)
     return save_figure(fig, path)
 
 

@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from dlclassics import distributed
 from dlclassics.errors import diverged
+from dlclassics.logs import Log
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
 from dlclassics.runtime import autocast, bar_disabled
-from dlclassics.study import Log
 
 
 @dataclass

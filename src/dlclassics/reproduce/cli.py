@@ -1,13 +1,14 @@
-"""`dlclassics reproduce`."""
+"""`dlclassics reproduce`: the command; the parts run (`parts`, `shared`) and the report is
+written (`report`) when it runs."""
 
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from dlclassics.bounds import MAX_WORKERS
-from dlclassics.lm.corpus import read_corpus
+from dlclassics.experiments import PARTS
 from dlclassics.options import (
     absolute,
     check_scale,
@@ -17,11 +18,10 @@ from dlclassics.options import (
     resumed_config,
     run_options,
     storage_option,
+    study_name_option,
 )
-from dlclassics.reproduce.parts import PARTS, ReproduceConfig, check_corpus, run_parts
-from dlclassics.reproduce.report import write_report
-from dlclassics.rundir import open_run
-from dlclassics.study import Scale, workers_module
+from dlclassics.reproduce.config import ReproduceConfig
+from dlclassics.scale import Scale
 
 IDX_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
 CORPUS = click.Path(path_type=Path, exists=True, dir_okay=False)
@@ -38,9 +38,11 @@ def _part_names(ctx: click.Context, param: click.Parameter, value: str) -> list[
 
 @click.command()
 @config_option(
-    ReproduceConfig, "quick", is_flag=True, help="Tiny settings: all of it in about a minute."
+    ReproduceConfig, "quick", is_flag=True, help="Tiny settings: every part in a few minutes."
 )
-@config_option(ReproduceConfig, "mnist_dir", type=IDX_DIR, help="Folder of the four IDX files.")
+@config_option(ReproduceConfig, "data_dir", type=IDX_DIR, help="Folder of the four IDX files.")
+# The option's name until 0.x, kept working.
+@click.option("--mnist-dir", type=IDX_DIR, hidden=True)
 @config_option(ReproduceConfig, "dataset", help="Image set.")
 @config_option(ReproduceConfig, "corpus", type=CORPUS, help="Sentences for the language model.")
 @config_option(
@@ -54,54 +56,69 @@ def _part_names(ctx: click.Context, param: click.Parameter, value: str) -> list[
     "threads), on --storage or an SQLite file in the run directory.",
 )
 @storage_option()
-@click.option(
-    "--study-name",
-    help="The parts' studies in --storage are NAME-xor-solve, NAME-mnist-cnn, ... "
-    "(default NAME: reproduce).",
+@study_name_option(
+    "The parts' studies in --storage are NAME-xor-solve, NAME-mnist-cnn, ... "
+    "(default NAME: reproduce)."
 )
 @resume_option
 @run_options(ReproduceConfig)
-def reproduce(
-    out: Path | None,
-    quiet: bool,
-    resume: Path | None,
-    mnist_dir: Path | None,
-    corpus: Path | None,
-    storage: str | None,
-    study_name: str | None,
-    **params,
-) -> None:
+def reproduce(**params: Any) -> None:
     """Every experiment at the original protocols, and report.html / report.md over all of them.
 
-    The data is downloaded unless --mnist-dir / --corpus give it. A part that fails is reported
+    The data is downloaded unless --data-dir / --corpus give it. A part that fails is reported
     with its error and the others still run; the exit code is 1 if any part failed. --resume
     keeps the parts that finished and the finished trials of the one that was running.
     With --workers or --storage, run the same command again to continue.
     """
-    if resume is not None:
-        config, out = resumed_config(ReproduceConfig, "reproduce", resume), resume
-        check_corpus(config, resume)
-    else:
-        # A bad corpus is one line now, not a failed part later.
-        corpus_sha256 = read_corpus(corpus)[1] if corpus is not None else None
-        config = make_config(
-            ReproduceConfig,
-            params,
-            mnist_dir=absolute(mnist_dir),
-            corpus=absolute(corpus),
-            corpus_sha256=corpus_sha256,
-        )
-    scale = Scale(storage, study_name, config.workers)
+    config, out = _config(params)
+    scale = Scale(params["storage"], params["study_name"], config.workers)
     check_scale(scale, out)
+    if not _reproduce(config, out, params["quiet"], scale):
+        sys.exit(1)
+
+
+def _config(params: dict[str, Any]) -> tuple[ReproduceConfig, Path | None]:
+    """The command line's settings, or for --resume those of the run it continues; either way
+    the data checked before anything runs."""
+    from dlclassics.lm.corpus import read_corpus
+    from dlclassics.reproduce.parts import check_corpus
+
+    resume = params["resume"]
+    if resume is not None:
+        config = resumed_config(ReproduceConfig, "reproduce", resume)
+        check_corpus(config, resume)
+        return config, resume
+    data_dir, corpus = params["data_dir"] or params["mnist_dir"], params["corpus"]
+    # A bad corpus is one line now, not a failed part later.
+    corpus_sha256 = read_corpus(corpus)[1] if corpus is not None else None
+    config = make_config(
+        ReproduceConfig,
+        params,
+        data_dir=absolute(data_dir),
+        corpus=absolute(corpus),
+        corpus_sha256=corpus_sha256,
+    )
+    return config, params["out"]
+
+
+def _reproduce(config: ReproduceConfig, out: Path | None, quiet: bool, scale: Scale) -> bool:
+    """Run the parts into the run directory `out` and write the report over them; whether every
+    part succeeded."""
+    import time
+
+    from dlclassics.pipeline import load_workers
+    from dlclassics.reproduce.parts import run_parts
+    from dlclassics.reproduce.report import write_report
+    from dlclassics.rundir import open_run
+
     if scale.shared:  # Optuna, and the storage, checked before the run directory is made
-        workers = workers_module()
-        if storage is not None:
-            workers.open_storage(storage)
+        workers = load_workers()
+        if scale.storage is not None:
+            workers.open_storage(scale.storage)
     start = time.perf_counter()
     with open_run(out, "reproduce", config) as run:
         outcomes = run_parts(config, run.path, quiet, scale)
-        workers = (config.workers or 1) if scale.shared else None
-        write_report(run, outcomes, config.quick, time.perf_counter() - start, workers)
+        count = (config.workers or 1) if scale.shared else None
+        write_report(run, outcomes, config.quick, time.perf_counter() - start, count)
     click.echo(f"wrote {run.path / 'report.html'}")
-    if not all(o.ok for o in outcomes):
-        sys.exit(1)
+    return all(o.ok for o in outcomes)

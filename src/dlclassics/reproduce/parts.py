@@ -6,20 +6,20 @@ down, and gives each part exactly the command line a user would type. Each finis
 with the same command line are kept, and the others run again, keeping their finished trials.
 """
 
-import re
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from dlclassics.bounds import SEED, ExistingPath, Int, Items, OneOf, Rules, conforms, validate
+from dlclassics.bounds import conforms
 from dlclassics.errors import InputError
-from dlclassics.mnist.experiment import MnistConfig
+from dlclassics.experiments import PARTS, Experiment
+from dlclassics.reproduce.config import QUICK_LINES, ReproduceConfig
 from dlclassics.rundir import (
     MAX_RECORD_BYTES,
     atomic_write_bytes,
@@ -29,93 +29,12 @@ from dlclassics.rundir import (
     write_json,
 )
 from dlclassics.runtime import bar_disabled
-from dlclassics.study import ONE_PROCESS, Scale
-
-QUICK_LINES = 3000  # sentences of the corpus a quick run trains on
-# The parts' options that `reproduce` takes under another name, by the data they are for: a
-# part's error names the option the user typed.
-RENAMED_OPTIONS = {"mnist": {"--data-dir": "--mnist-dir"}}
-
-
-@dataclass(frozen=True)
-class Part:
-    name: str
-    title: str
-    args: tuple[str, ...]
-    quick: tuple[str, ...] = ()
-    data: str = ""  # "mnist" or "corpus": which data options the part takes
-
-
-PARTS: tuple[Part, ...] = (
-    Part("xor-solve", "XOR with hand-set weights", ("xor", "solve")),
-    Part("xor-train", "XOR networks trained", ("xor", "train")),
-    Part(
-        "xor-sweep",
-        "XOR hyperparameter study",
-        ("xor", "sweep"),
-        quick=("--max-epochs", "10000", "--max-runs", "5", "--successes", "3"),
-    ),
-    Part(
-        "mnist-fc",
-        "MNIST: fully connected",
-        ("mnist", "fc"),
-        quick=("--iterations", "300"),
-        data="mnist",
-    ),
-    Part(
-        "mnist-cnn",
-        "MNIST: CNNs",
-        ("mnist", "cnn"),
-        quick=("--max-epochs", "1", "--target-accuracy", "0.5", "--eval-every", "50"),
-        data="mnist",
-    ),
-    Part(
-        "lm-study",
-        "LSTM language model, forward and reverse",
-        ("lm", "study"),
-        quick=(
-            *("--epochs", "1", "--max-steps", "20", "--vocab-size", "2000"),
-            *("--embedding-size", "64", "--hidden-size", "64"),
-        ),
-        data="corpus",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class ReproduceConfig:
-    """Every setting of `dlclassics reproduce`; the data paths are absolute (or None: download)."""
-
-    quick: bool = False
-    parts: tuple[str, ...] = tuple(p.name for p in PARTS)
-    dataset: str = MnistConfig.dataset  # the mnist commands' default
-    mnist_dir: str | None = None
-    corpus: str | None = None
-    workers: int | None = None  # every part's trials shared among this many workers (`shared`)
-    seed: int = 0
-    # The corpus's sha256, recorded when the run starts: a resume on an edited corpus path (or an
-    # edited corpus) is refused before a line of it is read.
-    corpus_sha256: str | None = None
-
-    RULES: ClassVar[Rules] = {
-        "parts": Items(OneOf(tuple(p.name for p in PARTS)), len(PARTS)),
-        "dataset": MnistConfig.RULES["dataset"],
-        # The data may have moved since a run being resumed started: said before any part runs.
-        "mnist_dir": ExistingPath(folder=True),
-        "corpus": ExistingPath(folder=False),
-        # Not this machine's MAX_WORKERS: a run of a bigger machine resumes here, with fewer
-        # (`worker_count`); --workers itself is refused above it.
-        "workers": Int(1, 1024),
-        "seed": SEED,
-    }
-
-    def __post_init__(self) -> None:
-        validate(self)
+from dlclassics.scale import ONE_PROCESS, Scale
 
 
 @dataclass
 class Outcome:
-    part: Part
+    part: Experiment
     directory: Path
     seconds: float
     error: str = ""
@@ -126,17 +45,21 @@ class Outcome:
         return not self.error
 
 
-def command_line(part: Part, out: Path, config: ReproduceConfig, corpus: str | None) -> list[str]:
-    args = [*part.args, "--out", str(out), "--seed", str(config.seed), "--quiet"]
-    if config.quick:
-        args += part.quick
-    if part.data == "mnist":
-        if config.mnist_dir:
-            args += ["--data-dir", config.mnist_dir]
-        args += ["--dataset", config.dataset]
-    if part.data == "corpus" and corpus:
-        args += ["--corpus", corpus]
-    return args
+def part_config(part: Experiment, config: ReproduceConfig, corpus: str | None) -> Any:
+    """The settings `part` runs with: the original protocol's (its defaults) or, with --quick, its
+    quick ones; on the reproduction's data and seed (`corpus`: the one to read, a quick run's
+    slice)."""
+    settings = part.quick if config.quick else part.config_type()
+    settings = part.with_data(settings, config.dataset, config.data_dir, corpus)
+    return replace(settings, seed=config.seed)
+
+
+def command_line(
+    part: Experiment, out: Path, config: ReproduceConfig, corpus: str | None
+) -> list[str]:
+    """The `dlclassics` command line of `part`, writing into `out`."""
+    settings = part_config(part, config, corpus)
+    return [*part.command.split(), "--out", str(out), "--quiet", *part.argv(settings)]
 
 
 def check_corpus(config: ReproduceConfig, root: Path) -> None:
@@ -189,29 +112,21 @@ def run_command(
     return seconds, proc.returncode, error
 
 
-def run_part(part: Part, root: Path, config: ReproduceConfig, corpus: str | None) -> Outcome:
+def run_part(part: Experiment, root: Path, config: ReproduceConfig, corpus: str | None) -> Outcome:
     """Run one part, its output logged to `<part>.log`; a failure is recorded, not raised."""
     out = root / part.name
     args = command_line(part, out, config, corpus)
     with (root / f"{part.name}.log").open("w", encoding="utf-8") as log:
         seconds, _, error = run_command(args, log)
-    outcome = Outcome(part, out, seconds, as_typed(error, part), ["dlclassics", *args])
+    outcome = Outcome(part, out, seconds, error, ["dlclassics", *args])
     write_json(
         root / f"{part.name}.json", {"seconds": seconds, "error": outcome.error, "command": args}
     )
     return outcome
 
 
-def as_typed(message: str, part: Part) -> str:
-    """A part's message with its command's options renamed to the `reproduce` options that set
-    them (`--data-dir` is `--mnist-dir`)."""
-    for theirs, ours in RENAMED_OPTIONS.get(part.data, {}).items():
-        message = re.sub(rf"(?<![\w-]){re.escape(theirs)}(?![\w-])", ours, message)
-    return message
-
-
 def finished_part(
-    part: Part, root: Path, config: ReproduceConfig, corpus: str | None
+    part: Experiment, root: Path, config: ReproduceConfig, corpus: str | None
 ) -> Outcome | None:
     """The outcome of this part if it already succeeded in `root` with the same command line."""
     args = command_line(part, root / part.name, config, corpus)
@@ -240,9 +155,9 @@ def run_parts(
         corpus = str(corpus_slice(Path(corpus), root / "corpus-slice.txt", QUICK_LINES))
     parts = [p for p in PARTS if p.name in config.parts]
     if scale.shared:
-        from dlclassics.reproduce.shared import run_shared
+        from dlclassics.reproduce.shared import run_parts_shared
 
-        return run_shared(config, root, parts, corpus, scale)
+        return run_parts_shared(config, root, parts, corpus, scale)
     outcomes = []
     for part in tqdm(parts, desc="reproduce", unit="part", disable=bar_disabled(quiet)):
         outcome = finished_part(part, root, config, corpus) or run_part(part, root, config, corpus)

@@ -1,6 +1,7 @@
 """report.md and a self-contained report.html (plots embedded) from the parts' run directories."""
 
 import base64
+import html
 import json
 import re
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Any
 import markdown
 
 from dlclassics.errors import InputError
-from dlclassics.report import table
+from dlclassics.interpret import interpret
+from dlclassics.report import escape_tokens, plot_order, table
 from dlclassics.reproduce.parts import Outcome
 from dlclassics.rundir import (
     MAX_RECORD_BYTES,
@@ -36,24 +38,49 @@ def _demote(md: str) -> str:
     return re.sub(r"^(#+) ", r"##\1 ", md, flags=re.M)
 
 
-def _section(outcome: Outcome, root: Path, shared: bool) -> str:
+# mnist's first look at the data (its results.md section, and the plots beside it): the same for
+# both MNIST parts of a reproduction, so shown in the first only.
+DATA_SECTION = re.compile(r"^## The data\n.*?(?=^#{1,2} |\Z)", re.M | re.S)
+DATA_PLOTS = ("class_counts", "samples")
+
+
+def _read_json(root: Path, path: Path) -> Any:
+    if not _present(path):
+        return None
+    try:
+        return parse_json(read_run_file(root, path, MAX_RECORD_BYTES))
+    except ValueError:
+        raise InputError(f"{path} is not JSON") from None
+
+
+def _section(outcome: Outcome, root: Path, shared: bool, shown: dict[str, str]) -> str:
+    """A part's section; `shown` holds each data section shown so far, by the title of the part
+    it is under."""
     part, d, command = outcome.part, outcome.directory, " ".join(outcome.command)
     if shared:
-        md = f"## {part.title}\n\n`{command}`: its workers spent {outcome.seconds:.1f} s in it.\n\n"
+        ran = f"`{command}`: its workers spent {outcome.seconds:.1f} s in it.\n\n"
     else:
-        md = f"## {part.title}\n\n`{command}` took {outcome.seconds:.1f} s.\n\n"
+        ran = f"`{command}` took {outcome.seconds:.1f} s.\n\n"
+    md = f"## {part.title}\n\n"
     if not outcome.ok:
-        return md + f'<p class="failed">Failed: {outcome.error}</p>\n\n'
+        error = html.escape(outcome.error, quote=False)  # inside the report's own HTML
+        return md + ran + f'<p class="failed">Failed: {error}</p>\n\n'
+    config = _read_json(root, d / "config.json")
+    md += interpret(part.name, _read_json(root, d / "results.json"), config) + ran
+    plots = plot_order((d / "plots").glob("**/*.png")) if (d / "plots").is_dir() else []
     if _present(d / "results.md"):
-        raw = read_run_file(root, d / "results.md", MAX_RECORD_BYTES)
-        md += _demote(raw.decode("utf-8", errors="replace")) + "\n"
-    for png in sorted((d / "plots").glob("**/*.png")) if (d / "plots").is_dir() else []:
+        raw = read_run_file(root, d / "results.md", MAX_RECORD_BYTES).decode("utf-8", "replace")
+        data = DATA_SECTION.search(raw)
+        if data and data.group() in shown:
+            above = f'## The data\n\nThe same as in "{shown[data.group()]}" above.\n\n'
+            raw = raw[: data.start()] + above + raw[data.end() :]
+            plots = [png for png in plots if png.stem not in DATA_PLOTS]
+        elif data:
+            shown[data.group()] = part.title
+        md += _demote(raw) + "\n"
+    for png in plots:
         md += f"![{png.stem}]({png.relative_to(root).as_posix()})\n\n"
-    if _present(d / "config.json"):
-        try:
-            config = parse_json(read_run_file(root, d / "config.json", MAX_RECORD_BYTES))
-        except ValueError:
-            raise InputError(f"{d / 'config.json'} is not JSON") from None
+    if config is not None:
         md += "<details><summary>settings</summary>\n\n```json\n"
         md += json.dumps(config, indent=2) + "\n```\n\n</details>\n\n"
     return md
@@ -93,7 +120,8 @@ def report_markdown(
         who = f"{workers} worker" + ("s" if workers > 1 else "")
         md += f"\nTotal: {total:.1f} s spent in the parts by {who} here (waiting "
         md += f"for each other included), {seconds:.1f} s from start to end.\n\n"
-    return md + "".join(_section(o, root, workers is not None) for o in outcomes)
+    shown: dict[str, str] = {}
+    return md + "".join(_section(o, root, workers is not None, shown) for o in outcomes)
 
 
 def _embed_images(html: str, root: Path) -> str:
@@ -109,7 +137,7 @@ def _embed_images(html: str, root: Path) -> str:
 
 
 def report_html(md: str, root: Path, title: str) -> str:
-    body = markdown.markdown(md, extensions=["tables", "fenced_code", "md_in_html"])
+    body = markdown.markdown(escape_tokens(md), extensions=["tables", "fenced_code", "md_in_html"])
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{STYLE}</style></head><body>\n{_embed_images(body, root)}\n</body></html>\n"

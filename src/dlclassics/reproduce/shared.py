@@ -18,45 +18,34 @@ import socket
 import subprocess
 import threading
 import time
-from importlib import import_module
 from pathlib import Path
 from typing import TextIO
 
 import torch
 from tqdm import tqdm
 
-from dlclassics.reproduce.parts import (
-    Outcome,
-    Part,
-    ReproduceConfig,
-    as_typed,
-    command_line,
-    run_command,
-)
+from dlclassics.experiments import Experiment
+from dlclassics.reproduce.config import ReproduceConfig
+from dlclassics.reproduce.parts import Outcome, command_line, part_config, run_command
 from dlclassics.rundir import RunDir
-from dlclassics.study import Scale
-from dlclassics.workers import EMBEDDED, EXPERIMENTS, open_storage, worker_count
+from dlclassics.scale import Scale
+from dlclassics.workers import open_storage, worker_count
 
 # A part's exit codes after Ctrl-C (its own, or Python's death by SIGINT): the workers stop.
 INTERRUPTED = (130, -signal.SIGINT)
 STOP_SECONDS = 10  # after Ctrl-C, how long a part may take to save its trial and exit
 
 
-def _trial_count(part: Part) -> int:
-    """The trials of the part's study at its default settings (those `reproduce` keeps)."""
-    experiment = import_module(EXPERIMENTS[" ".join(part.args)]).EXPERIMENT
-    return len(experiment.trials(experiment.config_type()))
-
-
-def run_shared(
-    config: ReproduceConfig, root: Path, parts: list[Part], corpus: str | None, scale: Scale
+def run_parts_shared(
+    config: ReproduceConfig, root: Path, parts: list[Experiment], corpus: str | None, scale: Scale
 ) -> list[Outcome]:
     """Every part run by `scale.workers` workers (one without) on `scale.storage` (default: an
     SQLite file in `root`); each part's outcome, its seconds summed over the workers."""
-    url = scale.storage or f"sqlite:///{(root / EMBEDDED).resolve()}"
+    url = scale.url(root)
     open_storage(url)  # the tables made here, so that the workers do not race to make them
-    prefix = scale.study_name or "reproduce"
-    count = worker_count(scale.workers or 1, sum(_trial_count(p) for p in parts))
+    prefix = scale.name("reproduce")
+    trials = sum(len(p.study.trials(part_config(p, config, corpus))) for p in parts)
+    count = worker_count(scale.workers or 1, trials)
     env = os.environ | {"OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // count))}
     spent = dict.fromkeys((p.name for p in parts), 0.0)
     errors: dict[str, str] = {}
@@ -64,7 +53,7 @@ def run_shared(
     running: set[subprocess.Popen] = set()
     lock, stop = threading.Lock(), threading.Event()
 
-    def run(part: Part, log: TextIO, wait: bool) -> None:
+    def run(part: Experiment, log: TextIO, wait: bool) -> None:
         """The part's command as one worker of its study; what came of it, recorded."""
         args = command_line(part, root / part.name, config, corpus)
         args += ["--storage", url, "--study-name", f"{prefix}-{part.name}"]
@@ -76,12 +65,12 @@ def run_shared(
             if code in INTERRUPTED:
                 stop.set()
             if error:
-                errors[part.name] = as_typed(error, part)
+                errors[part.name] = error
             elif wait and part.name not in finished:
                 finished.add(part.name)
                 tqdm.write(f"{part.name}: ok")
 
-    def written(part: Part) -> bool:
+    def written(part: Experiment) -> bool:
         return RunDir(root / part.name).finished
 
     def worker(index: int) -> None:

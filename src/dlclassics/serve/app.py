@@ -18,14 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from dlclassics.lm.corpus import words
-from dlclassics.lm.generate import (
-    MAX_TEXT,
-    Sampling,
-    generate,
-    next_words,
-    sentence_probability,
-)
+from dlclassics.lm.config import MAX_TEXT, Sampling
+from dlclassics.lm.generate import generate, next_words, sentence_probability
+from dlclassics.lm.words import words
 from dlclassics.mnist.data import normalize
 from dlclassics.serve.models import LanguageModelSlot, Loaded, load_lm, load_mnist
 from dlclassics.xor.model import XorNet
@@ -199,8 +194,8 @@ def lm_router(lm: LanguageModelSlot) -> APIRouter:
             "sentence": p.sentence,
             "log_probability": p.log_probability,
             "probability": p.probability,
-            "log_probability_eos": p.log_probability_eos,
-            "probability_eos": p.probability_eos,
+            "log_probability_with_eos": p.log_probability_with_eos,
+            "probability_with_eos": p.probability_with_eos,
             "unknown": p.unknown,
         }
 

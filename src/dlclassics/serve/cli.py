@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from dlclassics.errors import InputError
-from dlclassics.serve.models import newest_lm_model, newest_mnist_model
 
 RUNS = Path("runs")
 MODEL_DIR = click.Path(path_type=Path, exists=True)
@@ -80,6 +79,7 @@ def serve(
 
         from dlclassics.serve import server
         from dlclassics.serve.app import create_app
+        from dlclassics.serve.models import newest_lm_model, newest_mnist_model
     except ImportError as e:
         raise InputError(f"the demo needs {e.name}: pip install 'dlclassics[demo]'") from e
     hosts = server.accepted_hosts(host, allow_hosts)
@@ -88,10 +88,14 @@ def serve(
     )
     click.echo(f"serving on http://{server.host_name(host)}:{port} (Ctrl-C stops)")
     if not server.is_loopback(host):
-        where = "on every interface" if server.is_wildcard(host) else f"on {host}"
-        click.echo(
-            f"warning: listening {where}: the demo is reachable from other machines, and answers"
-            f" requests addressed to {', '.join(hosts)} (--allow-host NAME adds a name)",
-            err=True,
-        )
+        _warn_reachable(host, hosts, server.is_wildcard(host))
     uvicorn.Server(server.config(app, host, port)).run()
+
+
+def _warn_reachable(host: str, hosts: list[str], wildcard: bool) -> None:
+    where = "on every interface" if wildcard else f"on {host}"
+    click.echo(
+        f"warning: listening {where}: the demo is reachable from other machines, and answers"
+        f" requests addressed to {', '.join(hosts)} (--allow-host NAME adds a name)",
+        err=True,
+    )

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlclassics.checkpoint import CHECKPOINT, MAX_WEIGHT, check_weights, load_checkpoint
+from dlclassics.checkpoint import MAX_WEIGHT, check_weights, load_checkpoint
 from dlclassics.errors import InputError, first_line
 from dlclassics.lm.corpus import Vocabulary
-from dlclassics.lm.model import load_model as load_lm_model
-from dlclassics.mnist.models import load_model as load_mnist_model
-from dlclassics.study import RESULT_FILE, TRIALS
+from dlclassics.lm.model import load_language_model
+from dlclassics.mnist.models import load_classifier
+from dlclassics.rundir import CHECKPOINT, RESULT, TRIALS
 
 LM_COMMANDS = ("lm train", "lm study")
 MNIST_COMMAND = "mnist cnn"
@@ -47,7 +47,7 @@ def _direction(trial: Path) -> str | None:
     """The trial's reading direction: from its result.json's trial record, which is small, else
     from the checkpoint's model arguments."""
     try:
-        record = json.loads((trial / RESULT_FILE).read_text(encoding="utf-8"))
+        record = json.loads((trial / RESULT).read_text(encoding="utf-8"))
         return record["trial"]["direction"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -99,7 +99,7 @@ def load_lm(path: Path | None) -> LanguageModelSlot:
     if path is None:
         return LanguageModelSlot(message=NO_LM)
     try:
-        model, vocab = load_lm_model(path, "cpu")
+        model, vocab = load_language_model(path, "cpu")
         check_weights(path, model, model.state_dict(), bound=MAX_WEIGHT)
     except InputError as e:  # the loaders refuse every malformed file so: the other tabs serve
         return LanguageModelSlot(source=path, message=f"{NO_LM} ({first_line(e)})")
@@ -111,7 +111,7 @@ def load_mnist(path: Path | None) -> Loaded:
     if path is None:
         return Loaded(message=NO_MNIST)
     try:
-        model = load_mnist_model(path, "cpu")
+        model = load_classifier(path, "cpu")
         check_weights(path, model, model.state_dict(), bound=MAX_WEIGHT)
     except InputError as e:  # the loaders refuse every malformed file so: the other tabs serve
         return Loaded(source=path, message=f"{NO_MNIST} ({first_line(e)})")

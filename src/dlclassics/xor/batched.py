@@ -20,18 +20,10 @@ from torch import nn
 from tqdm import tqdm
 
 from dlclassics.errors import InputError
+from dlclassics.logs import Log
 from dlclassics.runtime import bar_disabled
-from dlclassics.study import Log
+from dlclassics.xor.config import GridPoint
 from dlclassics.xor.data import VAL_INPUTS, VAL_TARGETS
-
-
-@dataclass(frozen=True)
-class GridPoint:
-    """One configuration of the study's grid."""
-
-    lr: float
-    hidden: int
-    bypass: bool
 
 
 class StoppingRule(typing.Protocol):

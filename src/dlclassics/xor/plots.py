@@ -2,19 +2,20 @@
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from dlclassics.plotting import save_figure
+from dlclassics.plotting import count_axis, legend_outside, markers, plt, save_figure
 from dlclassics.xor.data import INPUTS, TARGETS
 
 
 def loss_curves(curves: dict[str, list[float]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, losses in curves.items():
-        ax.plot(losses, label=label)
-    ax.set(xlabel="epoch", ylabel="binary cross-entropy", yscale="log", title="XOR training")
-    ax.legend()
+        ax.plot(range(1, len(losses) + 1), losses, label=label, **markers(len(losses)))
+    count_axis(ax)
+    ax.set(xlabel="epoch", ylabel="binary cross-entropy (nats)", yscale="log", title="XOR training")
+    ax.grid(alpha=0.3)
+    legend_outside(ax)
     return save_figure(fig, path)
 
 
@@ -28,24 +29,30 @@ def _grouped(configs: list[dict], key: str, value: str) -> dict:
 
 def sweep_plots(configs: list[dict], plots: Path) -> list[Path]:
     paths = []
-    for key, value, name, log in [
-        ("hidden", "mean_epochs", "epochs_vs_hidden.png", False),
-        ("bypass", "mean_epochs", "epochs_vs_bypass.png", False),
-        ("lr", "std_epochs", "std_epochs_vs_lr.png", True),
+    for key, value, name, xlabel, ylabel in [
+        ("hidden", "mean_epochs", "epochs_vs_hidden.png", "hidden units", "mean epochs to learn"),
+        ("bypass", "mean_epochs", "epochs_vs_bypass.png", "bypass", "mean epochs to learn"),
+        ("lr", "std_epochs", "std_epochs_vs_lr.png", "learning rate", "std of epochs to learn"),
     ]:
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        for c in configs:
-            if c[value] is not None:
-                ax.scatter(c[key] if key != "bypass" else int(c[key]), c[value], color="0.6", s=12)
+        shown = [c for c in configs if c[value] is not None]
+        ax.scatter(
+            [int(c[key]) if key == "bypass" else c[key] for c in shown],
+            [c[value] for c in shown],
+            color="0.6",
+            s=12,
+            label="one configuration",
+        )
         means = _grouped(configs, key, value)
         xs = [int(k) if key == "bypass" else k for k in means]
         ax.plot(xs, list(means.values()), "o-", label="mean over configurations")
         if key == "bypass":
             ax.set_xticks([0, 1], ["no", "yes"])
-        if log:
+        if key == "lr":
             ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel=value.replace("_", " "))
-        ax.legend()
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel.capitalize()} by {xlabel}")
+        ax.grid(alpha=0.3)
+        legend_outside(ax)
         paths.append(save_figure(fig, plots / name))
     return paths
 

@@ -1,34 +1,24 @@
 """`xor solve`: networks with hand-set weights, checked on the four XOR points."""
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from dlclassics.bounds import POSITIVE, SEED, Rules, validate
-from dlclassics.checkpoint import CHECKPOINT, MAX_WEIGHT, check_weights
+from dlclassics.checkpoint import MAX_WEIGHT, check_weights
 from dlclassics.errors import InputError, first_line
+from dlclassics.logs import tensorboard
+from dlclassics.protocol import Study, Summary
 from dlclassics.report import table
-from dlclassics.rundir import RunDir, parse_json, read_regular
+from dlclassics.rundir import CHECKPOINT, RunDir, parse_json, read_regular
 from dlclassics.runtime import seed_everything
-from dlclassics.study import Experiment, Summary, tensorboard
+from dlclassics.xor.config import SolveConfig
 from dlclassics.xor.model import XorNet, net_name, save_xor
 from dlclassics.xor.solutions import HAND_WEIGHTS
 from dlclassics.xor.train import learned_xor, sum_squared_error, truth_table, truth_tables_markdown
 
 # A weights file holds a few small networks: the built-in one is 600 bytes.
 MAX_WEIGHTS_BYTES = 2**20
-
-
-@dataclass(frozen=True)
-class SolveConfig:
-    temperature: float = 0.001
-    weights_file: str | None = None  # a JSON list of networks; None: the built-in HAND_WEIGHTS
-    seed: int = 0
-
-    RULES: ClassVar[Rules] = {"temperature": POSITIVE, "seed": SEED}
-
-    def __post_init__(self) -> None:
-        validate(self)
 
 
 @dataclass(frozen=True)
@@ -119,7 +109,7 @@ def run_trial(
     seed_everything(config.seed)
     net = trial.network(config.temperature)
     outputs, loss = truth_table(net), sum_squared_error(net)
-    with tensorboard(directory / "tensorboard") as log:
+    with tensorboard(directory) as log:
         log({"sse": loss}, 0)
     save_xor(directory / CHECKPOINT, net, asdict(config))
     return SolveResult(trial.k, trial.bypass, loss, outputs, net.weights(), learned_xor(outputs))
@@ -132,4 +122,18 @@ def summarize(config: SolveConfig, results: list[SolveResult], run: RunDir) -> S
     return Summary({"temperature": config.temperature, "configs": configs}, md)
 
 
-EXPERIMENT = Experiment("xor solve", SolveConfig, trials, run_trial, SolveResult, summarize)
+def _checked(config: SolveConfig) -> SolveConfig:
+    trials(config)  # a bad --weights file fails here, before the run directory
+    return config
+
+
+def lines(config: SolveConfig, summary: Summary) -> list[str]:
+    out = []
+    for r in summary.results["configs"]:
+        outputs = [round(o, 4) for o in r["outputs"]]
+        out.append(f"{net_name(r['k'], r['bypass'])}: loss {r['loss']:.4g}, outputs {outputs}")
+        out.append(f"  weights {json.dumps(r['weights'])}")
+    return out
+
+
+STUDY = Study(trials, run_trial, SolveResult, summarize, lines, prepare=_checked)

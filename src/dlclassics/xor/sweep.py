@@ -9,61 +9,21 @@ successes or M runs") to them, and reads the lone hidden units from the trial's 
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
-from dlclassics.bounds import LR, POSITIVE, SEED, Int, Items, Real, Rules, check_memory, validate
-from dlclassics.checkpoint import CHECKPOINT, find_checkpoint, load_checkpoint, save_checkpoint
+from dlclassics.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from dlclassics.errors import InputError, diverged
+from dlclassics.logs import tensorboard
+from dlclassics.protocol import Study, Summary
 from dlclassics.report import table
-from dlclassics.rundir import RunDir
+from dlclassics.rundir import CHECKPOINT, RunDir
 from dlclassics.runtime import seed_everything
-from dlclassics.study import Experiment, Summary, tensorboard, trial_dir
+from dlclassics.study import trial_dir
 from dlclassics.xor import plots
 from dlclassics.xor.analysis import count_functions
-from dlclassics.xor.batched import GridPoint, Weights, train_batched, xavier_init
-
-# The original study's extra configuration (--extra): one hidden unit, helped by the bypass.
-EXTRA = GridPoint(lr=0.25, hidden=1, bypass=True)
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """The grid (lrs x hiddens x bypass, plus EXTRA) and the protocol of every configuration:
-    train until the early-stopping rule (`patience`, `min_delta`) stops a run whose best
-    validation loss is below `goal`, or `max_epochs`; make runs until `successes` succeed or
-    `max_runs` have been made."""
-
-    lrs: tuple[float, ...] = (0.1, 0.01)
-    hiddens: tuple[int, ...] = (2, 4)
-    extra: bool = True
-    max_epochs: int = 40_000
-    patience: int = 10
-    min_delta: float = 1e-4
-    goal: float = 0.2
-    successes: int = 10
-    max_runs: int = 15
-    seed: int = 0
-
-    RULES: ClassVar[Rules] = {
-        "lrs": Items(LR, 100),
-        "hiddens": Items(Int(1, 1024), 100),
-        "max_epochs": Int(1, 10**6),  # with early stopping most runs end far sooner
-        "patience": Int(1, 10**6),
-        "min_delta": Real(0),
-        "goal": POSITIVE,
-        "successes": Int(1, 10**4),
-        "max_runs": Int(1, 10**4),
-        "seed": SEED,
-    }
-
-    def __post_init__(self) -> None:
-        validate(self)
-        # Every run of the grid trains at once, padded to the widest layer: a few dozen tensors
-        # of (width + 3) x runs float32 values.
-        runs = len(grid(self)) * self.max_runs
-        check_memory(f"{runs:,} runs at once", runs * (max(self.hiddens) + 3) * 4 * 64)
+from dlclassics.xor.batched import Weights, train_batched, xavier_init
+from dlclassics.xor.config import GridPoint, SweepConfig, grid
 
 
 @dataclass(frozen=True)
@@ -87,16 +47,6 @@ class StudyResult:
     val_loss: list[float]
 
 
-def grid(config: SweepConfig) -> list[GridPoint]:
-    points = [
-        GridPoint(lr, hidden, bypass)
-        for lr in config.lrs
-        for hidden in config.hiddens
-        for bypass in (False, True)
-    ]
-    return [*points, EXTRA] if config.extra else points
-
-
 def trials(config: SweepConfig) -> list[StudyTrial]:
     return [StudyTrial()]
 
@@ -108,7 +58,7 @@ def run_trial(
     points = grid(config)
     candidates = [p for p in points for _ in range(config.max_runs)]
     init = xavier_init(candidates, seed_everything(config.seed))
-    with tensorboard(directory / "tensorboard") as log:
+    with tensorboard(directory) as log:
         start = time.perf_counter()
         runs = train_batched(candidates, init, config, quiet=quiet, log=log)
         seconds = time.perf_counter() - start
@@ -242,4 +192,8 @@ def summarize(config: SweepConfig, results: list[StudyResult], run: RunDir) -> S
     return Summary(results_json | {"hidden_unit": hidden_units}, md)
 
 
-EXPERIMENT = Experiment("xor sweep", SweepConfig, trials, run_trial, StudyResult, summarize)
+def lines(config: SweepConfig, summary: Summary) -> list[str]:
+    return [summary.markdown]
+
+
+STUDY = Study(trials, run_trial, StudyResult, summarize, lines)

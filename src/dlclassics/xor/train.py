@@ -3,19 +3,18 @@
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from dlclassics.bounds import LR, POSITIVE, SEED, Int, Rules, validate
-from dlclassics.checkpoint import CHECKPOINT
 from dlclassics.errors import diverged
+from dlclassics.logs import Log, tensorboard
+from dlclassics.protocol import Study, Summary
 from dlclassics.report import table
-from dlclassics.rundir import RunDir
+from dlclassics.rundir import CHECKPOINT, RunDir
 from dlclassics.runtime import seed_everything
-from dlclassics.study import Experiment, Log, Summary, tensorboard
 from dlclassics.xor import plots
+from dlclassics.xor.config import XorTrainConfig
 from dlclassics.xor.data import INPUTS, TARGETS
 from dlclassics.xor.model import XorNet, net_name, save_xor
 
@@ -67,25 +66,6 @@ def train(net: XorNet, epochs: int, lr: float, log: Log | None = None) -> list[f
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    temperature: float = 0.5
-    epochs: int = 1000
-    lr: float = 0.01
-    seed: int = 0
-
-    # Every epoch's loss of each network goes into results.json: 10^6 epochs make tens of MB.
-    RULES: ClassVar[Rules] = {
-        "temperature": POSITIVE,
-        "epochs": Int(1, 10**6),
-        "lr": LR,
-        "seed": SEED,
-    }
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-
-@dataclass(frozen=True)
 class NetTrial:
     """One of the three networks: k hidden units, with or without the bypass."""
 
@@ -108,17 +88,17 @@ class TrainResult:
     losses: list[float]
 
 
-def trials(config: TrainConfig) -> list[NetTrial]:
+def trials(config: XorTrainConfig) -> list[NetTrial]:
     return [NetTrial(1, True), NetTrial(2, False), NetTrial(4, False)]
 
 
 def run_trial(
-    config: TrainConfig, trial: NetTrial, directory: Path, quiet: bool = False
+    config: XorTrainConfig, trial: NetTrial, directory: Path, quiet: bool = False
 ) -> TrainResult:
     """Train one network from the same seed as the others, and save it."""
     seed_everything(config.seed)
     net = XorNet(trial.k, trial.bypass, config.temperature)
-    with tensorboard(directory / "tensorboard") as log:
+    with tensorboard(directory) as log:
         losses = train(net, config.epochs, config.lr, log)
     save_xor(directory / CHECKPOINT, net, asdict(config))
     outputs = truth_table(net)
@@ -127,7 +107,7 @@ def run_trial(
     )
 
 
-def summarize(config: TrainConfig, results: list[TrainResult], run: RunDir) -> Summary:
+def summarize(config: XorTrainConfig, results: list[TrainResult], run: RunDir) -> Summary:
     curves = {net_name(r.k, r.bypass): r.losses for r in results}
     plots.loss_curves(curves, run.plots / "loss_curves.png")
     configs = [{k: v for k, v in asdict(r).items() if k != "losses"} for r in results]
@@ -137,4 +117,12 @@ def summarize(config: TrainConfig, results: list[TrainResult], run: RunDir) -> S
     return Summary({"configs": configs, "loss_curves": curves}, md)
 
 
-EXPERIMENT = Experiment("xor train", TrainConfig, trials, run_trial, TrainResult, summarize)
+def lines(config: XorTrainConfig, summary: Summary) -> list[str]:
+    return [
+        f"{net_name(r['k'], r['bypass'])}: final loss {r['final_loss']:.4g}, "
+        f"learned XOR: {r['learned_xor']}"
+        for r in summary.results["configs"]
+    ]
+
+
+STUDY = Study(trials, run_trial, TrainResult, summarize, lines)

@@ -90,7 +90,7 @@ $("lm-prob-go").addEventListener("click", action("lm-prob-error", async () => {
   const data = await call("POST", "/api/lm/prob", { text: lmText() });
   $("lm-prob-result").textContent =
     `log p = ${data.log_probability.toFixed(3)} (p = ${data.probability.toExponential(3)}); ` +
-    `as a whole sentence, with the end: log p = ${data.log_probability_eos.toFixed(3)}` +
+    `as a whole sentence, with the end: log p = ${data.log_probability_with_eos.toFixed(3)}` +
     unknownNote(data.unknown);
 }));
 

@@ -4,8 +4,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from conftest import read_json, without_timings
-from test_xor import load_xor
+from conftest import assert_one_line_error, load_xor, read_json, without_timings
 
 from dlclassics.checkpoint import find_checkpoint
 from dlclassics.errors import InputError
@@ -61,12 +60,7 @@ def test_options_take_their_defaults_from_the_config(command, config_type):
 )
 def test_bad_hyperparameters_are_one_line_exit_2_no_output(cli, tmp_path, args):
     out = tmp_path / "run"
-    result = cli(*args, "--out", str(out))
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: ")
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.stderr
-    assert not out.exists()
+    assert_one_line_error(cli(*args, "--out", str(out)), out)
 
 
 def test_wrong_weight_shape_is_rejected(cli, tmp_path):
@@ -77,15 +71,13 @@ def test_wrong_weight_shape_is_rejected(cli, tmp_path):
     )
     out = tmp_path / "run"
     result = cli("xor", "solve", "--weights", str(weights), "--out", str(out))
-    assert result.returncode == 2
+    assert_one_line_error(result, out)
     assert "hidden_weight must have shape (2, 2)" in result.stderr
-    assert not out.exists()
 
 
 def test_refuses_a_non_run_directory(cli, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    result = cli("xor", "solve", "--out", str(tmp_path))
-    assert result.returncode == 2
+    assert_one_line_error(cli("xor", "solve", "--out", str(tmp_path)))
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 

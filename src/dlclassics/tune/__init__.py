@@ -1,0 +1,1 @@
+"""`dlclassics tune`: settings searched with Optuna."""
