@@ -23,13 +23,13 @@ from click.testing import CliRunner
 
 from dlclassics.checkpoint import find_checkpoint, load_checkpoint
 from dlclassics.cli import main
+from dlclassics.experiments import PARTS
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.model import LanguageModel, ModelConfig
 from dlclassics.lm.model import save_model as save_lm
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.models import build
 from dlclassics.mnist.models import save_model as save_cnn
-from dlclassics.reproduce.parts import PARTS
 from dlclassics.rundir import write_json
 from dlclassics.xor.model import XorNet
 
@@ -414,7 +414,7 @@ def quick_data(tmp_path_factory) -> list[str]:
     """`reproduce --quick`'s data options, on generated IDX files and sentences."""
     root = tmp_path_factory.mktemp("data")
     idx = write_idx_set(root / "idx", n_train=400, n_test=100)
-    return ["--mnist-dir", str(idx), "--corpus", str(write_svo_corpus(root / "corpus.txt"))]
+    return ["--data-dir", str(idx), "--corpus", str(write_svo_corpus(root / "corpus.txt"))]
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,14 @@ from conftest import (
 
 from dlclassics import __version__, bounds
 from dlclassics.errors import InputError
+from dlclassics.lm.config import LmStudyConfig, LmTrainConfig
 from dlclassics.lm.corpus import MAX_SENTENCE_WORDS
-from dlclassics.lm.experiment import StudyConfig, TrainConfig, check_cost
+from dlclassics.lm.experiment import check_cost, study_trials
 from dlclassics.lm.model import ModelConfig
 from dlclassics.lm.words import SPECIALS
-from dlclassics.mnist.cnn import CnnConfig
+from dlclassics.mnist.config import CnnConfig
 from dlclassics.options import absolute, resumed_config
-from dlclassics.reproduce.parts import ReproduceConfig
+from dlclassics.reproduce.config import ReproduceConfig
 from dlclassics.runtime import resolve_device
 from dlclassics.workers import worker_count
 
@@ -79,7 +80,7 @@ CNN_RANGES = SHARED_RANGES | {
 REPRODUCE_RANGES = {
     "parts": [[], ["nope"]],
     "dataset": ["emnist"],
-    "mnist_dir": ["/nonexistent/idx"],
+    "data_dir": ["/nonexistent/idx"],
     "corpus": ["/nonexistent/corpus.txt"],
     "workers": [0, 9999, 10**15],
     "seed": [-1, 2**64],
@@ -111,11 +112,11 @@ def base_config(command: str, data: dict) -> object:
     """A valid config of `command` on the tests' data."""
     corpus, idx = str(data["corpus"]), str(data["idx"])
     if command.startswith("lm"):
-        config_type = TrainConfig if command == "lm train" else StudyConfig
+        config_type = LmTrainConfig if command == "lm train" else LmStudyConfig
         return config_type(corpus=corpus, embedding_size=8, hidden_size=8, device="cpu", bf16=False)
     if command == "mnist cnn":
         return CnnConfig(data_dir=idx, device="cpu", bf16=False)
-    return ReproduceConfig(quick=True, mnist_dir=idx, corpus=corpus)
+    return ReproduceConfig(quick=True, data_dir=idx, corpus=corpus)
 
 
 def write_run(directory, command: str, settings: dict) -> None:
@@ -125,8 +126,8 @@ def write_run(directory, command: str, settings: dict) -> None:
 
 
 COMMANDS = {
-    "lm train": (TrainConfig, LM_RANGES),
-    "lm study": (StudyConfig, LM_RANGES | {"length": [0, 10**9]}),
+    "lm train": (LmTrainConfig, LM_RANGES),
+    "lm study": (LmStudyConfig, LM_RANGES | {"length": [0, 10**9]}),
     "mnist cnn": (CnnConfig, CNN_RANGES),
     "reproduce": (ReproduceConfig, REPRODUCE_RANGES),
 }
@@ -431,7 +432,7 @@ PROTOCOL_SENTENCES = 29_741  # the original corpus
 @pytest.mark.parametrize(("gib", "refused"), [(24, False), (4, True)])
 def test_the_original_protocol_fits_24_gib_but_not_4(monkeypatch, gib, refused):
     monkeypatch.setattr(bounds, "memory_limit", lambda: gib * 2**30)
-    config = StudyConfig()  # vocabulary 10,000, embedding 300, hidden 256, 1 and 2 layers
+    config = LmStudyConfig()  # vocabulary 10,000, embedding 300, hidden 256, 1 and 2 layers
     assert config.max_length is None  # no limit but the corpus reader's
     # The longest sentence the reader keeps, in the 80% of the corpus trained on.
     longest = ["w"] * MAX_SENTENCE_WORDS
@@ -442,6 +443,6 @@ def test_the_original_protocol_fits_24_gib_but_not_4(monkeypatch, gib, refused):
     )
     if refused:  # a batch of 128 sentences of 1,000 words needs about 17 GiB
         with pytest.raises(InputError, match="GiB"):
-            check_cost(config, data)
+            check_cost(config, data, study_trials(config))
     else:
-        check_cost(config, data)
+        check_cost(config, data, study_trials(config))

@@ -199,7 +199,7 @@ def test_reproduce_killed_with_its_parts_resumes_keeping_the_finished_ones(tmp_p
     idx = write_idx_set(tmp_path / "idx", n_train=400, n_test=100)
     corpus = write_corpus(tmp_path / "corpus.txt")
     out = tmp_path / "report"
-    args = ["reproduce", "--quick", "--quiet", "--mnist-dir", str(idx), "--corpus", str(corpus)]
+    args = ["reproduce", "--quick", "--quiet", "--data-dir", str(idx), "--corpus", str(corpus)]
     # Killed while the mnist-cnn part (a child process) is between its trials.
     trials = out / "mnist-cnn" / "trials"
     kill_group_once([*args, "--out", str(out)], lambda: any(trials.glob("*/result.json")))

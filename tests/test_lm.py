@@ -7,9 +7,10 @@ import torch
 
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import bucket_batches, collate, encode
+from dlclassics.lm.config import LmTrainConfig
 from dlclassics.lm.corpus import Vocabulary, read_sentences, split
 from dlclassics.lm.evaluate import perplexity
-from dlclassics.lm.experiment import LmTrial, TrainConfig, load_data, run_trial
+from dlclassics.lm.experiment import LmTrial, load_data, run_trial
 from dlclassics.lm.generate import generate, next_words, sentence_probability
 from dlclassics.lm.model import LanguageModel, ModelConfig, load_language_model, save_model
 from dlclassics.lm.words import EOS, PAD, START, UNK, words
@@ -235,7 +236,7 @@ def test_the_model_learns_a_small_learnable_corpus(tmp_path):
     # learns ends near 4 ** (1 / 7) ~ 1.2, far below the 24 tokens of its vocabulary.
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(PATTERNS * 50) + "\n")
-    config = TrainConfig(
+    config = LmTrainConfig(
         corpus=str(corpus), embedding_size=16, hidden_size=32, epochs=6, batch_size=16, lr=0.01
     )
     result = run_trial(config, LmTrial(1, "forward"), tmp_path / "trial", quiet=True)

@@ -26,10 +26,10 @@ from dlclassics.download import git_blob_sha1
 from dlclassics.errors import InputError
 from dlclassics.lm import corpus as lm_corpus
 from dlclassics.lm.batches import encode
+from dlclassics.lm.config import MAX_TEXT, LmStudyConfig, LmTrainConfig
 from dlclassics.lm.evaluate import perplexity
-from dlclassics.lm.experiment import STUDY_TRIALS, StudyConfig, TrainConfig, load_data
+from dlclassics.lm.experiment import STUDY_TRIALS, load_data
 from dlclassics.lm.generate import generate
-from dlclassics.lm.config import MAX_TEXT
 from dlclassics.lm.model import load_language_model
 from dlclassics.options import make_config
 from dlclassics.rundir import read_config
@@ -83,7 +83,7 @@ def trained(tmp_path_factory):
 
 def test_train_saves_the_model_it_measured(trained):
     results = read_json(trained / "results.json")
-    config = make_config(TrainConfig, read_config(trained, "lm train"))
+    config = make_config(LmTrainConfig, read_config(trained, "lm train"))
     assert (config.direction, config.layers, config.device) == ("forward", 1, "cpu")
     trial = trained / "trials" / "layers1-forward"
     assert (trial / "checkpoint.pt").is_file() and list((trial / "tensorboard").iterdir())
@@ -192,7 +192,10 @@ def test_next_answers_each_line_until_end_of_input(trained, cli):
     command = ["lm", "next", "--model", str(trained), "--top-k", "3"]
     result = cli(*command, input="love\ni love\n")
     assert result.returncode == 0, result.stderr
-    answers = result.stdout.splitlines()
+    # Each answer after the line it is for, in the format of an answer to TEXT.
+    lines = result.stdout.splitlines()
+    assert lines[0::2] == ["> love", "> i love"]
+    answers = lines[1::2]
     assert answers == [cli(*command, "love").stdout.strip(), cli(*command, "i love").stdout.strip()]
     assert all(len(a.split(", ")) == 3 for a in answers)
 
@@ -223,7 +226,7 @@ def test_next_takes_a_line_of_max_text_characters(trained, cli):
     line = ("love i " * MAX_TEXT)[:MAX_TEXT]
     result = cli("lm", "next", "--model", str(trained), input=line + "\n" + line + "\n")
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) == 2
+    assert len(result.stdout.splitlines()) == 4  # each line, and its answer
 
 
 def test_a_tiny_temperature_samples_the_greedy_sentence(cli, trained):
@@ -377,7 +380,7 @@ def test_study_four_models_with_generations_in_reading_order(cli, corpus, tmp_pa
     assert [(m["layers"], m["direction"]) for m in models] == [
         (t.layers, t.direction) for t in STUDY_TRIALS
     ]
-    config = make_config(StudyConfig, read_config(out, "lm study"))
+    config = make_config(LmStudyConfig, read_config(out, "lm study"))
     assert results["vocab_size"] == 4 + len(CORPUS_WORDS)
     # The sentences come from one stream of draws across the four saved models, in grid order.
     sampler = torch.Generator().manual_seed(0)

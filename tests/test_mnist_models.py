@@ -12,9 +12,9 @@ from torch.nn import functional as F
 from dlclassics.checkpoint import save_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.mnist import experiment, fc
+from dlclassics.mnist.config import FcConfig
 from dlclassics.mnist.data import MnistData, Split, batch_generator
 from dlclassics.mnist.evaluate import balanced_accuracy, predict, split_metrics
-from dlclassics.mnist.fc import FcConfig
 from dlclassics.mnist.models import (
     ConvNet,
     build,

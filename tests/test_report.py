@@ -6,9 +6,10 @@ import pytest
 from conftest import PART, PNG, read_json
 
 from dlclassics import notebook
+from dlclassics.experiments import PARTS
 from dlclassics.interpret import interpret
 from dlclassics.report import escape_tokens, plot_order, table
-from dlclassics.reproduce.parts import PARTS, Outcome
+from dlclassics.reproduce.parts import Outcome
 from dlclassics.reproduce.report import report_html, report_markdown
 
 
@@ -293,24 +294,27 @@ def test_the_quick_reproductions_report_interprets_each_part(quick_run):
     out, result = quick_run
     assert result.returncode == 0, result.stderr
     md = (out / "report.md").read_text()
+    said = {}
     for part in PARTS:
-        said = interpret(
+        said[part.name] = interpret(
             part.name,
             read_json(out / part.name / "results.json"),
             read_json(out / part.name / "config.json"),
         )
-        assert said.startswith("**In short:** ")
-        # At the top of the part's section, above its command line.
-        assert f"## {part.title}\n\n{said}`dlclassics {' '.join(part.args)} " in md
+        assert said[part.name].startswith("**In short:** ")
+        # At the top of the part's section, under its command line, above its results.
+        section = md.split(f"\n## {part.title}\n\n`dlclassics {part.command} ")[1]
+        assert section.split("\n\n", 2)[1] + "\n\n" == said[part.name]
     lm = read_json(out / "lm-study" / "results.json")
     unknown = {w for m in lm["models"] for p in m["probabilities"] for w in p["unknown_words"]}
     assert "i" in unknown, "the seed words hold a word the corpus lacks"
-    assert re.search(r"Not in the vocabulary: [^;]*\bi\b[^;]*; every sentence probability", md)
+    assert re.search(
+        r"Not in the vocabulary: [^;]*\bi\b[^;]*; every sentence probability", said["lm-study"]
+    )
     fc = read_json(out / "mnist-fc" / "results.json")["models"]
     top = max(m["splits"]["test"]["accuracy"] for m in fc)
-    said = md.split("## MNIST: fully connected\n\n")[1].splitlines()[0]
-    assert all(m["name"] in said for m in fc if m["splits"]["test"]["accuracy"] == top)
-    assert f"accuracy {top:.4f}" in said
+    assert all(m["name"] in said["mnist-fc"] for m in fc if m["splits"]["test"]["accuracy"] == top)
+    assert f"accuracy {top:.4f}" in said["mnist-fc"]
     html = (out / "report.html").read_text()
     assert "as &lt;UNK&gt;" in html and "from &lt;START&gt; through" in html
     # The data once, the samples first.

@@ -27,15 +27,18 @@ from conftest import (
 from dlclassics import rundir
 from dlclassics.checkpoint import load_checkpoint
 from dlclassics.errors import InputError
+from dlclassics.experiments import PARTS, find
 from dlclassics.lm.evaluate import exp
 from dlclassics.lm.experiment import LmResult
 from dlclassics.mnist.models import build
 from dlclassics.mnist.models import load_classifier as load_mnist
 from dlclassics.mnist.models import save_model as save_mnist
 from dlclassics.reproduce import report
-from dlclassics.reproduce.parts import PARTS, Outcome, ReproduceConfig
+from dlclassics.reproduce.config import ReproduceConfig
+from dlclassics.reproduce.parts import Outcome
 from dlclassics.rundir import RunDir, file_sha256, write_json
 from dlclassics.study import RESULT_FORMAT, load_result, run_trials, save_result
+from dlclassics.xor.config import SolveConfig
 
 MAIN_CLASSES = [str(d) for d in range(10)]
 
@@ -461,7 +464,7 @@ def _report_part(root: Path) -> Outcome:
     directory = root / part.name
     (directory / "plots").mkdir(parents=True)
     (directory / "results.md").write_text("# XOR\n")
-    return Outcome(part, directory, 1.0, command=["dlclassics", *part.args])
+    return Outcome(part, directory, 1.0, command=["dlclassics", *part.command.split()])
 
 
 def test_the_report_embeds_no_image_from_outside_the_run(tmp_path):
@@ -760,8 +763,8 @@ def test_study_report_of_results_stored_by_another_version_is_one_line(tmp_path)
     from dlclassics.xor import solve
 
     url, name = f"sqlite:///{tmp_path / 'study.db'}", "solve"
-    config = solve.SolveConfig()
-    workers.prepare(solve.EXPERIMENT, config, url, name, tmp_path / "first")
+    config = SolveConfig()
+    workers.prepare(find("xor solve"), config, url, name, tmp_path / "first")
     study = optuna.load_study(study_name=name, storage=url)
     checkpoint = tmp_path / "checkpoint.pt"
     checkpoint.write_bytes(b"a checkpoint")

@@ -40,7 +40,7 @@ def command(name: str, data: dict[str, str]) -> list[str]:
         "mnist cnn": ["mnist", "cnn", *CNN_GRID, "--eval-every", "5", *idx, "--quiet"],
         "lm study": ["lm", "study", *corpus, *TINY_LM, "--epochs", "1", "--quiet"],
         "reproduce": [
-            "reproduce", "--quick", "--only", "xor-solve", "--mnist-dir", data["idx"], *corpus,
+            "reproduce", "--quick", "--only", "xor-solve", "--data-dir", data["idx"], *corpus,
             "--quiet",
         ],
         "tune mnist-cnn": ["tune", "mnist-cnn", *idx, *CNN_SEARCH],

@@ -5,7 +5,7 @@ import pytest
 from conftest import assert_one_line_error, invoke_cli, read_json, write_corpus, write_idx_set
 
 from dlclassics.errors import InputError
-from dlclassics.tune import CnnSearch
+from dlclassics.tune.config import CnnSearch
 
 pytest.importorskip("optuna")
 

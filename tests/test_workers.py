@@ -28,7 +28,8 @@ from conftest import (
 optuna = pytest.importorskip("optuna")
 
 from dlclassics import workers  # noqa: E402 (after the skip: it needs Optuna)
-from dlclassics.mnist import cnn  # noqa: E402
+from dlclassics.experiments import find  # noqa: E402
+from dlclassics.mnist.config import CnnConfig  # noqa: E402
 from dlclassics.mnist.experiment import with_data_sha256  # noqa: E402
 
 # Four trials of a few seconds each.
@@ -183,7 +184,7 @@ def prepared(tmp_path, idx_dir) -> tuple[str, str]:
     """A study of the 4-trial grid with nothing run yet."""
     url, name = f"sqlite:///{tmp_path / 'study.db'}", "grid"
     config = replace(
-        cnn.CnnConfig(),
+        CnnConfig(),
         archs=("single_conv", "double_conv"),
         batch_sizes=(50, 100),
         eval_every=5,
@@ -193,7 +194,7 @@ def prepared(tmp_path, idx_dir) -> tuple[str, str]:
         bf16=False,
     )
     config = with_data_sha256(config, 100)  # as the command records its data
-    workers.prepare(cnn.EXPERIMENT, config, url, name, tmp_path / "first")
+    workers.prepare(find("mnist cnn"), config, url, name, tmp_path / "first")
     return url, name
 
 

@@ -12,11 +12,12 @@ from dlclassics.rundir import RunDir
 from dlclassics.study import run_trials
 from dlclassics.xor import batched, solve, sweep
 from dlclassics.xor.analysis import unit_function
-from dlclassics.xor.batched import GridPoint, train_batched, xavier_init
+from dlclassics.xor.batched import train_batched, xavier_init
+from dlclassics.xor.config import EXTRA, GridPoint, SweepConfig
 from dlclassics.xor.data import INPUTS, TARGETS, VAL_INPUTS, VAL_TARGETS
 from dlclassics.xor.model import XorNet, save_xor
 from dlclassics.xor.solutions import HAND_WEIGHTS
-from dlclassics.xor.sweep import StudyResult, SweepConfig, runs_used
+from dlclassics.xor.sweep import StudyResult, runs_used
 from dlclassics.xor.train import sum_squared_error, train, truth_table
 
 
@@ -242,7 +243,7 @@ def test_grid_with_and_without_the_extra_configuration():
         GridPoint(0.1, 2, True),
         GridPoint(0.1, 4, False),
         GridPoint(0.1, 4, True),
-        sweep.EXTRA,
+        EXTRA,
     ]
     assert sweep.grid(SweepConfig(lrs=(0.1,), hiddens=(2,), extra=False)) == [
         GridPoint(0.1, 2, False),

@@ -7,12 +7,11 @@ import pytest
 from conftest import assert_one_line_error, load_xor, read_json, without_timings
 
 from dlclassics.checkpoint import find_checkpoint
+from dlclassics.cli import xor as xor_cli
 from dlclassics.errors import InputError
-from dlclassics.xor.cli import solve_cmd, sweep_cmd, train_cmd
+from dlclassics.xor.config import SolveConfig, SweepConfig, XorTrainConfig
 from dlclassics.xor.solutions import HAND_WEIGHTS
-from dlclassics.xor.solve import SolveConfig
-from dlclassics.xor.sweep import SweepConfig
-from dlclassics.xor.train import TrainConfig, truth_table
+from dlclassics.xor.train import truth_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,11 +26,11 @@ def test_help_everywhere(cli, args):
 
 
 @pytest.mark.parametrize(
-    "command, config_type",
-    [(solve_cmd, SolveConfig), (train_cmd, TrainConfig), (sweep_cmd, SweepConfig)],
+    "name, config_type",
+    [("solve", SolveConfig), ("train", XorTrainConfig), ("sweep", SweepConfig)],
 )
-def test_options_take_their_defaults_from_the_config(command, config_type):
-    defaults = {p.name: p.default for p in command.params}
+def test_options_take_their_defaults_from_the_config(name, config_type):
+    defaults = {p.name: p.default for p in xor_cli.commands[name].params}
     for field in fields(config_type):
         default = field.default
         expected = ",".join(map(str, default)) if isinstance(default, tuple) else default
@@ -189,7 +188,7 @@ def test_sweep_run_directory_and_reproducibility(cli, tmp_path):
     for name in ("a", "b"):
         result = cli(*SWEEP, "--out", str(tmp_path / name))
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith("study done in ")
+        assert result.stdout.startswith("# XOR hyperparameter study")
         results.append(read_json(tmp_path / name / "results.json"))
     assert without_timings(results[0]) == without_timings(results[1])
     configs = results[0]["configs"]
@@ -226,4 +225,4 @@ def test_sweep_rerun_reuses_the_study(cli, tmp_path):
     assert _trial_files(out) == finished
     # Reused, the study reports the time it took when it ran.
     assert read_json(out / "results.json") == first
-    assert result.stdout.startswith(f"study done in {first['seconds']:.2f} s")
+    assert f"run-epochs in {first['seconds']:.2f} s" in result.stdout

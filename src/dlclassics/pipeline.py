@@ -103,4 +103,3 @@ def load_workers() -> Any:
             f"--storage and --workers need {e.name}: pip install 'dlclassics[scale]'"
         ) from None
     return workers
-

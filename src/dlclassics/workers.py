@@ -68,7 +68,6 @@ _JITTER = random.Random()  # its own stream: the trials' seeds stay untouched
 MACHINE_FIELDS = ("device", "bf16")  # each machine resolves its own; they are not the study's
 
 
-
 def open_storage(url: str) -> RDBStorage:
     """Optuna's RDB storage at `url`, with heartbeats; an InputError for a URL that is not a
     database's (`check_url`), or a database that does not answer within CONNECT_SECONDS."""

@@ -17,8 +17,7 @@ from dlclassics.plotting import (
     save_figure,
 )
 from dlclassics.protocol import Trial
-from dlclassics.rundir import RunDir
-from dlclassics.study import trial_dir
+from dlclassics.rundir import TENSORBOARD, RunDir
 
 LOSS_TAG = "loss/batch"  # what `lm.train.train` logs at every step
 SPLITS = ("train", "val", "test")
@@ -101,7 +100,7 @@ def write_plots(
     `plots/loss_curves.png` of the losses its trial logged, where any were."""
     names = [t.name for t in trials]
     paths = [perplexities(dict(zip(names, results, strict=True)), run.plots / "perplexity.png")]
-    curves = {t.name: read_losses(trial_dir(run.path, t) / "tensorboard", run.path) for t in trials}
+    curves = {t.name: read_losses(run.trial(t.name) / TENSORBOARD, run.path) for t in trials}
     curves = {name: curve for name, curve in curves.items() if curve[0]}
     if curves:
         paths.append(loss_curves(curves, run.plots / "loss_curves.png"))

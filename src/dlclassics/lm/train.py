@@ -34,7 +34,7 @@ from dlclassics.logs import Log
 from dlclassics.runtime import autocast, bar_disabled
 
 if TYPE_CHECKING:
-    from dlclassics.lm.experiment import LmConfig
+    from dlclassics.lm.config import LmConfig
 
 
 @dataclass

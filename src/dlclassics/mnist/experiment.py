@@ -26,6 +26,7 @@ from dlclassics.runtime import resolve_bf16, resolve_device, seed_everything
 
 C = TypeVar("C", bound=MnistConfig)
 
+
 def load_data(config: MnistConfig, batch_size: int) -> MnistData:
     """The config's data, on the CPU; an InputError if it is missing or malformed, has fewer
     training images than `batch_size`, or is not the data `config.data_sha256` records."""

@@ -107,7 +107,7 @@ def _reproduce(config: ReproduceConfig, out: Path | None, quiet: bool, scale: Sc
     import time
 
     from dlclassics.pipeline import load_workers
-    from dlclassics.reproduce.parts import run_parts
+    from dlclassics.reproduce.parts import run_parts, selected
     from dlclassics.reproduce.report import write_report
     from dlclassics.rundir import open_run
 
@@ -117,7 +117,13 @@ def _reproduce(config: ReproduceConfig, out: Path | None, quiet: bool, scale: Sc
             workers.open_storage(scale.storage)
     start = time.perf_counter()
     with open_run(out, "reproduce", config) as run:
-        outcomes = run_parts(config, run.path, quiet, scale)
+        parts, corpus = selected(config, run.path)
+        if scale.shared:
+            from dlclassics.reproduce.shared import run_parts_shared  # needs Optuna
+
+            outcomes = run_parts_shared(config, run.path, parts, corpus, scale)
+        else:
+            outcomes = run_parts(config, run.path, parts, corpus, quiet)
         count = (config.workers or 1) if scale.shared else None
         write_report(run, outcomes, config.quick, time.perf_counter() - start, count)
     click.echo(f"wrote {run.path / 'report.html'}")

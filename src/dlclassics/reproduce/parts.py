@@ -29,7 +29,6 @@ from dlclassics.rundir import (
     write_json,
 )
 from dlclassics.runtime import bar_disabled
-from dlclassics.scale import ONE_PROCESS, Scale
 
 
 @dataclass
@@ -145,19 +144,23 @@ def finished_part(
     return Outcome(part, root / part.name, seconds, "", ["dlclassics", *args])
 
 
-def run_parts(
-    config: ReproduceConfig, root: Path, quiet: bool = False, scale: Scale = ONE_PROCESS
-) -> list[Outcome]:
-    """Run the config's parts into `root/<part>/`: in PARTS order, or, with `--workers` or
-    `--storage` (`scale`), every part's trials shared among workers (`shared.run_shared`)."""
+def selected(config: ReproduceConfig, root: Path) -> tuple[list[Experiment], str | None]:
+    """The config's parts, in PARTS order, and the corpus they read (for a quick run, the slice
+    of it in `root`)."""
     corpus = config.corpus
     if config.quick and corpus:
         corpus = str(corpus_slice(Path(corpus), root / "corpus-slice.txt", QUICK_LINES))
-    parts = [p for p in PARTS if p.name in config.parts]
-    if scale.shared:
-        from dlclassics.reproduce.shared import run_parts_shared
+    return [p for p in PARTS if p.name in config.parts], corpus
 
-        return run_parts_shared(config, root, parts, corpus, scale)
+
+def run_parts(
+    config: ReproduceConfig,
+    root: Path,
+    parts: list[Experiment],
+    corpus: str | None,
+    quiet: bool = False,
+) -> list[Outcome]:
+    """Run `parts` into `root/<part>/`, one after another, keeping those finished before."""
     outcomes = []
     for part in tqdm(parts, desc="reproduce", unit="part", disable=bar_disabled(quiet)):
         outcome = finished_part(part, root, config, corpus) or run_part(part, root, config, corpus)

@@ -14,7 +14,11 @@ from dlclassics.interpret import interpret
 from dlclassics.report import escape_tokens, plot_order, table
 from dlclassics.reproduce.parts import Outcome
 from dlclassics.rundir import (
+    CONFIG,
     MAX_RECORD_BYTES,
+    PLOTS,
+    RESULTS,
+    RESULTS_MD,
     RunDir,
     atomic_write_text,
     parse_json,
@@ -58,18 +62,17 @@ def _section(outcome: Outcome, root: Path, shared: bool, shown: dict[str, str]) 
     it is under."""
     part, d, command = outcome.part, outcome.directory, " ".join(outcome.command)
     if shared:
-        ran = f"`{command}`: its workers spent {outcome.seconds:.1f} s in it.\n\n"
+        md = f"## {part.title}\n\n`{command}`: its workers spent {outcome.seconds:.1f} s in it.\n\n"
     else:
-        ran = f"`{command}` took {outcome.seconds:.1f} s.\n\n"
-    md = f"## {part.title}\n\n"
+        md = f"## {part.title}\n\n`{command}` took {outcome.seconds:.1f} s.\n\n"
     if not outcome.ok:
         error = html.escape(outcome.error, quote=False)  # inside the report's own HTML
-        return md + ran + f'<p class="failed">Failed: {error}</p>\n\n'
-    config = _read_json(root, d / "config.json")
-    md += interpret(part.name, _read_json(root, d / "results.json"), config) + ran
-    plots = plot_order((d / "plots").glob("**/*.png")) if (d / "plots").is_dir() else []
-    if _present(d / "results.md"):
-        raw = read_run_file(root, d / "results.md", MAX_RECORD_BYTES).decode("utf-8", "replace")
+        return md + f'<p class="failed">Failed: {error}</p>\n\n'
+    config = _read_json(root, d / CONFIG)
+    md += interpret(part.name, _read_json(root, d / RESULTS), config)
+    plots = plot_order((d / PLOTS).glob("**/*.png")) if (d / PLOTS).is_dir() else []
+    if _present(d / RESULTS_MD):
+        raw = read_run_file(root, d / RESULTS_MD, MAX_RECORD_BYTES).decode("utf-8", "replace")
         data = DATA_SECTION.search(raw)
         if data and data.group() in shown:
             above = f'## The data\n\nThe same as in "{shown[data.group()]}" above.\n\n'
