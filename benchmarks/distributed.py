@@ -30,28 +30,28 @@ def lm_tokens_per_s(corpus: Path, steps: int) -> float:
 
     from dlclassics import distributed
     from dlclassics.lm.batches import encode
-    from dlclassics.lm.experiment import TrainConfig, load_data, model_config, trials
+    from dlclassics.lm.config import LmTrainConfig
+    from dlclassics.lm.experiment import load_data, train_trials, trial_model
     from dlclassics.lm.model import LanguageModel
-    from dlclassics.lm.train import Progress, train
+    from dlclassics.lm.train import LoopConfig, Progress, train
     from dlclassics.runtime import resolve_bf16, seed_everything
 
-    device = distributed.start("cpu", TrainConfig.batch_size)
-    config = TrainConfig(
+    device = distributed.start("cpu", LmTrainConfig.batch_size)
+    config = LmTrainConfig(
         corpus=str(corpus), max_steps=steps, device="cpu", bf16=resolve_bf16(None, device)
     )
     data = load_data(config)
-    (trial,) = trials(config)
+    (trial,) = train_trials(config)
     rows = encode(data.sentences.train, data.vocab, trial.direction)
     seed_everything(0)
-    model = LanguageModel(model_config(config, trial, len(data.vocab)))
+    model = LanguageModel(trial_model(config, trial, len(data.vocab)))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     progress = train(
         model,
         optimizer,
         Progress(),
-        rows,
-        [],
-        config,
+        (rows, []),
+        LoopConfig.of(config),
         device,
         log=lambda *_: None,
         save_state=lambda _: Path(),

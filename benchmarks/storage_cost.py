@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlclassics.checkpoint import CHECKPOINT
-from dlclassics.rundir import RunDir, atomic_write_bytes
-from dlclassics.study import Experiment, Scale, Summary
-from dlclassics.workers import EMBEDDED, run_shared
+from dlclassics.experiments import Experiment
+from dlclassics.protocol import Study, Summary
+from dlclassics.rundir import CHECKPOINT, RunDir, atomic_write_bytes
+from dlclassics.scale import EMBEDDED, Scale
+from dlclassics.workers import run_shared
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,12 @@ class Config:
 
 
 @dataclass(frozen=True)
-class Cell:
+class Trial:
     index: int
 
     @property
     def name(self) -> str:
-        return f"cell{self.index}"
+        return f"trial{self.index}"
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,11 @@ class Result:
     index: int
 
 
-def trials(config: Config) -> list[Cell]:
-    return [Cell(i) for i in range(config.trials)]
+def trials(config: Config) -> list[Trial]:
+    return [Trial(i) for i in range(config.trials)]
 
 
-def run_trial(config: Config, trial: Cell, directory: Path, quiet: bool = False) -> Result:
+def run_trial(config: Config, trial: Trial, directory: Path, quiet: bool = False) -> Result:
     atomic_write_bytes(directory / CHECKPOINT, bytes(1 << 20))
     return Result(trial.index)
 
@@ -52,7 +53,10 @@ def summarize(config: Config, results: list[Result], run: RunDir) -> Summary:
     return Summary({"trials": len(results)}, "")
 
 
-NOOP = Experiment("benchmark noop", Config, trials, run_trial, Result, summarize)
+NOOP_STUDY = Study(trials, run_trial, Result, summarize, lines=lambda config, summary: [])
+NOOP = Experiment(
+    "benchmark noop", "no work", "Trials that do no work.", Config, (), lambda: NOOP_STUDY, Config()
+)
 
 
 def per_trial_ms(config: Config, storage: str | None) -> float:

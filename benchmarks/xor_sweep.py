@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlclassics.xor.sweep import StudyTrial, SweepConfig, run_epochs, run_trial
+from dlclassics.xor.config import SweepConfig
+from dlclassics.xor.sweep import StudyTrial, run_epochs, run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 

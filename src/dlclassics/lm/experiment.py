@@ -8,15 +8,14 @@ saved there, and saves it as `checkpoint.pt`; the study's sentences are drawn in
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar
+from typing import TypedDict, TypeVar
 
 import torch
 
 from dlclassics import distributed
 from dlclassics.bounds import check_memory
-from dlclassics.checkpoint import check_weights, load_checkpoint
 from dlclassics.errors import InputError
 from dlclassics.lm.batches import encode
 from dlclassics.lm.config import LmConfig, LmStudyConfig, LmTrainConfig
@@ -29,13 +28,12 @@ from dlclassics.lm.corpus import (
 )
 from dlclassics.lm.evaluate import perplexity
 from dlclassics.lm.generate import generate, sentence_probability
-from dlclassics.lm.model import LanguageModel, ModelConfig, load_language_model, save_model
-from dlclassics.lm.train import Progress, check_finite, train
+from dlclassics.lm.model import LanguageModel, ModelConfig, load_language_model
+from dlclassics.lm.train import LoopConfig, OnEval, fit
 from dlclassics.lm.words import words
-from dlclassics.logs import tensorboard
 from dlclassics.protocol import Study, Summary
 from dlclassics.report import table
-from dlclassics.rundir import CHECKPOINT, STATE, RunDir
+from dlclassics.rundir import CHECKPOINT, RunDir
 from dlclassics.runtime import resolve_bf16, resolve_device, seed_everything
 from dlclassics.study import trial_dir
 
@@ -122,7 +120,7 @@ def _read_data(path: Path, stamp: int | None, max_length: int | None, size: int,
     return Data(Vocabulary.build(sentences, size), split(sentences, seed), sha256)
 
 
-def _trial_model(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConfig:
+def trial_model(config: LmConfig, trial: LmTrial, vocab_size: int) -> ModelConfig:
     return ModelConfig(
         vocab_size, trial.layers, trial.direction, config.embedding_size, config.hidden_size
     )
@@ -135,7 +133,7 @@ def check_cost(config: LmConfig, data: Data, trials: list[LmTrial]) -> None:
     gradient."""
     longest = max(len(s) for s in data.sentences.train) + 1  # <START> or <EOS>
     for trial in trials:
-        model = _trial_model(config, trial, len(data.vocab))
+        model = trial_model(config, trial, len(data.vocab))
         per_token = model.embedding_size + 10 * model.hidden_size * model.layers
         per_token += 3 * model.vocab_size
         nbytes = 4 * config.batch_size * longest * per_token  # float32
@@ -147,15 +145,14 @@ def run_trial(
     trial: LmTrial,
     directory: Path,
     quiet: bool = False,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_eval: OnEval | None = None,
 ) -> LmResult:
-    """Train this trial's model (on from the last state saved, if any), save it as
-    `directory/checkpoint.pt` and measure its perplexity on every split. `on_epoch` is for
+    """Train this trial's model (on from the last state saved, if any; see `train.fit`), save it
+    as `directory/checkpoint.pt` and measure its perplexity on every split. `on_eval` is for
     `tune`: it gets each epoch's number and validation perplexity.
 
-    The training state is kept in `directory/train_state.pt` as training goes (see
-    `LmConfig.checkpoint_every`); Ctrl-C saves it too and raises Interrupted. Under
-    torchrun every rank calls it; the model is trained and measured by all of them together.
+    Ctrl-C saves the training state and raises Interrupted. Under torchrun every rank calls it;
+    the model is trained and measured by all of them together.
     """
     data = load_data(config)
     check_cost(config, data, [trial])
@@ -167,15 +164,7 @@ def run_trial(
         name: encode(getattr(data.sentences, name), data.vocab, trial.direction) for name in SPLITS
     }
     seed_everything(config.seed)
-    model = LanguageModel(_trial_model(config, trial, len(data.vocab))).to(device)
-    # The fused Adam kernel is the same update in one pass over the weights (about 5% faster).
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    state = directory / STATE
-    progress = _resume(directory, model, optimizer, config)
-
-    def save_state(progress: Progress) -> Path:
-        return save_model(state, model, data.vocab, asdict(config), optimizer, **asdict(progress))
-
+    model = LanguageModel(trial_model(config, trial, len(data.vocab))).to(device)
     sampler = torch.Generator().manual_seed(config.seed)
 
     def samples() -> list[str]:
@@ -185,23 +174,19 @@ def run_trial(
             for _ in range(3)
         ]
 
-    with tensorboard(directory) as log:
-        args = (rows["train"], rows["val"], config, device, log, save_state)
-        train(
-            model,
-            optimizer,
-            progress,
-            *args,
-            quiet=quiet,
-            samples=samples,
-            desc=trial.name,
-            on_epoch=on_epoch,
-        )
-    # The finished model keeps its progress counters: a run killed before its result.json is
-    # written resumes from it without training again.
-    check_finite(model, progress.step)
-    save_model(directory / CHECKPOINT, model, data.vocab, asdict(config), **asdict(progress))
-    state.unlink(missing_ok=True)
+    progress = fit(
+        model,
+        data.vocab,
+        (rows["train"], rows["val"]),
+        LoopConfig.of(config),
+        asdict(config),
+        directory,
+        device,
+        quiet,
+        desc=trial.name,
+        samples=samples,
+        on_eval=on_eval,
+    )
     measured = {name: perplexity(model, rows[name], device, sharded=True) for name in SPLITS}
     finite = {name: p if math.isfinite(p) else None for name, p in measured.items()}
     return LmResult(
@@ -212,55 +197,6 @@ def run_trial(
         train_seconds=progress.seconds,
         train_tokens_per_second=progress.tokens_per_second,
     )
-
-
-def _resume(
-    directory: Path, model: LanguageModel, optimizer: torch.optim.Optimizer, config: LmConfig
-) -> Progress:
-    """The last progress saved in `directory`, loaded into `model` and `optimizer`: the training
-    state, else a finished model; a fresh start when there is none, or when it was saved by a run
-    with other settings. Under torchrun rank 0 reads it and sends it to the others."""
-
-    def read() -> tuple[Path, dict] | None:
-        for path in (directory / STATE, directory / CHECKPOINT):
-            if path.is_file() or path.is_symlink():
-                state = load_checkpoint(path, root=directory.parent.parent)
-                if state["config"] == asdict(config) and "step" in state:
-                    return path, state
-        return None
-
-    found = distributed.from_main(read)
-    if found is None:
-        return Progress()
-    path, state = found
-    if state["model_args"] != asdict(model.config):
-        raise InputError(f"{path}: a model other than this run's settings make")
-    check_weights(path, model, state["model"])
-    model.load_state_dict(state["model"])
-    if "optimizer" in state:  # a finished model has none, and takes no more steps
-        _load_optimizer(path, optimizer, state["optimizer"])
-    return _progress(path, state)
-
-
-def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer, state: Any) -> None:
-    """The saved optimiser state, refused unless each of its tensors fits its parameter."""
-    try:
-        optimizer.load_state_dict(state)
-    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as e:
-        raise InputError(f"{path}: its optimiser state does not fit the model ({e})") from None
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            for value in optimizer.state[param].values():
-                if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
-                    raise InputError(f"{path}: its optimiser state does not fit the model")
-
-
-def _progress(path: Path, state: dict) -> Progress:
-    """The saved progress counters, each checked by `Progress.RULES`."""
-    try:
-        return Progress(**{f.name: state.get(f.name) for f in fields(Progress)})
-    except InputError as e:
-        raise InputError(f"{path}: its progress counter {e}") from None
 
 
 def prepared(config: C, trials: Callable[[C], list[LmTrial]]) -> C:

@@ -1,6 +1,7 @@
 """`mnist cnn`: each small CNN at each batch size, trained until a validation accuracy target;
 the study keeps the one with the best balanced validation accuracy."""
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,10 +62,16 @@ def run_trial(
     trial: CnnTrial,
     directory: Path,
     quiet: bool = False,
-    on_check: Callable[[Check], None] | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
 ) -> CnnResult:
     """Train until the target or `max_epochs`, keeping the weights of the most accurate check.
-    `on_check` is for `tune`'s pruning (see `train_trial`)."""
+    `on_eval` is for `tune`'s pruning: it gets each check's number and balanced validation
+    accuracy (the last check may come early, at the budget's end: it is numbered as the next)."""
+
+    def on_check(check: Check) -> None:
+        if on_eval is not None:
+            on_eval(math.ceil(check.iteration / config.eval_every), check.val_balanced_accuracy)
+
     per_epoch = len(load_data(config, trial.batch_size).train) // trial.batch_size
     _, _, result = train_trial(
         config,

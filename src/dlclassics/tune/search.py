@@ -11,7 +11,6 @@ be watched live with optuna-dashboard, and more processes started on the same st
 Optuna is imported only when a search runs: the one-process commands never need it.
 """
 
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -70,16 +69,12 @@ def _cnn_objective(config: CnnSearch, root: Path, quiet: bool) -> Callable[..., 
             target_accuracy=1.0,
             max_epochs=config.epochs,
         )
-        report = _pruning(trial)
         result = cnn_study.run_trial(
             cnn,
             CnnTrial(arch, batch_size),
             RunDir(root).trial(str(trial.number)),
             quiet,
-            # Reported by the check's number (the last may come early, at the budget's end).
-            on_check=lambda check: report(
-                math.ceil(check.iteration / config.eval_every), check.val_balanced_accuracy
-            ),
+            on_eval=_pruning(trial),
         )
         return result.val_balanced_accuracy  # of the kept weights, the most accurate check's
 
@@ -103,9 +98,7 @@ def _lm_objective(config: LmSearch, root: Path, quiet: bool) -> Callable[..., fl
         )
         trial_folder = RunDir(root).trial(str(trial.number))
         lm_trial = LmTrial(lm.layers, lm.direction)
-        result = lm_experiment.run_trial(
-            lm, lm_trial, trial_folder, quiet, on_epoch=_pruning(trial)
-        )
+        result = lm_experiment.run_trial(lm, lm_trial, trial_folder, quiet, on_eval=_pruning(trial))
         return result.perplexity["val"]
 
     return objective
