@@ -28,13 +28,13 @@ SHARED = ROOT.parent / "shared"
 def lm_tokens_per_s(corpus: Path, steps: int) -> float:
     import torch
 
-    from dlclassics import distributed
+    from dlclassics.core import distributed
+    from dlclassics.core.machine import resolve_bf16, seed_everything
     from dlclassics.lm.batches import encode
     from dlclassics.lm.config import LmTrainConfig
     from dlclassics.lm.experiment import load_data, train_trials, trial_model
     from dlclassics.lm.model import LanguageModel
     from dlclassics.lm.train import LoopConfig, Progress, train
-    from dlclassics.runtime import resolve_bf16, seed_everything
 
     device = distributed.start("cpu", LmTrainConfig.batch_size)
     config = LmTrainConfig(
@@ -63,11 +63,11 @@ def lm_tokens_per_s(corpus: Path, steps: int) -> float:
 def cnn_images_per_s(data_dir: Path, iterations: int) -> float:
     import torch
 
-    from dlclassics import distributed
+    from dlclassics.core import distributed
+    from dlclassics.core.machine import resolve_bf16
     from dlclassics.mnist.data import batch_generator, load
     from dlclassics.mnist.models import build, to_device
     from dlclassics.mnist.train import train
-    from dlclassics.runtime import resolve_bf16
 
     device = distributed.start("cpu", 50)
     data = load("fashion-mnist", data_dir, seed=0)

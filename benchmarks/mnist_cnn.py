@@ -25,10 +25,10 @@ BASELINE = SHARED / "baselines" / "mnist_seed_loader.py"
 
 
 def ours_images_per_s(data_dir: Path, iterations: int, eval_every: int, bf16: bool) -> float:
+    from dlclassics.core.machine import resolve_bf16
     from dlclassics.mnist.data import batch_generator, load
     from dlclassics.mnist.models import build, to_device
     from dlclassics.mnist.train import train
-    from dlclassics.runtime import resolve_bf16
 
     data = load("fashion-mnist", data_dir, seed=0)
     torch.manual_seed(0)

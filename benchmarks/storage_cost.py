@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlclassics.core.rundir import CHECKPOINT, RunDir, atomic_write_bytes
 from dlclassics.experiments import Experiment
 from dlclassics.protocol import Study, Summary
-from dlclassics.rundir import CHECKPOINT, RunDir, atomic_write_bytes
 from dlclassics.scale import EMBEDDED, Scale
 from dlclassics.workers import run_shared
 

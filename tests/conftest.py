@@ -21,8 +21,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from dlclassics.checkpoint import find_checkpoint, load_checkpoint
 from dlclassics.cli import main
+from dlclassics.core.checkpoint import find_checkpoint, load_checkpoint
+from dlclassics.core.rundir import write_json
 from dlclassics.experiments import PARTS
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.model import LanguageModel, ModelConfig
@@ -30,7 +31,6 @@ from dlclassics.lm.model import save_model as save_lm
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.models import build
 from dlclassics.mnist.models import save_model as save_cnn
-from dlclassics.rundir import write_json
 from dlclassics.xor.model import XorNet
 
 if TYPE_CHECKING:

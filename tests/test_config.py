@@ -6,6 +6,7 @@ made."""
 import importlib
 import json
 import math
+import pkgutil
 import time
 import typing
 from dataclasses import asdict, fields, is_dataclass
@@ -22,8 +23,11 @@ from conftest import (
     write_idx_set,
 )
 
-from dlclassics import __version__, bounds
-from dlclassics.errors import InputError
+import dlclassics
+from dlclassics import __version__
+from dlclassics.core import bounds
+from dlclassics.core.errors import InputError
+from dlclassics.core.machine import resolve_device
 from dlclassics.lm.config import LmStudyConfig, LmTrainConfig
 from dlclassics.lm.corpus import MAX_SENTENCE_WORDS
 from dlclassics.lm.experiment import check_cost, study_trials
@@ -32,7 +36,6 @@ from dlclassics.lm.words import SPECIALS
 from dlclassics.mnist.config import CnnConfig
 from dlclassics.options import absolute, resumed_config
 from dlclassics.reproduce.config import ReproduceConfig
-from dlclassics.runtime import resolve_device
 from dlclassics.workers import worker_count
 
 # JSON values of the wrong type for each annotated type: bool is not a number, a number not a
@@ -314,7 +317,7 @@ def test_memory_is_checked_against_the_process_limits_not_only_the_ram(
 ):
     import resource
 
-    from dlclassics import bounds
+    from dlclassics.core import bounds
 
     if limit == "rlimit":
         monkeypatch.setattr(resource, "getrlimit", lambda kind: (2**30, resource.RLIM_INFINITY))
@@ -402,13 +405,14 @@ def test_devices_other_than_cpu_and_cuda_are_refused(tmp_path, data, device):
 
 
 def _config_types() -> list[type]:
-    """Every dataclass with RULES in the package's experiment modules."""
-    modules = ["lm.experiment", "lm.generate", "lm.model", "lm.train", "mnist.cnn", "mnist.fc"]
-    modules += ["mnist.experiment", "reproduce.parts", "tune", "xor.solve", "xor.sweep"]
-    modules += ["xor.train"]
+    """Every dataclass with RULES in the package (the demo's modules need its extra)."""
     found = set()
-    for name in modules:
-        for value in vars(importlib.import_module(f"dlclassics.{name}")).values():
+    for module in pkgutil.walk_packages(dlclassics.__path__, "dlclassics."):
+        if module.name.startswith("dlclassics.serve") or module.name.endswith(
+            ("notebook", "__main__")
+        ):
+            continue
+        for value in vars(importlib.import_module(module.name)).values():
             if is_dataclass(value) and isinstance(value, type) and "RULES" in vars(value):
                 found.add(value)
     return sorted(found, key=lambda t: f"{t.__module__}.{t.__name__}")

@@ -21,8 +21,8 @@ from conftest import (
     write_idx_set,
 )
 
-from dlclassics import distributed
-from dlclassics.errors import InputError
+from dlclassics.core import distributed
+from dlclassics.core.errors import InputError
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 DLCLASSICS = ["-m", "dlclassics"]

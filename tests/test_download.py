@@ -9,8 +9,8 @@ import pytest
 import requests
 import urllib3
 
-from dlclassics import download
-from dlclassics.download import DownloadError, fetch, git_blob_sha1
+from dlclassics.core import download
+from dlclassics.core.download import DownloadError, fetch, git_blob_sha1
 
 DATA = bytes(range(256)) * 400  # 100 KiB
 MD5 = "md5:" + hashlib.md5(DATA).hexdigest()

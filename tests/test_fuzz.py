@@ -22,7 +22,7 @@ from conftest import (
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 from dlclassics.lm.corpus import MAX_SENTENCE_WORDS, read_sentences
 from dlclassics.mnist.data import IMAGE_MAGIC, LABEL_MAGIC, read_idx
 from dlclassics.xor.solutions import HAND_WEIGHTS

@@ -26,7 +26,7 @@ def die():
 def nth():
     calls[0] += 1
     return calls[0] == n
-import dlclassics.checkpoint, dlclassics.lm.train, dlclassics.rundir, dlclassics.study
+import dlclassics.core.checkpoint, dlclassics.lm.train, dlclassics.core.rundir, dlclassics.study
 if point == "step":
     step = dlclassics.lm.train._step
     def _step(*args, **kwargs):
@@ -36,15 +36,15 @@ if point == "step":
         return loss
     dlclassics.lm.train._step = _step
 elif point in ("write", "rename"):
-    write = dlclassics.checkpoint.atomic_write_bytes
+    write = dlclassics.core.checkpoint.atomic_write_bytes
     def atomic_write_bytes(path, data):
         if nth():
-            fd, tmp = dlclassics.rundir.create_temporary(path)
+            fd, tmp = dlclassics.core.rundir.create_temporary(path)
             os.write(fd, data[: len(data) // 2] if point == "write" else data)
             os.fsync(fd)
             die()
         write(path, data)
-    dlclassics.checkpoint.atomic_write_bytes = atomic_write_bytes
+    dlclassics.core.checkpoint.atomic_write_bytes = atomic_write_bytes
 elif point == "result":
     write_json = dlclassics.study.write_json
     def kill_before_result(path, obj):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 from dlclassics.lm.batches import bucket_batches, collate, encode
 from dlclassics.lm.config import LmTrainConfig
 from dlclassics.lm.corpus import Vocabulary, read_sentences, split

@@ -21,9 +21,10 @@ from conftest import (
     write_corpus,
 )
 
-from dlclassics import download
-from dlclassics.download import git_blob_sha1
-from dlclassics.errors import InputError
+from dlclassics.core import download
+from dlclassics.core.download import git_blob_sha1
+from dlclassics.core.errors import InputError
+from dlclassics.core.rundir import read_config
 from dlclassics.lm import corpus as lm_corpus
 from dlclassics.lm.batches import encode
 from dlclassics.lm.config import MAX_TEXT, LmStudyConfig, LmTrainConfig
@@ -32,7 +33,6 @@ from dlclassics.lm.experiment import STUDY_TRIALS, load_data
 from dlclassics.lm.generate import generate
 from dlclassics.lm.model import load_language_model
 from dlclassics.options import make_config
-from dlclassics.rundir import read_config
 
 SPLITS = ("train", "val", "test")
 

@@ -2,11 +2,11 @@ import pytest
 import torch
 from conftest import assert_one_line_error, invoke_cli, read_json, without_timings, write_idx_set
 
-from dlclassics.checkpoint import load_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.core.checkpoint import load_checkpoint
+from dlclassics.core.errors import InputError
+from dlclassics.core.machine import resolve_bf16
 from dlclassics.mnist.data import load, normalize
 from dlclassics.mnist.models import load_classifier
-from dlclassics.runtime import resolve_bf16
 
 FC_FAST = ["--iterations", "40"]
 CNN_FAST = ["--archs", "single_conv,double_conv", "--batch-sizes", "50", "--eval-every", "5"]

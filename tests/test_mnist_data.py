@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import write_idx_set
 
-from dlclassics import download
-from dlclassics.errors import InputError
+from dlclassics.core import download
+from dlclassics.core.errors import InputError
 from dlclassics.mnist import data as mnist_data
 
 

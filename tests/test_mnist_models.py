@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from sklearn.metrics import balanced_accuracy_score
 from torch.nn import functional as F
 
-from dlclassics.checkpoint import save_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.core.checkpoint import save_checkpoint
+from dlclassics.core.errors import InputError
 from dlclassics.mnist import experiment, fc
 from dlclassics.mnist.config import FcConfig
 from dlclassics.mnist.data import MnistData, Split, batch_generator

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from dlclassics import plotting
+from dlclassics.core import plots
 from dlclassics.lm import plots as lm_plots
 from dlclassics.lm.experiment import STUDY_TRIALS
 from dlclassics.mnist import plots as mnist_plots
@@ -28,7 +28,7 @@ def figures(monkeypatch):
 
     def keep(fig, path):
         kept.append(fig)
-        return plotting.save_figure(fig, path)
+        return plots.save_figure(fig, path)
 
     for module in (mnist_plots, xor_plots, lm_plots):
         monkeypatch.setattr(module, "save_figure", keep)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, idx_bytes, run_limited, write_idx_set
 
-from dlclassics import download
-from dlclassics.download import DownloadError, fetch
+from dlclassics.core import download
+from dlclassics.core.download import DownloadError, fetch
+from dlclassics.core.rundir import MAX_DATA_BYTES
 from dlclassics.lm.corpus import MAX_SENTENCE_WORDS, read_sentences
 from dlclassics.mnist.data import IMAGE_MAGIC
-from dlclassics.rundir import MAX_DATA_BYTES
 from dlclassics.xor.solutions import HAND_WEIGHTS
 
 SECONDS = 30  # each refusal takes about 2 s, the interpreter's start included

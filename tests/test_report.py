@@ -6,9 +6,9 @@ import pytest
 from conftest import PART, PNG, read_json
 
 from dlclassics import notebook
+from dlclassics.core.tables import escape_tokens, plot_order, table
 from dlclassics.experiments import PARTS
 from dlclassics.interpret import interpret
-from dlclassics.report import escape_tokens, plot_order, table
 from dlclassics.reproduce.parts import Outcome
 from dlclassics.reproduce.report import report_html, report_markdown
 

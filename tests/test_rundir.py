@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from dlclassics import __version__
-from dlclassics.checkpoint import save_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.core.checkpoint import save_checkpoint
+from dlclassics.core.errors import InputError
+from dlclassics.core.rundir import open_run, read_config, write_json
 from dlclassics.options import make_config
-from dlclassics.rundir import open_run, read_config, write_json
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def test_write_json_is_atomic(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("dlclassics.rundir.os.replace", broken_replace)
+    monkeypatch.setattr("dlclassics.core.rundir.os.replace", broken_replace)
     with pytest.raises(KeyboardInterrupt):
         write_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1}

@@ -24,9 +24,10 @@ from conftest import (
     write_idx_set,
 )
 
-from dlclassics import rundir
-from dlclassics.checkpoint import load_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.core import rundir
+from dlclassics.core.checkpoint import load_checkpoint
+from dlclassics.core.errors import InputError
+from dlclassics.core.rundir import RunDir, file_sha256, write_json
 from dlclassics.experiments import PARTS, find
 from dlclassics.lm.evaluate import exp
 from dlclassics.lm.experiment import LmResult
@@ -36,7 +37,6 @@ from dlclassics.mnist.models import save_model as save_mnist
 from dlclassics.reproduce import report
 from dlclassics.reproduce.config import ReproduceConfig
 from dlclassics.reproduce.parts import Outcome
-from dlclassics.rundir import RunDir, file_sha256, write_json
 from dlclassics.study import RESULT_FORMAT, load_result, run_trials, save_result
 from dlclassics.xor.config import SolveConfig
 

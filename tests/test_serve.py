@@ -30,8 +30,8 @@ import httpx
 import uvicorn
 from fastapi.testclient import TestClient
 
+from dlclassics.core.rundir import write_json
 from dlclassics.mnist.data import SOURCES
-from dlclassics.rundir import write_json
 from dlclassics.serve import server
 from dlclassics.serve.app import MAX_BODY, create_app
 from dlclassics.serve.models import NO_LM, NO_MNIST, newest_lm_model, newest_mnist_model

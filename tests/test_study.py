@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import read_json
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 from dlclassics.study import RESULT_FORMAT, run_trials
 
 

@@ -4,7 +4,7 @@ reported, Optuna's plots written; bad input refused before a run directory exist
 import pytest
 from conftest import assert_one_line_error, invoke_cli, read_json, write_corpus, write_idx_set
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 from dlclassics.tune.config import CnnSearch
 
 pytest.importorskip("optuna")

@@ -6,9 +6,9 @@ import torch
 from conftest import load_xor
 from torch import nn
 
-from dlclassics.checkpoint import load_checkpoint
-from dlclassics.errors import InputError
-from dlclassics.rundir import RunDir
+from dlclassics.core.checkpoint import load_checkpoint
+from dlclassics.core.errors import InputError
+from dlclassics.core.rundir import RunDir
 from dlclassics.study import run_trials
 from dlclassics.xor import batched, solve, sweep
 from dlclassics.xor.analysis import unit_function

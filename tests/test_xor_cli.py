@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_line_error, load_xor, read_json, without_timings
 
-from dlclassics.checkpoint import find_checkpoint
 from dlclassics.cli import xor as xor_cli
-from dlclassics.errors import InputError
+from dlclassics.core.checkpoint import find_checkpoint
+from dlclassics.core.errors import InputError
 from dlclassics.xor.config import SolveConfig, SweepConfig, XorTrainConfig
 from dlclassics.xor.solutions import HAND_WEIGHTS
 from dlclassics.xor.train import truth_table

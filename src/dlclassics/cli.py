@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from dlclassics import __version__
-from dlclassics.errors import InputError, exit_code
+from dlclassics.core.errors import InputError, exit_code
 from dlclassics.experiments import EXPERIMENTS, Experiment
 from dlclassics.lm.cli import lm
 from dlclassics.options import output_options, resume_option, scale_options

@@ -10,12 +10,12 @@ from pathlib import Path
 from IPython.display import Image, Markdown, display
 
 from dlclassics.cli import cli
+from dlclassics.core.rundir import CONFIG, PLOTS, RunDir
+from dlclassics.core.tables import escape_tokens, plot_order
 from dlclassics.experiments import PARTS, find
 from dlclassics.interpret import interpret
-from dlclassics.report import escape_tokens, plot_order
 from dlclassics.reproduce.config import ReproduceConfig
 from dlclassics.reproduce.parts import command_line
-from dlclassics.rundir import CONFIG, PLOTS, RunDir
 
 
 def quick() -> bool:

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
-from dlclassics.bounds import AUTO_DEVICE, MAX_WORKERS, Items
-from dlclassics.errors import InputError
+from dlclassics.core.bounds import AUTO_DEVICE, MAX_WORKERS, Items
+from dlclassics.core.errors import InputError
 from dlclassics.scale import Scale, check_url
 
 C = TypeVar("C")
@@ -75,7 +75,7 @@ def absolute_callback(ctx: click.Context, param: click.Parameter, value: str | N
 
 def make_config(config_type: type[C], params: Mapping[str, Any], **overrides: Any) -> C:
     """The config from a command's parameters (those that are fields), lists made tuples; the
-    config checks itself (`dlclassics.bounds`)."""
+    config checks itself (`dlclassics.core.bounds`)."""
     names = {f.name for f in dataclasses.fields(config_type)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in names}
     return config_type(**(values | overrides))
@@ -190,7 +190,7 @@ def resume_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def resumed_config(config_type: type[C], command: str, directory: Path) -> C:
     """The config a `command` run in `directory` was started with (for --resume): every field,
     no other, each checked as the command line's would be."""
-    from dlclassics.rundir import CONFIG, read_config
+    from dlclassics.core.rundir import CONFIG, read_config
 
     saved = read_config(directory, command)
     source = Path(directory) / CONFIG

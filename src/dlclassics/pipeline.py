@@ -11,13 +11,13 @@ from typing import Any
 
 import click
 
-from dlclassics import distributed
-from dlclassics.errors import InputError, Interrupted
+from dlclassics.core import distributed
+from dlclassics.core.errors import InputError, Interrupted
+from dlclassics.core.machine import resolve_bf16
+from dlclassics.core.rundir import RunDir, open_run
 from dlclassics.experiments import Experiment
 from dlclassics.options import check_scale, make_config, resumed_config
 from dlclassics.protocol import Summary
-from dlclassics.rundir import RunDir, open_run
-from dlclassics.runtime import resolve_bf16
 from dlclassics.scale import ONE_PROCESS, Scale
 from dlclassics.study import run_trials
 

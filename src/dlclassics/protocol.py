@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from dlclassics.rundir import RunDir
+    from dlclassics.core.rundir import RunDir
 
 C = TypeVar("C")
 T = TypeVar("T", bound="Trial")

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 
 if TYPE_CHECKING:
     import sqlalchemy

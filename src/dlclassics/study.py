@@ -13,10 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dlclassics import distributed
-from dlclassics.bounds import conforms
-from dlclassics.protocol import Trial
-from dlclassics.rundir import (
+from dlclassics.core import distributed
+from dlclassics.core.bounds import conforms
+from dlclassics.core.rundir import (
     MAX_RECORD_BYTES,
     RESULT,
     RunDir,
@@ -25,6 +24,7 @@ from dlclassics.rundir import (
     read_run_file,
     write_json,
 )
+from dlclassics.protocol import Trial
 
 # The layout of result.json: a file of another layout (an older or newer version's) is a trial
 # not finished here, which runs again.

@@ -36,13 +36,10 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
-from dlclassics.bounds import MAX_WORKERS
-from dlclassics.errors import InputError, exit_code, first_line
-from dlclassics.experiments import Experiment, find
-from dlclassics.options import make_config
-from dlclassics.protocol import Summary
-from dlclassics.report import table
-from dlclassics.rundir import (
+from dlclassics.core.bounds import MAX_WORKERS
+from dlclassics.core.errors import InputError, exit_code, first_line
+from dlclassics.core.machine import AUTO_DEVICE, resolve_device
+from dlclassics.core.rundir import (
     CHECKPOINT,
     RESULTS_MD,
     RunDir,
@@ -51,7 +48,10 @@ from dlclassics.rundir import (
     make_dir,
     open_run,
 )
-from dlclassics.runtime import AUTO_DEVICE, resolve_device
+from dlclassics.core.tables import table
+from dlclassics.experiments import Experiment, find
+from dlclassics.options import make_config
+from dlclassics.protocol import Summary
 from dlclassics.scale import Scale, check_url, shown_url
 from dlclassics.study import parse_result, save_result, trial_dir
 

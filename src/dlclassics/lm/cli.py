@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 from dlclassics.lm.config import MAX_TEXT, MAX_WORDS, Sampling
 from dlclassics.lm.words import words
 from dlclassics.options import config_option, device_option
@@ -42,8 +42,8 @@ def _unknown_note(unknown: list[str]) -> str:
 
 
 def _load(model_path: Path, device: str) -> tuple[Any, Any]:
+    from dlclassics.core.machine import resolve_device
     from dlclassics.lm.model import load_language_model
-    from dlclassics.runtime import resolve_device
 
     return load_language_model(model_path, resolve_device(device))
 

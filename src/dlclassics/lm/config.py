@@ -6,8 +6,8 @@ Plain dataclasses without torch, so that `--help` and the registry load in a bli
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlclassics.bounds import AUTO_DEVICE, LR, SEED, Device, Int, OneOf, Real, Rules, validate
-from dlclassics.errors import InputError
+from dlclassics.core.bounds import AUTO_DEVICE, LR, SEED, Device, Int, OneOf, Real, Rules, validate
+from dlclassics.core.errors import InputError
 from dlclassics.lm.words import SPECIALS, words
 
 DIRECTIONS = ("forward", "reverse")

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from dlclassics.download import DownloadError, fetch
-from dlclassics.errors import InputError
+from dlclassics.core.download import DownloadError, fetch
+from dlclassics.core.errors import InputError
+from dlclassics.core.machine import data_root
+from dlclassics.core.rundir import MAX_DATA_BYTES, read_regular
 from dlclassics.lm.config import MAX_SENTENCE_WORDS
 from dlclassics.lm.words import SPECIALS, UNK, words
-from dlclassics.rundir import MAX_DATA_BYTES, read_regular
-from dlclassics.runtime import data_root
 
 # The original's corpus, and its git blob id in pbloem/language-models (master): it verifies the
 # download without knowing its size in advance.

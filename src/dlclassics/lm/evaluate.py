@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from dlclassics import distributed
+from dlclassics.core import distributed
 from dlclassics.lm.batches import bucket_batches
 from dlclassics.lm.model import LanguageModel
 

@@ -14,9 +14,12 @@ from typing import TypedDict, TypeVar
 
 import torch
 
-from dlclassics import distributed
-from dlclassics.bounds import check_memory
-from dlclassics.errors import InputError
+from dlclassics.core import distributed
+from dlclassics.core.bounds import check_memory
+from dlclassics.core.errors import InputError
+from dlclassics.core.machine import resolve_bf16, resolve_device, seed_everything
+from dlclassics.core.rundir import CHECKPOINT, RunDir
+from dlclassics.core.tables import table
 from dlclassics.lm.batches import encode
 from dlclassics.lm.config import LmConfig, LmStudyConfig, LmTrainConfig
 from dlclassics.lm.corpus import (
@@ -32,9 +35,6 @@ from dlclassics.lm.model import LanguageModel, ModelConfig, load_language_model
 from dlclassics.lm.train import LoopConfig, OnEval, fit
 from dlclassics.lm.words import words
 from dlclassics.protocol import Study, Summary
-from dlclassics.report import table
-from dlclassics.rundir import CHECKPOINT, RunDir
-from dlclassics.runtime import resolve_bf16, resolve_device, seed_everything
 from dlclassics.study import trial_dir
 
 SPLITS = ("train", "val", "test")

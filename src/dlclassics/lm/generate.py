@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 from dlclassics.lm.batches import model_order
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.model import LanguageModel

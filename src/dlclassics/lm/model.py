@@ -8,9 +8,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlclassics.bounds import Rules, check_parameters, conforms, validate
-from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.core.bounds import Rules, check_parameters, conforms, validate
+from dlclassics.core.checkpoint import (
+    check_weights,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from dlclassics.core.errors import InputError
 from dlclassics.lm.config import MODEL_RULES
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.words import SPECIALS

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dlclassics.plotting import (
+from dlclassics.core.plots import (
     MARKERS_BELOW,
     count_axis,
     legend_outside,
@@ -16,8 +16,8 @@ from dlclassics.plotting import (
     plt,
     save_figure,
 )
+from dlclassics.core.rundir import TENSORBOARD, RunDir
 from dlclassics.protocol import Trial
-from dlclassics.rundir import TENSORBOARD, RunDir
 
 LOSS_TAG = "loss/batch"  # what `lm.train.train` logs at every step
 SPLITS = ("train", "val", "test")

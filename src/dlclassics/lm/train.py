@@ -28,17 +28,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from dlclassics import distributed
-from dlclassics.bounds import Int, Real, Rules, validate
-from dlclassics.checkpoint import check_weights, load_checkpoint
-from dlclassics.errors import InputError, Interrupted, diverged
+from dlclassics.core import distributed
+from dlclassics.core.bounds import Int, Real, Rules, validate
+from dlclassics.core.checkpoint import check_weights, load_checkpoint
+from dlclassics.core.errors import InputError, Interrupted, diverged
+from dlclassics.core.logs import Log, tensorboard
+from dlclassics.core.machine import autocast, bar_disabled
+from dlclassics.core.rundir import CHECKPOINT, STATE
 from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.evaluate import exp, perplexity
 from dlclassics.lm.model import LanguageModel, save_model
-from dlclassics.logs import Log, tensorboard
-from dlclassics.rundir import CHECKPOINT, STATE
-from dlclassics.runtime import autocast, bar_disabled
 
 # An evaluation's number and value, for `tune`'s pruning: here each epoch's validation perplexity.
 OnEval = Callable[[int, float], None]

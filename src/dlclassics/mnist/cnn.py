@@ -7,19 +7,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from dlclassics.checkpoint import MAX_CHECKPOINT_BYTES
+from dlclassics.core.checkpoint import MAX_CHECKPOINT_BYTES
+from dlclassics.core.machine import resolve_device
+from dlclassics.core.rundir import CHECKPOINT, RunDir, atomic_write_bytes, read_run_file
+from dlclassics.core.tables import table
 from dlclassics.mnist import plots
 from dlclassics.mnist.config import DROPOUT_ARCH, CnnConfig
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.evaluate import predict, split_metrics
 from dlclassics.mnist.experiment import load_data, train_trial, with_data_sha256
+from dlclassics.mnist.figures import conv_pictures, first_look
 from dlclassics.mnist.models import load_classifier
-from dlclassics.mnist.report import conv_pictures, first_look
 from dlclassics.mnist.train import Check
 from dlclassics.protocol import Study, Summary
-from dlclassics.report import table
-from dlclassics.rundir import CHECKPOINT, RunDir, atomic_write_bytes, read_run_file
-from dlclassics.runtime import resolve_device
 from dlclassics.study import trial_dir
 
 

@@ -6,7 +6,7 @@ Plain dataclasses without torch, so that `--help` and the registry load in a bli
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlclassics.bounds import (
+from dlclassics.core.bounds import (
     AUTO_DEVICE,
     LR,
     SEED,

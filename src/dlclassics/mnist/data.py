@@ -15,9 +15,9 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from dlclassics.download import DownloadError, fetch
-from dlclassics.errors import InputError
-from dlclassics.runtime import data_root
+from dlclassics.core.download import DownloadError, fetch
+from dlclassics.core.errors import InputError
+from dlclassics.core.machine import data_root
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",

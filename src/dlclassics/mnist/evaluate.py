@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlclassics import distributed
+from dlclassics.core import distributed
 from dlclassics.mnist.data import NUM_CLASSES, Split, normalize
 
 

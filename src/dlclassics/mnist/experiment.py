@@ -14,15 +14,15 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from dlclassics import distributed
-from dlclassics.errors import InputError
-from dlclassics.logs import tensorboard
+from dlclassics.core import distributed
+from dlclassics.core.errors import InputError
+from dlclassics.core.logs import tensorboard
+from dlclassics.core.machine import resolve_bf16, resolve_device, seed_everything
+from dlclassics.core.rundir import CHECKPOINT, file_sha256
 from dlclassics.mnist.config import MnistConfig
 from dlclassics.mnist.data import MnistData, batch_generator, load_cached, locate
 from dlclassics.mnist.models import build, save_model, to_device
 from dlclassics.mnist.train import Check, TrainResult, log_checks, train
-from dlclassics.rundir import CHECKPOINT, file_sha256
-from dlclassics.runtime import resolve_bf16, resolve_device, seed_everything
 
 C = TypeVar("C", bound=MnistConfig)
 

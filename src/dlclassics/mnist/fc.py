@@ -4,16 +4,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypedDict
 
+from dlclassics.core.rundir import RunDir
+from dlclassics.core.tables import table
 from dlclassics.mnist import plots
 from dlclassics.mnist.config import FC_ARCHS, FcConfig
 from dlclassics.mnist.data import SOURCES
 from dlclassics.mnist.evaluate import SplitMetrics, balanced_accuracy, predict
 from dlclassics.mnist.experiment import load_data, train_trial, with_data_sha256
+from dlclassics.mnist.figures import evaluate_splits, first_look, model_section
 from dlclassics.mnist.models import parameter_count
-from dlclassics.mnist.report import evaluate_splits, first_look, model_report
 from dlclassics.protocol import Study, Summary
-from dlclassics.report import table
-from dlclassics.rundir import RunDir
 
 SPLITS = ("train", "val", "test")
 
@@ -112,7 +112,7 @@ def summarize(config: FcConfig, results: list[FcResult], run: RunDir) -> Summary
         for r in results
     ]
     md += "\n## Results\n\n" + table(rows, COLUMNS) + "\n"
-    md += "".join(model_report(r.name, r.splits, data.classes, run.plots) for r in results)
+    md += "".join(model_section(r.name, r.splits, data.classes, run.plots) for r in results)
     return Summary({"models": [asdict(r) for r in results]}, md)
 
 

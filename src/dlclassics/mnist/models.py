@@ -5,9 +5,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dlclassics.bounds import conforms
-from dlclassics.checkpoint import check_weights, find_checkpoint, load_checkpoint, save_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.core.bounds import conforms
+from dlclassics.core.checkpoint import (
+    check_weights,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from dlclassics.core.errors import InputError
 from dlclassics.mnist.data import NUM_CLASSES
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlclassics.plotting import count_axis, legend_outside, markers, plt, save_figure
+from dlclassics.core.plots import count_axis, legend_outside, markers, plt, save_figure
 
 
 def class_counts(counts: dict[str, list[int]], classes: Sequence[str], path: Path) -> Path:

@@ -18,12 +18,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from dlclassics import distributed
-from dlclassics.errors import diverged
-from dlclassics.logs import Log
+from dlclassics.core import distributed
+from dlclassics.core.errors import diverged
+from dlclassics.core.logs import Log
+from dlclassics.core.machine import autocast, bar_disabled
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
-from dlclassics.runtime import autocast, bar_disabled
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dlclassics.bounds import MAX_WORKERS
+from dlclassics.core.bounds import MAX_WORKERS
 from dlclassics.experiments import PARTS
 from dlclassics.options import (
     absolute,
@@ -106,10 +106,10 @@ def _reproduce(config: ReproduceConfig, out: Path | None, quiet: bool, scale: Sc
     part succeeded."""
     import time
 
+    from dlclassics.core.rundir import open_run
     from dlclassics.pipeline import load_workers
     from dlclassics.reproduce.parts import run_parts, selected
     from dlclassics.reproduce.report import write_report
-    from dlclassics.rundir import open_run
 
     if scale.shared:  # Optuna, and the storage, checked before the run directory is made
         workers = load_workers()

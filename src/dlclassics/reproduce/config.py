@@ -6,7 +6,7 @@ A plain dataclass without torch, so that `--help` loads in a blink.
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlclassics.bounds import SEED, ExistingPath, Int, Items, OneOf, Rules, validate
+from dlclassics.core.bounds import SEED, ExistingPath, Int, Items, OneOf, Rules, validate
 from dlclassics.experiments import PARTS
 from dlclassics.mnist.config import MnistConfig
 

@@ -16,11 +16,10 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from dlclassics.bounds import conforms
-from dlclassics.errors import InputError
-from dlclassics.experiments import PARTS, Experiment
-from dlclassics.reproduce.config import QUICK_LINES, ReproduceConfig
-from dlclassics.rundir import (
+from dlclassics.core.bounds import conforms
+from dlclassics.core.errors import InputError
+from dlclassics.core.machine import bar_disabled
+from dlclassics.core.rundir import (
     MAX_RECORD_BYTES,
     atomic_write_bytes,
     file_sha256,
@@ -28,7 +27,8 @@ from dlclassics.rundir import (
     read_run_file,
     write_json,
 )
-from dlclassics.runtime import bar_disabled
+from dlclassics.experiments import PARTS, Experiment
+from dlclassics.reproduce.config import QUICK_LINES, ReproduceConfig
 
 
 @dataclass

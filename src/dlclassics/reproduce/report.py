@@ -9,11 +9,8 @@ from typing import Any
 
 import markdown
 
-from dlclassics.errors import InputError
-from dlclassics.interpret import interpret
-from dlclassics.report import escape_tokens, plot_order, table
-from dlclassics.reproduce.parts import Outcome
-from dlclassics.rundir import (
+from dlclassics.core.errors import InputError
+from dlclassics.core.rundir import (
     CONFIG,
     MAX_RECORD_BYTES,
     PLOTS,
@@ -24,6 +21,9 @@ from dlclassics.rundir import (
     parse_json,
     read_run_file,
 )
+from dlclassics.core.tables import escape_tokens, plot_order, table
+from dlclassics.interpret import interpret
+from dlclassics.reproduce.parts import Outcome
 
 TITLE = "dlclassics: the classic experiments reproduced"
 

@@ -24,10 +24,10 @@ from typing import TextIO
 import torch
 from tqdm import tqdm
 
+from dlclassics.core.rundir import RunDir
 from dlclassics.experiments import Experiment
 from dlclassics.reproduce.config import ReproduceConfig
 from dlclassics.reproduce.parts import Outcome, command_line, part_config, run_command
-from dlclassics.rundir import RunDir
 from dlclassics.scale import Scale
 from dlclassics.workers import open_storage, worker_count
 

@@ -257,14 +257,7 @@ def _hand_set_network(k: int, bypass: bool, temperature: float) -> XorNet:
     weights = next((w for w in HAND_WEIGHTS if (w["k"], w["bypass"]) == (k, bypass)), None)
     if weights is None:
         raise HTTPException(400, f"no hand-set network with k={k}, bypass={bypass}")
-    net = XorNet(k, bypass, temperature)
-    net.set_weights(
-        weights["hidden_weight"],
-        weights["hidden_bias"],
-        weights["out_weight"],
-        weights["out_bias"],
-    )
-    return net
+    return XorNet.from_spec(weights, temperature)
 
 
 def _xor_networks() -> list[dict]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 
 RUNS = Path("runs")
 MODEL_DIR = click.Path(path_type=Path, exists=True)

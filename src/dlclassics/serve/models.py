@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlclassics.checkpoint import MAX_WEIGHT, check_weights, load_checkpoint
-from dlclassics.errors import InputError, first_line
+from dlclassics.core.checkpoint import MAX_WEIGHT, check_weights, load_checkpoint
+from dlclassics.core.errors import InputError, first_line
+from dlclassics.core.rundir import CHECKPOINT, RESULT, TRIALS
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.model import load_language_model
 from dlclassics.mnist.models import load_classifier
-from dlclassics.rundir import CHECKPOINT, RESULT, TRIALS
 
 LM_COMMANDS = ("lm train", "lm study")
 MNIST_COMMAND = "mnist cnn"

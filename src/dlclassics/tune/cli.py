@@ -55,9 +55,9 @@ def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
 
 def _run(config: SearchConfig, params: dict[str, Any], smallest_batch: int) -> None:
     """The search on this machine's device, in the run directory; then what was best."""
-    from dlclassics import distributed
-    from dlclassics.rundir import open_run
-    from dlclassics.runtime import resolve_bf16
+    from dlclassics.core import distributed
+    from dlclassics.core.machine import resolve_bf16
+    from dlclassics.core.rundir import open_run
     from dlclassics.tune.search import TARGETS, best_line, search
 
     device = distributed.start(config.device, smallest_batch)

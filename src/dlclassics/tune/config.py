@@ -6,7 +6,7 @@ Plain dataclasses without torch, so that `--help` loads in a blink.
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from dlclassics.bounds import (
+from dlclassics.core.bounds import (
     AUTO_DEVICE,
     LR,
     POSITIVE,
@@ -18,7 +18,7 @@ from dlclassics.bounds import (
     Rules,
     validate,
 )
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 from dlclassics.lm.config import LmConfig, LmTrainConfig
 from dlclassics.mnist.config import CNN_ARCHS, CnnConfig, MnistConfig
 

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlclassics.core.rundir import RunDir
+from dlclassics.core.tables import fmt, table
 from dlclassics.lm import experiment as lm_experiment
 from dlclassics.lm.config import LmTrainConfig
 from dlclassics.lm.corpus import default_corpus
@@ -26,8 +28,6 @@ from dlclassics.mnist.cnn import CnnTrial
 from dlclassics.mnist.config import DROPOUT_ARCH, CnnConfig, MnistConfig
 from dlclassics.mnist.experiment import load_data as load_images
 from dlclassics.options import make_config
-from dlclassics.report import fmt, table
-from dlclassics.rundir import RunDir
 from dlclassics.scale import Scale
 from dlclassics.tune.config import PER_PROCESS, CnnSearch, LmSearch, SearchConfig
 
@@ -230,7 +230,7 @@ def plots(study: "optuna.Study", run: RunDir) -> None:
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
-    from dlclassics.plotting import save_figure
+    from dlclassics.core.plots import save_figure
 
     with warnings.catch_warnings():
         # Experimental-API notices, and the importance evaluator's about a few trials per value.

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from dlclassics.errors import InputError
-from dlclassics.logs import Log
-from dlclassics.runtime import bar_disabled
+from dlclassics.core.errors import InputError
+from dlclassics.core.logs import Log
+from dlclassics.core.machine import bar_disabled
 from dlclassics.xor.config import GridPoint
 from dlclassics.xor.data import VAL_INPUTS, VAL_TARGETS
 

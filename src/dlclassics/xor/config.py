@@ -6,7 +6,17 @@ Plain dataclasses without torch, so that `--help` and the registry load in a bli
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlclassics.bounds import LR, POSITIVE, SEED, Int, Items, Real, Rules, check_memory, validate
+from dlclassics.core.bounds import (
+    LR,
+    POSITIVE,
+    SEED,
+    Int,
+    Items,
+    Real,
+    Rules,
+    check_memory,
+    validate,
+)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """The XOR network: 2 inputs, k hidden units, 1 output, optional bypass, BTU activations."""
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from dlclassics.checkpoint import save_checkpoint
-from dlclassics.errors import InputError
+from dlclassics.core.checkpoint import save_checkpoint
+from dlclassics.core.errors import InputError
 
 
 def net_name(k: int, bypass: bool) -> str:
@@ -32,6 +33,15 @@ class XorNet(nn.Module):
         self.k, self.bypass, self.temperature = k, bypass, temperature
         self.hidden = nn.Linear(2, k)
         self.out = nn.Linear(k + (2 if bypass else 0), 1)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], temperature: float) -> "XorNet":
+        """The network a weights spec describes: its `k` and `bypass`, and the weights
+        `set_weights` takes (a hand-set network of `solutions`, or one of a --weights file)."""
+        net = cls(spec["k"], spec["bypass"], temperature)
+        weights = [spec[k] for k in ("hidden_weight", "hidden_bias", "out_weight", "out_bias")]
+        net.set_weights(*weights)
+        return net
 
     def hidden_activations(self, x: torch.Tensor) -> torch.Tensor:
         return btu(self.hidden(x), self.temperature)

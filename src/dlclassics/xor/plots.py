@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlclassics.plotting import count_axis, legend_outside, markers, plt, save_figure
+from dlclassics.core.plots import count_axis, legend_outside, markers, plt, save_figure
 from dlclassics.xor.data import INPUTS, TARGETS
 
 

@@ -5,13 +5,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dlclassics.checkpoint import MAX_WEIGHT, check_weights
-from dlclassics.errors import InputError, first_line
-from dlclassics.logs import tensorboard
+from dlclassics.core.checkpoint import MAX_WEIGHT, check_weights
+from dlclassics.core.errors import InputError, first_line
+from dlclassics.core.logs import tensorboard
+from dlclassics.core.machine import seed_everything
+from dlclassics.core.rundir import CHECKPOINT, RunDir, parse_json, read_regular
+from dlclassics.core.tables import table
 from dlclassics.protocol import Study, Summary
-from dlclassics.report import table
-from dlclassics.rundir import CHECKPOINT, RunDir, parse_json, read_regular
-from dlclassics.runtime import seed_everything
 from dlclassics.xor.config import SolveConfig
 from dlclassics.xor.model import XorNet, net_name, save_xor
 from dlclassics.xor.solutions import HAND_WEIGHTS
@@ -38,9 +38,7 @@ class SolveTrial:
         return net_name(self.k, self.bypass)
 
     def network(self, temperature: float) -> XorNet:
-        net = XorNet(self.k, self.bypass, temperature)
-        net.set_weights(self.hidden_weight, self.hidden_bias, self.out_weight, self.out_bias)
-        return net
+        return XorNet.from_spec(asdict(self), temperature)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dlclassics.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from dlclassics.errors import InputError, diverged
-from dlclassics.logs import tensorboard
+from dlclassics.core.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from dlclassics.core.errors import InputError, diverged
+from dlclassics.core.logs import tensorboard
+from dlclassics.core.machine import seed_everything
+from dlclassics.core.rundir import CHECKPOINT, RunDir
+from dlclassics.core.tables import table
 from dlclassics.protocol import Study, Summary
-from dlclassics.report import table
-from dlclassics.rundir import CHECKPOINT, RunDir
-from dlclassics.runtime import seed_everything
 from dlclassics.study import trial_dir
 from dlclassics.xor import plots
 from dlclassics.xor.analysis import count_functions

@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dlclassics.errors import diverged
-from dlclassics.logs import Log, tensorboard
+from dlclassics.core.errors import diverged
+from dlclassics.core.logs import Log, tensorboard
+from dlclassics.core.machine import seed_everything
+from dlclassics.core.rundir import CHECKPOINT, RunDir
+from dlclassics.core.tables import table
 from dlclassics.protocol import Study, Summary
-from dlclassics.report import table
-from dlclassics.rundir import CHECKPOINT, RunDir
-from dlclassics.runtime import seed_everything
 from dlclassics.xor import plots
 from dlclassics.xor.config import XorTrainConfig
 from dlclassics.xor.data import INPUTS, TARGETS

@@ -22,8 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dlclassics import __version__, distributed
-from dlclassics.errors import InputError, first_line
+from dlclassics import __version__
+from dlclassics.core import distributed
+from dlclassics.core.errors import InputError, first_line
 
 # Of a data file read or downloaded: GitHub serves at most 100 MiB for one file and MNIST's
 # largest is 26 MB, so every real one fits, and a server that sends more, a body that inflates

@@ -4,8 +4,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from dlclassics import distributed
-from dlclassics.rundir import TENSORBOARD
+from dlclassics.core import distributed
+from dlclassics.core.rundir import TENSORBOARD
 
 # A logger takes the values of one step: numbers become TensorBoard scalars, strings text.
 Log = Callable[[Mapping[str, float | str], int], None]

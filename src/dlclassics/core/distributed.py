@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from dlclassics.errors import InputError
-from dlclassics.runtime import resolve_device
+from dlclassics.core.errors import InputError
+from dlclassics.core.machine import resolve_device
 
 T = TypeVar("T")
 

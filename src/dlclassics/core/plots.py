@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from dlclassics.rundir import atomic_write_bytes
+from dlclassics.core.rundir import atomic_write_bytes
 
 # A curve of fewer points than this gets markers: quick settings log one or two points per
 # curve, and a lone point drawn as a line without markers draws nothing.

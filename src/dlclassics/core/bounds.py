@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import click
 
-from dlclassics.errors import InputError
+from dlclassics.core.errors import InputError
 
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes any int64; negative seeds are refused for clarity
 MAX_PARAMETERS = 2**31  # a model's weights, in elements: 8 GiB of float32

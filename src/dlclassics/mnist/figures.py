@@ -1,4 +1,5 @@
-"""What the commands write besides training: the first look at the data and per-model reports."""
+"""What the MNIST commands write besides training: the first look at the data, each model's
+section of results.md with its figures, and what the first conv layer sees."""
 
 from pathlib import Path
 from typing import Any
@@ -6,10 +7,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlclassics.core.tables import table
 from dlclassics.mnist import plots
 from dlclassics.mnist.data import NUM_CLASSES, MnistData, normalize
 from dlclassics.mnist.evaluate import predict, split_metrics
-from dlclassics.report import table
 
 
 def first_look(data: MnistData, plot_dir: Path) -> str:
@@ -36,7 +37,7 @@ def evaluate_splits(model: nn.Module, data: MnistData) -> dict[str, dict[str, An
     return metrics
 
 
-def model_report(
+def model_section(
     name: str, splits: dict[str, dict[str, Any]], classes: tuple[str, ...], plot_dir: Path
 ) -> str:
     """A model's section of results.md, with a confusion matrix and per-class bars per split."""

@@ -14,10 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlclassics import __version__, distributed
-from dlclassics.bounds import MAX_PARAMETERS
-from dlclassics.errors import InputError, first_line
-from dlclassics.rundir import CHECKPOINT, TRIALS, atomic_write_bytes, read_run_file
+from dlclassics import __version__
+from dlclassics.core import distributed
+from dlclassics.core.bounds import MAX_PARAMETERS
+from dlclassics.core.errors import InputError, first_line
+from dlclassics.core.rundir import CHECKPOINT, TRIALS, atomic_write_bytes, read_run_file
 
 KEYS = ("model", "model_args", "config", "version")
 # The largest model's float32 weights and Adam's two moments, and 1 GiB for the rest (an LM's

@@ -28,9 +28,9 @@ import pooch
 import requests
 import urllib3
 
-from dlclassics.errors import InputError
-from dlclassics.rundir import MAX_DATA_BYTES, create_temporary, read_regular
-from dlclassics.runtime import data_root
+from dlclassics.core.errors import InputError
+from dlclassics.core.machine import data_root
+from dlclassics.core.rundir import MAX_DATA_BYTES, create_temporary, read_regular
 
 TIMEOUT = (10.0, 60.0)  # seconds: to connect, and to wait for the next bytes
 RETRIES = 3  # further tries of one mirror after a transient failure

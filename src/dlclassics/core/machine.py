@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlclassics.bounds import AUTO_DEVICE, DEVICE_NAME
-from dlclassics.errors import InputError
+from dlclassics.core.bounds import AUTO_DEVICE, DEVICE_NAME
+from dlclassics.core.errors import InputError
 
 
 def seed_everything(seed: int) -> torch.Generator:
