@@ -194,11 +194,11 @@ def test_quick_reproduction_on_generated_data(quick_run, quick_data):
     assert [(p["name"], p["ok"], p["error"]) for p in parts] == [(p.name, True, "") for p in PARTS]
     md = (out / "report.md").read_text()
     for part in PARTS:
-        assert f"## {part.title}\n\n`dlclassics {' '.join(part.args)} --out {out / part.name}" in md
+        assert f"## {part.title}\n\n`dlclassics {part.command} --out {out / part.name}" in md
         # Each part's own results, its headings one level down.
         title = (out / part.name / "results.md").read_text().splitlines()[0]
         assert f"\n##{title}\n" in md
-        assert read_json(out / part.name / "config.json")["command"] == " ".join(part.args)
+        assert read_json(out / part.name / "config.json")["command"] == part.command
     assert f"--corpus {out / 'corpus-slice.txt'}" in md
     html = (out / "report.html").read_text()
     assert html.count("<table>") >= len(PARTS) + 1
