@@ -55,7 +55,6 @@ WRONG_TYPES = {
 NAN, INF = float("nan"), float("inf")
 SHARED_RANGES = {
     "lr": [0, -1.0, NAN, INF, 10**400],
-    "device": ["meta", "mps", "xpu", "cuda:99", "tpu"],
     "seed": [-1, 2**63, 2**64],
 }
 LM_RANGES = SHARED_RANGES | {
@@ -116,9 +115,9 @@ def base_config(command: str, data: dict) -> object:
     corpus, idx = str(data["corpus"]), str(data["idx"])
     if command.startswith("lm"):
         config_type = LmTrainConfig if command == "lm train" else LmStudyConfig
-        return config_type(corpus=corpus, embedding_size=8, hidden_size=8, device="cpu", bf16=False)
+        return config_type(corpus=corpus, embedding_size=8, hidden_size=8)
     if command == "mnist cnn":
-        return CnnConfig(data_dir=idx, device="cpu", bf16=False)
+        return CnnConfig(data_dir=idx)
     return ReproduceConfig(quick=True, data_dir=idx, corpus=corpus)
 
 
@@ -450,3 +449,23 @@ def test_the_original_protocol_fits_24_gib_but_not_4(monkeypatch, gib, refused):
             check_cost(config, data, study_trials(config))
     else:
         check_cost(config, data, study_trials(config))
+
+
+@pytest.mark.parametrize(
+    "machine",
+    [
+        {"device": "cpu"},
+        {"device": 3, "bf16": False},
+        "cpu",
+        {"device": "cpu", "bf16": "no"},
+        {"device": "tpu", "bf16": False},
+    ],
+)
+def test_a_resumed_run_whose_machine_was_tampered_with_is_one_line_exit_2(
+    tmp_path, data, machine
+):
+    config = base_config("mnist cnn", data)
+    write_run(tmp_path / "run", "mnist cnn", asdict(config) | {"machine": machine})
+    result = invoke_cli("mnist", "cnn", "--resume", str(tmp_path / "run"))
+    assert_one_line_error(result)
+    assert "machine" in result.stderr or "device" in result.stderr

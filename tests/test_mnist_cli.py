@@ -123,8 +123,8 @@ def test_cnn_runs_and_the_best_model(cnn_run, idx_dir):
         assert run["reached_target"] == (run["best_val_accuracy"] >= 0.99)
         assert run["kept_iteration"] % 5 == 0 or run["kept_iteration"] == run["iterations"]
     # bf16 autocast by default exactly where the device computes it natively
-    config = read_json(out / "config.json")
-    assert config["bf16"] is resolve_bf16(None, torch.device(config["device"]))
+    machine = read_json(out / "config.json")["machine"]
+    assert machine["bf16"] is resolve_bf16(None, torch.device(machine["device"]))
     best = results["best"]
     scores = [r["val_balanced_accuracy"] for r in runs]
     chosen = runs[scores.index(max(scores))]
@@ -191,7 +191,7 @@ def test_target_stops_early(cli, tmp_path, idx_dir):
         "--quiet",
     )
     assert result.returncode == 0, result.stderr
-    assert read_json(out / "config.json")["bf16"] is False
+    assert read_json(out / "config.json")["machine"] == {"device": "cpu", "bf16": False}
     assert (out / "results.md").read_text().startswith("# Fashion-MNIST, convolutional")
     (run,) = read_json(out / "results.json")["runs"]
     assert run["reached_target"] and run["iterations"] % 3 == 0 and run["iterations"] < 9 * 20

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from dlclassics.core.checkpoint import save_checkpoint
 from dlclassics.core.errors import InputError
+from dlclassics.core.machine import Machine
 from dlclassics.mnist import experiment, fc
 from dlclassics.mnist.config import FcConfig
 from dlclassics.mnist.data import MnistData, Split, batch_generator
@@ -25,6 +26,8 @@ from dlclassics.mnist.models import (
     to_device,
 )
 from dlclassics.mnist.train import TrainResult, train
+
+FLOAT32_CPU = Machine("cpu", bf16=False)
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 28, 28), (2, 5, 7, 9), (1, 1, 2, 2)])
@@ -122,8 +125,8 @@ def test_train_ends_with_the_last_or_the_best_checks_weights(restore_best):
 def test_fc_reports_the_kept_weights_and_the_last_steps_test_accuracy(monkeypatch, tmp_path):
     data = _noisy_data()
     monkeypatch.setattr(experiment, "load_cached", lambda *args: data)
-    config = FcConfig(iterations=200, batch_size=20, lr=0.01, device="cpu", bf16=False)
-    result = fc.run_trial(config, fc.FcTrial("mlp"), tmp_path, quiet=True)
+    config = FcConfig(iterations=200, batch_size=20, lr=0.01)
+    result = fc.run_trial(config, fc.FcTrial("mlp"), tmp_path, quiet=True, machine=FLOAT32_CPU)
     # The same training, ending with its last weights: a check every epoch of 400 // 20 steps.
     last, run = _train("mlp", data, lr=0.01, max_iterations=200, eval_every=20)
     best = max(run.checks, key=lambda c: c.val_accuracy)

@@ -190,8 +190,6 @@ def prepared(tmp_path, idx_dir) -> tuple[str, str]:
         eval_every=5,
         max_epochs=2,
         data_dir=str(idx_dir),
-        device="cpu",
-        bf16=False,
     )
     config = with_data_sha256(config, 100)  # as the command records its data
     workers.prepare(find("mnist cnn"), config, url, name, tmp_path / "first")

@@ -13,7 +13,7 @@ from dlclassics import __version__
 from dlclassics.core.errors import InputError, exit_code
 from dlclassics.experiments import EXPERIMENTS, Experiment
 from dlclassics.lm.cli import lm
-from dlclassics.options import output_options, resume_option, scale_options
+from dlclassics.options import machine_options, output_options, resume_option, scale_options
 from dlclassics.reproduce.cli import reproduce
 from dlclassics.serve.cli import serve
 from dlclassics.study_cli import study
@@ -37,8 +37,8 @@ def mnist() -> None:
 
 
 def experiment_command(experiment: Experiment) -> click.Command:
-    """The command of `experiment`: its options, then --resume, --out, --quiet and the scale
-    options where it takes them; it runs through `pipeline.run`."""
+    """The command of `experiment`: its options, then --resume, --bf16, --device, --out, --quiet
+    and the scale options where it takes them; it runs through `pipeline.run`."""
 
     def run(**params: Any) -> None:
         from dlclassics import pipeline
@@ -47,6 +47,7 @@ def experiment_command(experiment: Experiment) -> click.Command:
 
     command = scale_options(run) if experiment.shared else run
     command = output_options(command)
+    command = machine_options(command) if experiment.batch is not None else command
     command = resume_option(command) if experiment.resume else command
     for option in reversed(experiment.options):
         command = option.decorate(experiment.config_type)(command)

@@ -9,7 +9,7 @@ Adding an experiment: a package with its config and its study module, and one en
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
@@ -24,9 +24,11 @@ from dlclassics.xor.config import SolveConfig, SweepConfig, XorTrainConfig
 @dataclass(frozen=True)
 class Experiment:
     """One experiment. `quick`: its settings at a size that runs in seconds (`reproduce
-    --quick`, the notebooks, the tests); `part`: whether `reproduce` runs it; `data`: "mnist"
-    or "corpus", the data it reads; `resume`: whether it takes --resume; `shared`: whether its
-    trials can be spread over workers (--storage, --workers)."""
+    --quick`, the notebooks, the tests); `data`: "mnist" or "corpus", the data it reads; `batch`:
+    for an experiment that computes on a device (--device, --bf16), the smallest global batch
+    of a config (every torchrun process needs a row of it); `part`: whether `reproduce` runs it;
+    `resume`: whether it takes --resume; `shared`: whether its trials can be spread over workers
+    (--storage, --workers)."""
 
     command: str  # "mnist cnn": the command line's, config.json's and a shared study's name
     title: str
@@ -36,6 +38,7 @@ class Experiment:
     load: Callable[[], Study]
     quick: Any
     data: str = ""
+    batch: Callable[[Any], int] | None = None
     part: bool = True
     resume: bool = False
     shared: bool = True
@@ -48,10 +51,6 @@ class Experiment:
     @property
     def study(self) -> Study:
         return self.load()
-
-    @property
-    def has_device(self) -> bool:
-        return "device" in {f.name for f in fields(self.config_type)}
 
     def with_data(self, config: Any, dataset: str, data_dir: str | None, corpus: str | None) -> Any:
         """`config` reading the given data (None: the default, downloaded)."""
@@ -115,12 +114,6 @@ def _lm_study() -> Study:
 
 
 SEED = Option("seed", "Random seed: the same seed gives the same results.json.")
-DEVICE = Option("device", "'cpu', 'cuda', 'cuda:1', ... ('auto': CUDA when present).")
-BF16 = Option(
-    "bf16",
-    "bfloat16 autocast (default: on where the device computes bf16 natively).",
-    "--bf16/--no-bf16",
-)
 MNIST_DATA = (
     Option(
         "dataset",
@@ -136,7 +129,7 @@ MNIST_DATA = (
         show_default=False,
     ),
 )
-MNIST_TRAINING = (Option("lr", "Adam's learning rate."), BF16, DEVICE)
+MNIST_TRAINING = (Option("lr", "Adam's learning rate."),)
 CORPUS = Option(
     "corpus",
     "UTF-8 text, one sentence per line (default: Simple English Wikipedia, downloaded once into "
@@ -159,8 +152,6 @@ LM_TRAINING = (
         "Save the training state every this many steps (and after every epoch), so a killed run "
         "resumes from there.",
     ),
-    BF16,
-    DEVICE,
 )
 
 EXPERIMENTS: tuple[Experiment, ...] = (
@@ -235,6 +226,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         _mnist_fc,
         quick=FcConfig(iterations=300),
         data="mnist",
+        batch=lambda config: config.batch_size,
     ),
     Experiment(
         "mnist cnn",
@@ -255,6 +247,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         _mnist_cnn,
         quick=CnnConfig(max_epochs=1, target_accuracy=0.5, eval_every=50),
         data="mnist",
+        batch=lambda config: min(config.batch_sizes),
         resume=True,
     ),
     Experiment(
@@ -273,6 +266,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
             epochs=1, max_steps=20, vocab_size=2000, embedding_size=64, hidden_size=64
         ),
         data="corpus",
+        batch=lambda config: config.batch_size,
         part=False,
         resume=True,
         shared=False,
@@ -295,6 +289,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
             epochs=1, max_steps=20, vocab_size=2000, embedding_size=64, hidden_size=64
         ),
         data="corpus",
+        batch=lambda config: config.batch_size,
         resume=True,
     ),
 )

@@ -212,19 +212,15 @@ def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--device", default=AUTO_DEVICE, show_default=True, help=DEVICE_HELP)(f)
 
 
-def device_config_option(config_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--device for a command whose config has a `device` field."""
-    return config_option(config_type, "device", help=DEVICE_HELP)
-
-
-def bf16_option(config_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--bf16/--no-bf16; the config's default None means "where the device computes it natively"."""
-    return config_option(
-        config_type,
-        "bf16",
+def machine_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--bf16/--no-bf16 and --device: where a command computes, decided on the machine that runs
+    it (`core.machine.Machine`), never among its settings."""
+    f = device_option(f)
+    return click.option(
         "--bf16/--no-bf16",
+        default=None,
         help="bfloat16 autocast (default: on where the device computes bf16 natively).",
-    )
+    )(f)
 
 
 def comma_list(

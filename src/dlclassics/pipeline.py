@@ -6,15 +6,16 @@ takes its settings from the run it continues, and under torchrun only rank 0 sum
 prints.
 """
 
-from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
 
 from dlclassics.core import distributed
+from dlclassics.core.bounds import AUTO_DEVICE, conforms
 from dlclassics.core.errors import InputError, Interrupted
-from dlclassics.core.machine import resolve_bf16
-from dlclassics.core.rundir import RunDir, open_run
+from dlclassics.core.machine import Machine, resolve_bf16
+from dlclassics.core.rundir import CONFIG, RunDir, open_run, saved_machine
 from dlclassics.experiments import Experiment
 from dlclassics.options import check_scale, make_config, resumed_config
 from dlclassics.protocol import Summary
@@ -32,16 +33,17 @@ def run(experiment: Experiment, params: dict[str, Any]) -> None:
             "--resume is for one-process runs; a shared study goes on when its workers are "
             "started again"
         )
-    study = experiment.study
     if resume is not None:
         config, out = resumed_config(experiment.config_type, experiment.command, resume), resume
-        if study.batch is not None:
-            distributed.start(config.device, study.batch(config))  # the machine may have changed
+        wanted = resumed_machine(resume)
     else:
-        config = on_this_machine(experiment, make_config(experiment.config_type, params))
+        config = make_config(experiment.config_type, params)
+        wanted = (params.get("device", AUTO_DEVICE), params.get("bf16"))
+    machine = on_this_machine(experiment, config, *wanted)
+    study = experiment.study.on(machine)
     config = study.prepare(config)  # bad data or sizes fail here, before a run directory
-    with open_run(out, experiment.command, config) as run_dir:
-        summary = run_study(experiment, config, run_dir, quiet, scale)
+    with open_run(out, experiment.command, config, machine) as run_dir:
+        summary = run_study(experiment, config, run_dir, quiet, scale, machine)
     if summary is None:
         return  # a torchrun rank but 0: rank 0 summarises
     for line in study.lines(config, summary):
@@ -49,18 +51,35 @@ def run(experiment: Experiment, params: dict[str, Any]) -> None:
     click.echo(f"wrote {run_dir.path}")
 
 
-def on_this_machine(experiment: Experiment, config: Any) -> Any:
-    """`config` with its device resolved here and bf16 decided for it; under torchrun, the
-    process group joined. A config without a device is returned as it is."""
-    study = experiment.study
-    if study.batch is None:
-        return config
-    device = distributed.start(config.device, study.batch(config))
-    return replace(config, device=str(device), bf16=resolve_bf16(config.bf16, device))
+def resumed_machine(directory: Path) -> tuple[str, bool | None]:
+    """The device and bf16 the run in `directory` computed with, for its resume: the same
+    numbers, where this machine has that device."""
+    saved = saved_machine(directory)
+    if saved is None:
+        return AUTO_DEVICE, None
+    if not conforms(saved, Machine):
+        raise InputError(f"{directory / CONFIG}: its machine is not a device and a bf16 flag")
+    return saved["device"], saved["bf16"]
+
+
+def on_this_machine(
+    experiment: Experiment, config: Any, device: str, bf16: bool | None
+) -> Machine | None:
+    """Where `experiment` computes here (None: it takes no device); under torchrun, with the
+    process group joined."""
+    if experiment.batch is None:
+        return None
+    resolved = distributed.start(device, experiment.batch(config))
+    return Machine(str(resolved), resolve_bf16(bf16, resolved))
 
 
 def run_study(
-    experiment: Experiment, config: Any, run: RunDir, quiet: bool, scale: Scale = ONE_PROCESS
+    experiment: Experiment,
+    config: Any,
+    run: RunDir,
+    quiet: bool,
+    scale: Scale = ONE_PROCESS,
+    machine: Machine | None = None,
 ) -> Summary | None:
     """Run the study's trials, summarise them and write the run directory: in this process, or
     shared through Optuna's storage among workers (`dlclassics.workers`, which needs the `scale`
@@ -73,8 +92,8 @@ def run_study(
                     "torchrun spreads one run over processes and --storage/--workers spread a "
                     "study's runs over workers: use one or the other"
                 )
-            return load_workers().run_shared(experiment, config, run, quiet, scale)
-        study = experiment.study
+            return load_workers().run_shared(experiment, config, run, quiet, scale, machine)
+        study = experiment.study.on(machine)
         results = run_trials(
             config, study.trials(config), study.run_trial, study.result_type, run.path, quiet
         )

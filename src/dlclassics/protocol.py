@@ -7,10 +7,12 @@ registry (`dlclassics.experiments`) and `--help` load without it.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from dlclassics.core.machine import Machine
     from dlclassics.core.rundir import RunDir
 
 C = TypeVar("C")
@@ -39,9 +41,9 @@ def unchanged(config: C) -> C:
 class Study(Generic[C, T, R]):
     """An experiment's parts. `prepare` checks a config before its run directory exists (bad
     data or sizes fail there) and returns it with what a resume must find again (its data's
-    sha256); `batch`, for an experiment whose config has a device, is the smallest global
-    batch it trains with (every torchrun process needs a row of it); `lines` is what the command
-    prints of the summary."""
+    sha256); `lines` is what the command prints of the summary. The `run_trial` and `summarize`
+    of an experiment that computes on a device take its `machine` (`core.machine.Machine`) too,
+    which `on` gives them."""
 
     trials: Callable[[C], Sequence[T]]
     run_trial: Callable[..., R]
@@ -49,4 +51,13 @@ class Study(Generic[C, T, R]):
     summarize: "Callable[[C, list[R], RunDir], Summary]"
     lines: Callable[[C, Summary], list[str]]
     prepare: Callable[[C], C] = unchanged
-    batch: Callable[[C], int] | None = None
+
+    def on(self, machine: "Machine | None") -> "Study[C, T, R]":
+        """This study computing on `machine` (None: one that takes no machine)."""
+        if machine is None:
+            return self
+        return replace(
+            self,
+            run_trial=partial(self.run_trial, machine=machine),
+            summarize=partial(self.summarize, machine=machine),
+        )

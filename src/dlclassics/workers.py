@@ -23,7 +23,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dlclassics.core.bounds import MAX_WORKERS
 from dlclassics.core.errors import InputError, exit_code, first_line
-from dlclassics.core.machine import AUTO_DEVICE, resolve_device
+from dlclassics.core.machine import Machine
 from dlclassics.core.rundir import (
     CHECKPOINT,
     RESULTS_MD,
@@ -65,7 +65,6 @@ CONNECT_SECONDS = 10  # the bounded wait for a database server, and for a study'
 NAME, RESULT, CHECKPOINT_ID, STUDY = "trial", "result", "checkpoint", "study"
 STORE = "artifact_store"  # the study's artifact folder: its creator's run directory's ARTIFACTS
 _JITTER = random.Random()  # its own stream: the trials' seeds stay untouched
-MACHINE_FIELDS = ("device", "bf16")  # each machine resolves its own; they are not the study's
 
 
 def open_storage(url: str) -> RDBStorage:
@@ -96,12 +95,10 @@ def open_storage(url: str) -> RDBStorage:
 
 
 def identity(command: str, config: Any, ignored: tuple[str, ...] = ()) -> dict[str, Any]:
-    """What makes two workers' studies the same: the command and its settings (through JSON),
-    but the machine's and the `ignored` ones."""
+    """What makes two workers' studies the same: the command and its settings (through JSON)
+    but the `ignored` ones. Each worker's machine is its own: it is no setting."""
     settings = json.loads(json.dumps(asdict(config)))
-    return {"command": command} | {
-        k: v for k, v in settings.items() if k not in MACHINE_FIELDS + ignored
-    }
+    return {"command": command} | {k: v for k, v in settings.items() if k not in ignored}
 
 
 def _by_name(study: optuna.Study, states: tuple[TrialState, ...]) -> dict[str, list[FrozenTrial]]:
@@ -156,6 +153,7 @@ def check_identity(study: optuna.Study, name: str, expected: dict[str, Any]) -> 
 
 def _work(
     experiment: Experiment,
+    machine: Machine | None,
     config: Any,
     url: str,
     name: str,
@@ -166,7 +164,7 @@ def _work(
 ) -> Summary | None:
     """Run waiting trials until every trial has a result (or, with `wait` False, until none is
     waiting). The summary if this worker finished the last trial and wrote the run directory, or
-    found the study finished when it started; else None."""
+    found the study finished when it started; else None. Its trials compute on `machine`."""
     if threads is not None:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -179,7 +177,7 @@ def _work(
         if trial is None:  # sampled, not dequeued: another worker took the last waiting trial
             raise optuna.TrialPruned("no trial left to run")
         directory = trial_dir(root, trial)
-        result = experiment.study.run_trial(config, trial, directory, quiet=quiet)
+        result = experiment.study.on(machine).run_trial(config, trial, directory, quiet=quiet)
         run.set_user_attr(RESULT, json.loads(json.dumps(asdict(result))))
         checkpoint = upload_artifact(
             artifact_store=store, file_path=str(directory / CHECKPOINT), study_or_trial=run
@@ -197,7 +195,7 @@ def _work(
             if ran is None and run_dir.finished:
                 return Summary(*run_dir.read_results())  # finished before: it only reports
             results = _collect(experiment, config, study, run_dir)
-            return write_run(experiment, config, results, run_dir)
+            return write_run(experiment, machine, config, results, run_dir)
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.optimize(objective, n_trials=1)
             ran = True
@@ -270,9 +268,11 @@ def _collect(experiment: Experiment, config: Any, study: optuna.Study, run: RunD
     return results
 
 
-def write_run(experiment: Experiment, config: Any, results: list[Any], run: RunDir) -> Summary:
+def write_run(
+    experiment: Experiment, machine: Machine | None, config: Any, results: list[Any], run: RunDir
+) -> Summary:
     """The run directory of a finished study, as one process would have written it."""
-    summary = experiment.study.summarize(config, results, run)
+    summary = experiment.study.on(machine).summarize(config, results, run)
     run.save_results(summary.results, summary.markdown)
     return summary
 
@@ -299,14 +299,20 @@ def worker_count(workers: int, trials: int) -> int:
 
 
 def run_shared(
-    experiment: Experiment, config: Any, run: RunDir, quiet: bool, scale: Scale
+    experiment: Experiment,
+    config: Any,
+    run: RunDir,
+    quiet: bool,
+    scale: Scale,
+    machine: Machine | None = None,
 ) -> Summary:
     """This process as one worker of the study (`--storage`), or N worker processes here
-    (`--workers N`, each with 1/N of this process's threads); the summary once it is written."""
+    (`--workers N`, each with 1/N of this process's threads), computing on `machine`; the
+    summary once it is written."""
     url, name = scale.url(run.path), scale.name(experiment.command)
     prepare(experiment, config, url, name, run.path)
     if scale.workers is None:
-        summary = _work(experiment, config, url, name, run.path, quiet, wait=scale.wait)
+        summary = _work(experiment, machine, config, url, name, run.path, quiet, wait=scale.wait)
         if summary is None:
             click.echo(f"study {name}: no trial left here; the last one's worker writes {run.path}")
             raise click.exceptions.Exit(0)
@@ -318,7 +324,7 @@ def run_shared(
     count = worker_count(scale.workers, len(names))
     threads = max(1, torch.get_num_threads() // count)
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
-    args = (experiment.command, config, url, name, run.path, quiet, threads)
+    args = (experiment.command, machine, config, url, name, run.path, quiet, threads)
     processes = [spawn.Process(target=_worker_process, args=args) for _ in range(count)]
     for p in processes:
         p.start()
@@ -332,7 +338,7 @@ def run_shared(
                 f"the study is unfinished (worker exit codes {codes}); "
                 "run the same command again to continue it"
             )
-        write_run(experiment, config, results, run)  # its last worker died while writing
+        write_run(experiment, machine, config, results, run)  # its last worker died writing
     return Summary(*run.read_results())
 
 
@@ -352,16 +358,15 @@ def study_report(url: str, name: str, out: Path) -> str:
     if experiment is None or saved is None:
         raise InputError(f"study {name!r} is not a dlclassics study")
     config = make_config(experiment.config_type, saved)
-    if hasattr(config, "device"):
-        config = replace(config, device=str(resolve_device(AUTO_DEVICE)))  # this machine's
-    with open_run(out, experiment.command, config) as run:
+    machine = Machine.here() if experiment.batch is not None else None  # this one's
+    with open_run(out, experiment.command, config, machine) as run:
         results = _collect(experiment, config, study, run)
         trials = experiment.study.trials(config)
         finished = sum(r is not None for r in results)
         twice = sum(len(ts) > 1 for ts in _by_name(study, (TrialState.COMPLETE,)).values())
         status = f"study {name}: {finished} of {len(trials)} trials finished, {twice} ran twice"
         if finished == len(trials):
-            write_run(experiment, config, results, run)
+            write_run(experiment, machine, config, results, run)
         else:
             state = _trial_states(study)
             rows = [{"trial": t.name, "state": state.get(t.name, "not started")} for t in trials]

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,21 @@ def resolve_bf16(flag: bool | None, device: torch.device) -> bool:
     if device.type == "cpu":
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return False
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where a run computes: facts of the machine that runs it, decided there (never settings of
+    the run, which another machine may run on); config.json records them beside the settings."""
+
+    device: str = "cpu"
+    bf16: bool = False
+
+    @classmethod
+    def here(cls, device: str = AUTO_DEVICE, bf16: bool | None = None) -> "Machine":
+        """--device and --bf16 on this machine (`resolve_device`, `resolve_bf16`)."""
+        resolved = resolve_device(device)
+        return cls(str(resolved), resolve_bf16(bf16, resolved))
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:

@@ -175,13 +175,16 @@ class RunDir:
         """The folder of the trial `name`."""
         return self.path / TRIALS / name
 
-    def save_config(self, command: str, config: Any) -> None:
+    def save_config(self, command: str, config: Any, machine: Any = None) -> None:
         """config.json: the command, the package version, the number of processes (of a torchrun
-        job; 1 without) and every field of `config`."""
+        job; 1 without), the `machine` (a dataclass: where it computes) if any, and every field
+        of `config`."""
         fields = dataclasses.asdict(config)
         processes = distributed.world().size
-        record = {"command": command, "version": __version__, "processes": processes, **fields}
-        write_json(self.path / CONFIG, record)
+        record = {"command": command, "version": __version__, "processes": processes}
+        if machine is not None:
+            record["machine"] = dataclasses.asdict(machine)
+        write_json(self.path / CONFIG, record | fields)
 
     @property
     def finished(self) -> bool:
@@ -212,6 +215,10 @@ class RunDir:
             raise InputError(f"{self.path / RESULTS_MD} is damaged: {e}") from None
 
 
+# What config.json records beside a run's settings.
+RECORDED = ("command", "version", "processes", "machine")
+
+
 def read_config(path: Path, command: str) -> dict[str, Any]:
     """The settings in the config.json of a `command` run directory (for --resume)."""
     try:
@@ -221,7 +228,14 @@ def read_config(path: Path, command: str) -> dict[str, Any]:
             raise ValueError
     except (InputError, ValueError, AttributeError):
         raise InputError(f"{path} is not a '{command}' run directory") from None
-    return {k: v for k, v in saved.items() if k not in ("command", "version", "processes")}
+    return {k: v for k, v in saved.items() if k not in RECORDED}
+
+
+def saved_machine(path: Path) -> dict[str, Any] | None:
+    """The machine the config.json of the run in `path` records, if any (read after
+    `read_config` checked the file)."""
+    saved = parse_json(read_run_file(path, Path(path) / CONFIG, MAX_RECORD_BYTES))
+    return saved.get("machine")
 
 
 def default_out(command: str) -> Path:
@@ -247,9 +261,10 @@ def _check_reusable(path: Path, command: str) -> None:
 
 
 @contextlib.contextmanager
-def open_run(out: Path | None, command: str, config: Any) -> Iterator[RunDir]:
-    """Create (or reuse) the run directory, write config.json from the `config` dataclass, and
-    clean up after bad input. In a torchrun job rank 0 does so, and tells the others the path."""
+def open_run(out: Path | None, command: str, config: Any, machine: Any = None) -> Iterator[RunDir]:
+    """Create (or reuse) the run directory, write config.json from the `config` dataclass (and
+    the `machine`), and clean up after bad input. In a torchrun job rank 0 does so, and tells
+    the others the path."""
 
     def create() -> tuple[Path, bool]:
         path = Path(out) if out is not None else default_out(command)
@@ -257,7 +272,7 @@ def open_run(out: Path | None, command: str, config: Any) -> Iterator[RunDir]:
         created = not path.exists()
         make_dir(path)
         try:
-            RunDir(path).save_config(command, config)
+            RunDir(path).save_config(command, config, machine)
         except InputError:  # a full disk, say: no empty run directory is left behind
             if created:
                 shutil.rmtree(path, ignore_errors=True)

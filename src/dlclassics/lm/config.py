@@ -6,7 +6,7 @@ Plain dataclasses without torch, so that `--help` and the registry load in a bli
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlclassics.core.bounds import AUTO_DEVICE, LR, SEED, Device, Int, OneOf, Real, Rules, validate
+from dlclassics.core.bounds import LR, SEED, Int, OneOf, Real, Rules, validate
 from dlclassics.core.errors import InputError
 from dlclassics.lm.words import SPECIALS, words
 
@@ -75,9 +75,6 @@ class LmConfig:
     # The training state is saved at the end of every epoch and every this many steps, so a
     # killed run loses at most that much work.
     checkpoint_every: int = 500
-    # The command stores the device it resolved, and whether bf16 is used there.
-    bf16: bool | None = None
-    device: str = AUTO_DEVICE
     seed: int = 0
     # The corpus's sha256, recorded by the command: a resume on an edited corpus is refused.
     corpus_sha256: str | None = None
@@ -93,7 +90,6 @@ class LmConfig:
         "lr": LR,
         "max_steps": Int(1, 10**9),
         "checkpoint_every": Int(1, 10**9),
-        "device": Device(),
         "seed": SEED,
     }
 

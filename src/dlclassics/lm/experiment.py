@@ -17,7 +17,8 @@ import torch
 from dlclassics.core import distributed
 from dlclassics.core.bounds import check_memory
 from dlclassics.core.errors import InputError
-from dlclassics.core.machine import resolve_bf16, resolve_device, seed_everything
+from dlclassics.core.machine import Machine, seed_everything
+from dlclassics.core.progress import status
 from dlclassics.core.rundir import CHECKPOINT, RunDir
 from dlclassics.core.tables import table
 from dlclassics.lm.batches import encode
@@ -145,24 +146,26 @@ def run_trial(
     trial: LmTrial,
     directory: Path,
     quiet: bool = False,
+    machine: Machine | None = None,
     on_eval: OnEval | None = None,
 ) -> LmResult:
     """Train this trial's model (on from the last state saved, if any; see `train.fit`), save it
     as `directory/checkpoint.pt` and measure its perplexity on every split. `on_eval` is for
     `tune`: it gets each epoch's number and validation perplexity.
 
-    Ctrl-C saves the training state and raises Interrupted. Under torchrun every rank calls it;
+    It computes on `machine` (None: this one's default). Ctrl-C saves the training state and
+    raises Interrupted. Under torchrun every rank calls it;
     the model is trained and measured by all of them together.
     """
     data = load_data(config)
     check_cost(config, data, [trial])
-    resolved = resolve_device(config.device)
-    # A config made in code may leave the device and bf16 to decide here, as the command does.
-    config = replace(config, device=str(resolved), bf16=resolve_bf16(config.bf16, resolved))
-    device = distributed.local(resolved)  # under torchrun, each process its own GPU
-    rows = {
-        name: encode(getattr(data.sentences, name), data.vocab, trial.direction) for name in SPLITS
-    }
+    machine = machine or Machine.here()
+    device = distributed.local(torch.device(machine.device))  # under torchrun, each its own GPU
+    with status(trial.name, "encoding the corpus", quiet):
+        rows = {
+            name: encode(getattr(data.sentences, name), data.vocab, trial.direction)
+            for name in SPLITS
+        }
     seed_everything(config.seed)
     model = LanguageModel(trial_model(config, trial, len(data.vocab))).to(device)
     sampler = torch.Generator().manual_seed(config.seed)
@@ -178,7 +181,7 @@ def run_trial(
         model,
         data.vocab,
         (rows["train"], rows["val"]),
-        LoopConfig.of(config),
+        LoopConfig.of(config, machine.bf16),
         asdict(config),
         directory,
         device,
@@ -187,7 +190,10 @@ def run_trial(
         samples=samples,
         on_eval=on_eval,
     )
-    measured = {name: perplexity(model, rows[name], device, sharded=True) for name in SPLITS}
+    measured = {}
+    for name in SPLITS:
+        with status(trial.name, f"evaluating {name}", quiet):
+            measured[name] = perplexity(model, rows[name], device, sharded=True)
     finite = {name: p if math.isfinite(p) else None for name, p in measured.items()}
     return LmResult(
         perplexity=Perplexities(**finite),
@@ -214,7 +220,11 @@ def prepared(config: C, trials: Callable[[C], list[LmTrial]]) -> C:
 PERPLEXITY_COLUMNS = {"layers": "layers", "direction": "direction", **{s: s for s in SPLITS}}
 
 
-def summarize_train(config: LmTrainConfig, results: list[LmResult], run: RunDir) -> Summary:
+def summarize_train(
+    config: LmTrainConfig, results: list[LmResult], run: RunDir, machine: Machine | None = None
+) -> Summary:
+    """The model's perplexities and the corpus's sizes (`machine` is unused: nothing is
+    computed again)."""
     result, data = results[0], load_data(config)
     sizes = {name: len(getattr(data.sentences, name)) for name in SPLITS}
     results = asdict(result) | {"vocab_size": len(data.vocab), "sentences": sizes}
@@ -227,15 +237,18 @@ def summarize_train(config: LmTrainConfig, results: list[LmResult], run: RunDir)
     return Summary(results, md)
 
 
-def summarize_study(config: LmStudyConfig, results: list[LmResult], run: RunDir) -> Summary:
+def summarize_study(
+    config: LmStudyConfig, results: list[LmResult], run: RunDir, machine: Machine | None = None
+) -> Summary:
     data = load_data(config)
+    device = torch.device((machine or Machine.here()).device)
     # One stream of draws for the whole study, in grid order: a fresh generator per model would
     # give every model the same draws, and at temperature 10 (nearly uniform) the same sentence.
     sampler = torch.Generator().manual_seed(config.seed)
     models = []
     for trial, result in zip(study_trials(config), results, strict=True):
         checkpoint = trial_dir(run.path, trial) / CHECKPOINT
-        model, vocab = load_language_model(checkpoint, resolve_device(config.device), root=run.path)
+        model, vocab = load_language_model(checkpoint, device, root=run.path)
         entry = {"layers": trial.layers, "direction": trial.direction} | asdict(result)
         models.append(entry | _samples(model, vocab, config, sampler))
     from dlclassics.lm import plots  # TensorBoard's reader loads only when a summary is written
@@ -322,10 +335,6 @@ def study_lines(config: LmStudyConfig, summary: Summary) -> list[str]:
     return [*lines, summary.markdown]
 
 
-def _batch(config: LmConfig) -> int:
-    return config.batch_size
-
-
 TRAIN_STUDY = Study(
     train_trials,
     run_trial,
@@ -333,7 +342,6 @@ TRAIN_STUDY = Study(
     summarize_train,
     train_lines,
     prepare=functools.partial(prepared, trials=train_trials),
-    batch=_batch,
 )
 STUDY = Study(
     study_trials,
@@ -342,5 +350,4 @@ STUDY = Study(
     summarize_study,
     study_lines,
     prepare=functools.partial(prepared, trials=study_trials),
-    batch=_batch,
 )

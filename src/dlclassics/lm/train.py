@@ -26,14 +26,14 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from dlclassics.core import distributed
 from dlclassics.core.bounds import Int, Real, Rules, validate
 from dlclassics.core.checkpoint import check_weights, load_checkpoint
 from dlclassics.core.errors import InputError, Interrupted, diverged
 from dlclassics.core.logs import Log, tensorboard
-from dlclassics.core.machine import autocast, bar_disabled
+from dlclassics.core.machine import autocast
+from dlclassics.core.progress import Bar
 from dlclassics.core.rundir import CHECKPOINT, STATE
 from dlclassics.lm.batches import Batch, bucket_batches
 from dlclassics.lm.corpus import Vocabulary
@@ -46,20 +46,22 @@ OnEval = Callable[[int, float], None]
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """What the loop reads of a run's settings (`lm.config.LmConfig` has them all)."""
+    """What the loop reads: a run's settings (`lm.config.LmConfig` has them all) and whether its
+    machine computes in bfloat16."""
 
     epochs: int
     batch_size: int
     lr: float
     max_steps: int | None
     checkpoint_every: int
-    bf16: bool
     seed: int
+    bf16: bool
 
     @classmethod
-    def of(cls, settings: Any) -> "LoopConfig":
-        """The loop's fields of `settings`, a run's config."""
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+    def of(cls, settings: Any, bf16: bool) -> "LoopConfig":
+        """The loop's fields of `settings`, a run's config, on a machine with `bf16` or not."""
+        names = [f.name for f in fields(cls) if f.name != "bf16"]
+        return cls(**{name: getattr(settings, name) for name in names}, bf16=bf16)
 
 
 @dataclass
@@ -157,20 +159,18 @@ def train(
     total = config.epochs * math.ceil(len(train_rows) / config.batch_size)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    bar_options = {
-        "total": total,
-        "initial": progress.step,
-        "disable": bar_disabled(quiet),
-        "unit": "step",
-    }
     # The handler is in place before the progress bar shows, so a Ctrl-C after it always saves.
-    with _sigint_flag() as interrupted, tqdm(desc=desc, **bar_options) as bar:
+    with (
+        _sigint_flag() as interrupted,
+        Bar(desc, total, quiet, initial=progress.step, leave=True) as bar,
+    ):
         while progress.epoch < config.epochs and not _done(progress, config):
             batches = epoch_batches(train_rows, config, progress.epoch)
             for batch in batches[progress.batch :]:
                 loss = _step(loss_sum, optimizer, batch, config, device, progress)
                 log({"loss/batch": loss}, progress.step)
-                bar.update()
+                if bar.advance():
+                    bar.show(loss=progress.epoch_nll / progress.epoch_tokens)  # the epoch's so far
                 if distributed.any_rank(interrupted[0]):
                     path = save(progress)
                     distributed.barrier()  # torchrun ends the job once any rank has stopped
@@ -180,7 +180,8 @@ def train(
                 if progress.step % config.checkpoint_every == 0:
                     save(progress)
             else:
-                val = _end_epoch(model, val_rows, device, progress, log, samples)
+                with bar.doing("evaluating val"):
+                    val = _end_epoch(model, val_rows, device, progress, log, samples)
                 save(progress)
                 if on_eval is not None:
                     on_eval(progress.epoch, val)

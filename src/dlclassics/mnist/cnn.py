@@ -7,8 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypedDict
 
+import torch
+
 from dlclassics.core.checkpoint import MAX_CHECKPOINT_BYTES
-from dlclassics.core.machine import resolve_device
+from dlclassics.core.machine import Machine
 from dlclassics.core.rundir import CHECKPOINT, RunDir, atomic_write_bytes, read_run_file
 from dlclassics.core.tables import table
 from dlclassics.mnist import plots
@@ -62,11 +64,13 @@ def run_trial(
     trial: CnnTrial,
     directory: Path,
     quiet: bool = False,
+    machine: Machine | None = None,
     on_eval: Callable[[int, float], None] | None = None,
 ) -> CnnResult:
-    """Train until the target or `max_epochs`, keeping the weights of the most accurate check.
-    `on_eval` is for `tune`'s pruning: it gets each check's number and balanced validation
-    accuracy (the last check may come early, at the budget's end: it is numbered as the next)."""
+    """Train until the target or `max_epochs` on `machine` (None: this one's default), keeping
+    the weights of the most accurate check. `on_eval` is for `tune`'s pruning: it gets each
+    check's number and balanced validation accuracy (the last check may come early, at the
+    budget's end: it is numbered as the next)."""
 
     def on_check(check: Check) -> None:
         if on_eval is not None:
@@ -79,6 +83,7 @@ def run_trial(
         trial.batch_size,
         directory,
         quiet,
+        machine or Machine.here(),
         config.dropout if trial.arch == DROPOUT_ARCH else None,
         on_check,
         max_iterations=config.max_epochs * per_epoch,
@@ -107,7 +112,9 @@ COLUMNS |= {"iterations": "iterations", "seconds": "seconds", "best val acc": "b
 COLUMNS |= {"kept (iteration)": "kept_iteration", "kept val balanced acc": "val_balanced_accuracy"}
 
 
-def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summary:
+def summarize(
+    config: CnnConfig, results: list[CnnResult], run: RunDir, machine: Machine | None = None
+) -> Summary:
     """The runs, and the best one by balanced validation accuracy (the first of equals): its test
     metrics and what its first conv layer sees. Its checkpoint is copied to the run directory."""
     data = load_data(config, max(config.batch_sizes))
@@ -119,7 +126,7 @@ def summarize(config: CnnConfig, results: list[CnnResult], run: RunDir) -> Summa
     plots.val_accuracy_curves(curves, run.plots / "val_accuracy.png")
     best = max(results, key=lambda r: r.val_balanced_accuracy)
     best_file = trial_dir(run.path, CnnTrial(best.arch, best.batch_size)) / CHECKPOINT
-    device = resolve_device(config.device)
+    device = torch.device((machine or Machine.here()).device)
     # Read once, never through a link, and the bytes checked are the bytes copied: only a model
     # of this run's lands in <run>/checkpoint.pt.
     saved = read_run_file(run.path, best_file, MAX_CHECKPOINT_BYTES)
@@ -159,5 +166,4 @@ STUDY = Study(
     summarize,
     lines,
     prepare=_checked,
-    batch=lambda config: min(config.batch_sizes),
 )

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from dlclassics.core.bounds import (
-    AUTO_DEVICE,
     LR,
     SEED,
-    Device,
     Int,
     Items,
     OneOf,
@@ -34,9 +32,6 @@ class MnistConfig:
     dataset: str = "mnist"
     data_dir: str = ""  # "": the dataset's files, found or downloaded (see `data.locate`)
     lr: float = 0.001
-    # The command stores the device it resolved, and whether bf16 is used there.
-    device: str = AUTO_DEVICE
-    bf16: bool | None = None
     seed: int = 0
     # The data files' sha256, recorded by the command: a resume on other data is refused.
     data_sha256: str | None = None
@@ -44,7 +39,6 @@ class MnistConfig:
     RULES: ClassVar[Rules] = {
         "dataset": OneOf(DATASETS),
         "lr": LR,
-        "device": Device(),
         "seed": SEED,
     }
 

@@ -12,12 +12,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 from dlclassics.core import distributed
 from dlclassics.core.errors import InputError
 from dlclassics.core.logs import tensorboard
-from dlclassics.core.machine import resolve_bf16, resolve_device, seed_everything
+from dlclassics.core.machine import Machine, seed_everything
 from dlclassics.core.rundir import CHECKPOINT, file_sha256
 from dlclassics.mnist.config import MnistConfig
 from dlclassics.mnist.data import MnistData, batch_generator, load_cached, locate
@@ -68,16 +69,17 @@ def train_trial(
     batch_size: int,
     directory: Path,
     quiet: bool,
+    machine: Machine,
     dropout: float | None = None,
     on_check: Callable[[Check], None] | None = None,
     **options: Any,
 ) -> tuple[nn.Module, MnistData, TrainResult]:
-    """Train `trial.arch` at `batch_size` (with this `dropout` rate, if given), logging its checks
-    to `directory/tensorboard` and then giving them to `on_check`, and save it as
-    `directory/checkpoint.pt`. `options` go to `train`. Returns the model, the data (on the
-    config's device) and what training did. Under torchrun every rank calls it, each process on
-    its own GPU where there are GPUs."""
-    device = distributed.local(resolve_device(config.device))
+    """Train `trial.arch` at `batch_size` (with this `dropout` rate, if given) on `machine`,
+    logging its checks to `directory/tensorboard` and then giving them to `on_check`, and save
+    it as `directory/checkpoint.pt`. `options` go to `train`. Returns the model, the data (on
+    the machine's device) and what training did. Under torchrun every rank calls it, each
+    process on its own GPU where there are GPUs."""
+    device = distributed.local(torch.device(machine.device))
     data = load_data(config, batch_size).to(device)
     seed_everything(config.seed)
     model = to_device(build(trial.arch, dropout), device)
@@ -96,8 +98,9 @@ def train_trial(
             lr=config.lr,
             generator=batch_generator(config.seed),
             quiet=quiet,
+            desc=trial.name,
             on_check=checked,
-            bf16=resolve_bf16(config.bf16, device),
+            bf16=machine.bf16,
             **options,
         )
     settings = asdict(config) | asdict(trial) | {"batch_size": batch_size}

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypedDict
 
+from dlclassics.core.machine import Machine
 from dlclassics.core.rundir import RunDir
 from dlclassics.core.tables import table
 from dlclassics.mnist import plots
@@ -58,11 +59,17 @@ def trials(config: FcConfig) -> list[FcTrial]:
     return [FcTrial(arch) for arch in FC_ARCHS]
 
 
-def run_trial(config: FcConfig, trial: FcTrial, directory: Path, quiet: bool = False) -> FcResult:
-    """Train for `config.iterations`, checking once an epoch, and keep the weights of the most
-    accurate check (as `mnist cnn` does): Adam's loss spikes can leave the last step's weights
-    much worse than a check before. The metrics of every split for the kept weights, and the
-    test metrics of the last step's beside them."""
+def run_trial(
+    config: FcConfig,
+    trial: FcTrial,
+    directory: Path,
+    quiet: bool = False,
+    machine: Machine | None = None,
+) -> FcResult:
+    """Train for `config.iterations` on `machine` (None: this one's default), checking once an
+    epoch, and keep the weights of the most accurate check (as `mnist cnn` does): Adam's loss
+    spikes can leave the last step's weights much worse than a check before. The metrics of
+    every split for the kept weights, and the test metrics of the last step's beside them."""
     per_epoch = len(load_data(config, config.batch_size).train) // config.batch_size
     model, data, result = train_trial(
         config,
@@ -70,6 +77,7 @@ def run_trial(config: FcConfig, trial: FcTrial, directory: Path, quiet: bool = F
         config.batch_size,
         directory,
         quiet,
+        machine or Machine.here(),
         max_iterations=config.iterations,
         eval_every=per_epoch,
         restore_best=True,
@@ -99,7 +107,9 @@ COLUMNS |= {"test balanced acc": "test_balanced", "last step's test acc": "last_
 COLUMNS |= {"seconds": "seconds"}
 
 
-def summarize(config: FcConfig, results: list[FcResult], run: RunDir) -> Summary:
+def summarize(
+    config: FcConfig, results: list[FcResult], run: RunDir, machine: Machine | None = None
+) -> Summary:
     """Every model's metrics (results.json), the results table and a report per model."""
     data = load_data(config, config.batch_size)
     md = f"# {SOURCES[config.dataset].title}, fully connected\n\n" + first_look(data, run.plots)
@@ -134,5 +144,4 @@ STUDY = Study(
     summarize,
     lines,
     prepare=_checked,
-    batch=lambda config: config.batch_size,
 )

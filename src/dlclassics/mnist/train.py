@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from dlclassics.core import distributed
 from dlclassics.core.errors import diverged
 from dlclassics.core.logs import Log
-from dlclassics.core.machine import autocast, bar_disabled
+from dlclassics.core.machine import autocast
+from dlclassics.core.progress import Bar
 from dlclassics.mnist.data import MnistData, epoch_batches, normalize
 from dlclassics.mnist.evaluate import balanced_accuracy, predict
 
@@ -70,6 +70,7 @@ def train(
     generator: torch.Generator,
     target_accuracy: float | None = None,
     quiet: bool = True,
+    desc: str = "train",
     on_check: Callable[[Check], None] | None = None,
     restore_best: bool = False,
     bf16: bool = False,
@@ -79,7 +80,8 @@ def train(
     With `restore_best`, the model ends with the weights of its most accurate validation check
     rather than its last: runs that never reach the target (Fashion-MNIST for 20 epochs, say)
     overfit in their last epochs, and the best check is the model the study reports on. With
-    `bf16`, training and the checks run under bf16 autocast (see the module docstring).
+    `bf16`, training and the checks run under bf16 autocast (see the module docstring). `desc`
+    labels the progress bar (the trial's name).
     """
     # The fused kernel is the same update in one pass over the weights: about 10% off a step here.
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
@@ -92,7 +94,7 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     model.train()
     start = time.perf_counter()
-    with tqdm(total=max_iterations, disable=bar_disabled(quiet), desc="train", leave=False) as bar:
+    with Bar(desc, max_iterations, quiet) as bar:
         while result.iterations < max_iterations and not result.reached_target:
             for idx in epoch_batches(len(data.train), batch_size, generator):
                 idx = idx[rows].to(device)
@@ -109,7 +111,8 @@ def train(
                 running += loss.detach()
                 steps += 1
                 result.iterations += 1
-                bar.update()
+                if bar.advance():  # a device sync, then only: every `progress.EVERY` seconds
+                    bar.show(loss=(running / steps).item() / share)
                 last = result.iterations == max_iterations
                 if result.iterations % eval_every == 0 or last:
                     with autocast(device, bf16):
@@ -122,7 +125,7 @@ def train(
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     running.zero_()
                     steps = 0
-                    bar.set_postfix(val_acc=f"{check.val_accuracy:.4f}")
+                    bar.show(val_acc=check.val_accuracy)
                     if on_check is not None:
                         on_check(check)
                     if target_accuracy is not None and check.val_accuracy >= target_accuracy:

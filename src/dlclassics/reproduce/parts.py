@@ -6,16 +6,19 @@ down, and gives each part exactly the command line a user would type. Each finis
 with the same command line are kept, and the others run again, keeping their finished trials.
 """
 
+import functools
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from dlclassics.core import progress
 from dlclassics.core.bounds import conforms
 from dlclassics.core.errors import InputError
 from dlclassics.core.machine import bar_disabled
@@ -29,6 +32,14 @@ from dlclassics.core.rundir import (
 )
 from dlclassics.experiments import PARTS, Experiment
 from dlclassics.reproduce.config import QUICK_LINES, ReproduceConfig
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Where a part writes its progress, and what shows it."""
+
+    path: Path
+    show: Callable[[progress.Report | None], None]
 
 
 @dataclass
@@ -84,24 +95,31 @@ def run_command(
     log: TextIO,
     env: Mapping[str, str] | None = None,
     running: set[subprocess.Popen] | None = None,
+    watch: Watch | None = None,
 ) -> tuple[float, int, str]:
     """`dlclassics ARGS` in a subprocess, its output appended to `log`: its seconds, exit code and
     one-line error ("" if it succeeded), without the "error: " that the report's FAILED replaces.
-    The subprocess is in `running` while it runs."""
+    The subprocess is in `running` while it runs; with `watch`, it writes its progress to
+    `watch.path`, given to `watch.show` every `progress.EVERY` seconds (None while there is none
+    yet) and removed when it ends."""
     log.flush()  # the subprocess appends to the same file
     start = time.perf_counter()
     command = [sys.executable, "-m", "dlclassics", *args]
+    if watch is not None:
+        env = (os.environ if env is None else env) | {progress.ENV: str(watch.path)}
     with subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True, env=env) as proc:
         if running is not None:
             running.add(proc)
         try:
-            _, stderr = proc.communicate()
+            stderr = _wait(proc, watch)
         except BaseException:  # as subprocess.run: the part does not outlive an interrupted wait
             proc.kill()
             raise
         finally:
             if running is not None:
                 running.discard(proc)
+            if watch is not None:
+                watch.path.unlink(missing_ok=True)
     log.write(stderr)
     seconds = time.perf_counter() - start
     if proc.returncode == 0:
@@ -111,12 +129,38 @@ def run_command(
     return seconds, proc.returncode, error
 
 
-def run_part(part: Experiment, root: Path, config: ReproduceConfig, corpus: str | None) -> Outcome:
-    """Run one part, its output logged to `<part>.log`; a failure is recorded, not raised."""
+def _wait(proc: subprocess.Popen, watch: Watch | None) -> str:
+    """The stderr of `proc`, once it has ended; meanwhile its progress, shown."""
+    if watch is None:
+        return proc.communicate()[1]
+    while True:
+        # Between the looks at the progress, communicate goes on reading stderr: a part that
+        # fills the pipe is never left waiting on it.
+        try:
+            return proc.communicate(timeout=progress.EVERY)[1]
+        except subprocess.TimeoutExpired:
+            watch.show(progress.read_report(watch.path))
+
+
+def _show(bar: tqdm, part: str, report: progress.Report | None) -> None:
+    # Every call redraws the bar, so its elapsed time runs on while a part starts up.
+    bar.set_postfix_str(part if report is None else f"{part}: {progress.describe(report)}")
+
+
+def run_part(
+    part: Experiment,
+    root: Path,
+    config: ReproduceConfig,
+    corpus: str | None,
+    show: Callable[[progress.Report | None], None] | None = None,
+) -> Outcome:
+    """Run one part, its output logged to `<part>.log`, its progress given to `show` while it
+    runs (see `run_command`); a failure is recorded, not raised."""
     out = root / part.name
     args = command_line(part, out, config, corpus)
+    watch = None if show is None else Watch(root / f"{part.name}.progress", show)
     with (root / f"{part.name}.log").open("w", encoding="utf-8") as log:
-        seconds, _, error = run_command(args, log)
+        seconds, _, error = run_command(args, log, watch=watch)
     outcome = Outcome(part, out, seconds, error, ["dlclassics", *args])
     write_json(
         root / f"{part.name}.json", {"seconds": seconds, "error": outcome.error, "command": args}
@@ -160,11 +204,17 @@ def run_parts(
     corpus: str | None,
     quiet: bool = False,
 ) -> list[Outcome]:
-    """Run `parts` into `root/<part>/`, one after another, keeping those finished before."""
+    """Run `parts` into `root/<part>/`, one after another, keeping those finished before. On a
+    terminal the bar's postfix is the running part's live line: its trial, step, values, ETA."""
     outcomes = []
-    for part in tqdm(parts, desc="reproduce", unit="part", disable=bar_disabled(quiet)):
-        outcome = finished_part(part, root, config, corpus) or run_part(part, root, config, corpus)
-        outcomes.append(outcome)
-        status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
-        tqdm.write(f"{part.name}: {status} ({outcome.seconds:.1f} s)")
+    with tqdm(parts, desc="reproduce", unit="part", disable=bar_disabled(quiet)) as bar:
+        for part in bar:
+            show = functools.partial(_show, bar, part.name)
+            show(None)
+            run = run_part if bar.disable else functools.partial(run_part, show=show)
+            outcome = finished_part(part, root, config, corpus) or run(part, root, config, corpus)
+            outcomes.append(outcome)
+            bar.set_postfix_str("")  # the part's last line, no longer true
+            status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
+            tqdm.write(f"{part.name}: {status} ({outcome.seconds:.1f} s)")
     return outcomes

@@ -2,7 +2,6 @@
 torch and Optuna) when a command runs."""
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -10,9 +9,8 @@ import click
 from dlclassics.mnist.config import DROPOUT_ARCH
 from dlclassics.options import (
     absolute_callback,
-    bf16_option,
     config_option,
-    device_config_option,
+    machine_options,
     make_config,
     run_options,
     storage_option,
@@ -40,8 +38,7 @@ def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
             "warmup_checks",
             help="Prune no trial before its this-many-th validation check.",
         ),
-        bf16_option(config_type),
-        device_config_option(config_type),
+        machine_options,
         run_options(config_type),
     ]
 
@@ -56,16 +53,17 @@ def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
 def _run(config: SearchConfig, params: dict[str, Any], smallest_batch: int) -> None:
     """The search on this machine's device, in the run directory; then what was best."""
     from dlclassics.core import distributed
-    from dlclassics.core.machine import resolve_bf16
+    from dlclassics.core.machine import Machine, resolve_bf16
     from dlclassics.core.rundir import open_run
     from dlclassics.tune.search import TARGETS, best_line, search
 
-    device = distributed.start(config.device, smallest_batch)
-    config = replace(config, device=str(device), bf16=resolve_bf16(config.bf16, device))
+    device = distributed.start(params["device"], smallest_batch)
+    machine = Machine(str(device), resolve_bf16(params["bf16"], device))
     target = TARGETS[type(config)]
     config = target.prepare(config)  # bad data or sizes fail here, before the run directory
-    with open_run(params["out"], target.command, config) as run:
-        results = search(config, run, params["quiet"], params["storage"], params["study_name"])
+    with open_run(params["out"], target.command, config, machine) as run:
+        study = (params["storage"], params["study_name"])
+        results = search(config, run, params["quiet"], *study, machine)
     click.echo(best_line(results, target))
     click.echo(f"wrote {run.path}")
 

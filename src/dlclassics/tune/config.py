@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dlclassics.core.bounds import (
-    AUTO_DEVICE,
     LR,
     POSITIVE,
     SEED,
-    Device,
     Int,
     Items,
     Real,
@@ -22,8 +20,8 @@ from dlclassics.core.errors import InputError
 from dlclassics.lm.config import LmConfig, LmTrainConfig
 from dlclassics.mnist.config import CNN_ARCHS, CnnConfig, MnistConfig
 
-# What each process sharing a search may set for itself, as it does the machine's device and
-# bf16: its count of trials, its time, its pruner, and its seed (so that the processes do not
+# What each process sharing a search may set for itself: its count of trials, its time, its
+# pruner, and its seed (so that the processes do not
 # all sample the same settings). The rest (data, epochs, ranges) must be the study's.
 PER_PROCESS = ("n_trials", "timeout", "startup_trials", "warmup_checks", "seed")
 
@@ -43,7 +41,7 @@ class Range(Items):
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """What every search has: its budget, its pruner and where it runs."""
+    """What every search has: its budget and its pruner."""
 
     epochs: int = 2  # each trial's budget
     n_trials: int = 20
@@ -52,8 +50,6 @@ class SearchConfig:
     # `warmup_checks`-th validation check.
     startup_trials: int = 5
     warmup_checks: int = 1
-    device: str = AUTO_DEVICE
-    bf16: bool | None = None
     seed: int = 0
 
     RULES: ClassVar[Rules] = {
@@ -62,7 +58,6 @@ class SearchConfig:
         "timeout": POSITIVE,
         "startup_trials": Int(0, 10_000),
         "warmup_checks": Int(0, 10**6),
-        "device": Device(),
         "seed": SEED,
     }
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlclassics.core.machine import Machine
 from dlclassics.core.rundir import RunDir
 from dlclassics.core.tables import fmt, table
 from dlclassics.lm import experiment as lm_experiment
@@ -47,7 +48,9 @@ def _pruning(trial: "optuna.Trial") -> Callable[[int, float], None]:
     return report
 
 
-def _cnn_objective(config: CnnSearch, root: Path, quiet: bool) -> Callable[..., float]:
+def _cnn_objective(
+    config: CnnSearch, root: Path, quiet: bool, machine: Machine
+) -> Callable[..., float]:
     def objective(trial: "optuna.Trial") -> float:
         arch = trial.suggest_categorical("arch", config.archs)
         lr = trial.suggest_float("lr", *config.lr, log=True)
@@ -74,6 +77,7 @@ def _cnn_objective(config: CnnSearch, root: Path, quiet: bool) -> Callable[..., 
             CnnTrial(arch, batch_size),
             RunDir(root).trial(str(trial.number)),
             quiet,
+            machine,
             on_eval=_pruning(trial),
         )
         return result.val_balanced_accuracy  # of the kept weights, the most accurate check's
@@ -87,7 +91,9 @@ def lm_config(config: LmSearch, **sampled: Any) -> LmTrainConfig:
     return make_config(LmTrainConfig, asdict(config), **sampled)
 
 
-def _lm_objective(config: LmSearch, root: Path, quiet: bool) -> Callable[..., float]:
+def _lm_objective(
+    config: LmSearch, root: Path, quiet: bool, machine: Machine
+) -> Callable[..., float]:
     def objective(trial: "optuna.Trial") -> float:
         lm = lm_config(
             config,
@@ -98,7 +104,9 @@ def _lm_objective(config: LmSearch, root: Path, quiet: bool) -> Callable[..., fl
         )
         trial_folder = RunDir(root).trial(str(trial.number))
         lm_trial = LmTrial(lm.layers, lm.direction)
-        result = lm_experiment.run_trial(lm, lm_trial, trial_folder, quiet, on_eval=_pruning(trial))
+        result = lm_experiment.run_trial(
+            lm, lm_trial, trial_folder, quiet, machine, on_eval=_pruning(trial)
+        )
         return result.perplexity["val"]
 
     return objective
@@ -136,7 +144,7 @@ class Target:
     command: str
     metric: str
     direction: str  # "maximize" or "minimize"
-    objective: Callable[[Any, Path, bool], Callable[..., float]]
+    objective: Callable[[Any, Path, bool, Machine], Callable[..., float]]
     prepare: Callable[[Any], Any]
 
 
@@ -158,11 +166,16 @@ def best_line(results: dict[str, Any], target: Target) -> str:
 
 
 def search(
-    config: SearchConfig, run: RunDir, quiet: bool, storage: str | None, name: str | None
+    config: SearchConfig,
+    run: RunDir,
+    quiet: bool,
+    storage: str | None,
+    name: str | None,
+    machine: Machine,
 ) -> dict[str, Any]:
-    """Run the search into `run`, on the study `name` in the database `storage` (by default the
-    command's, in an SQLite file in the run directory; a study already there is continued), and
-    write its results and plots; the results."""
+    """Run the search into `run` on `machine`, on the study `name` in the database `storage` (by
+    default the command's, in an SQLite file in the run directory; a study already there is
+    continued), and write its results and plots; the results."""
     import optuna
 
     from dlclassics import workers
@@ -187,7 +200,7 @@ def search(
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=database, sampler=sampler, pruner=pruner)
         workers.check_identity(study, name, same)
-    objective = target.objective(config, run.path, quiet)
+    objective = target.objective(config, run.path, quiet, machine)
     study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout)
     plots(study, run)
     results, markdown = summary(study, target)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from dlclassics.core.errors import diverged
 from dlclassics.core.logs import Log, tensorboard
 from dlclassics.core.machine import seed_everything
+from dlclassics.core.progress import Bar
 from dlclassics.core.rundir import CHECKPOINT, RunDir
 from dlclassics.core.tables import table
 from dlclassics.protocol import Study, Summary
@@ -48,8 +49,11 @@ def truth_tables_markdown(results: list) -> str:
     )
 
 
-def train(net: XorNet, epochs: int, lr: float, log: Log | None = None) -> list[float]:
-    """Full-batch Adam on binary cross-entropy; returns the loss of every epoch."""
+def train(
+    net: XorNet, epochs: int, lr: float, log: Log | None = None, bar: Bar | None = None
+) -> list[float]:
+    """Full-batch Adam on binary cross-entropy; returns the loss of every epoch. `bar` counts
+    the epochs."""
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     losses = []
     for epoch in range(1, epochs + 1):
@@ -62,6 +66,8 @@ def train(net: XorNet, epochs: int, lr: float, log: Log | None = None) -> list[f
             raise diverged(epoch, losses[-1])
         if log is not None:
             log({"loss": losses[-1]}, epoch)
+        if bar is not None and bar.advance():
+            bar.show(loss=losses[-1])
     return losses
 
 
@@ -98,8 +104,8 @@ def run_trial(
     """Train one network from the same seed as the others, and save it."""
     seed_everything(config.seed)
     net = XorNet(trial.k, trial.bypass, config.temperature)
-    with tensorboard(directory) as log:
-        losses = train(net, config.epochs, config.lr, log)
+    with tensorboard(directory) as log, Bar(trial.name, config.epochs, quiet, unit="epoch") as bar:
+        losses = train(net, config.epochs, config.lr, log, bar)
     save_xor(directory / CHECKPOINT, net, asdict(config))
     outputs = truth_table(net)
     return TrainResult(
