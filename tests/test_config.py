@@ -461,9 +461,7 @@ def test_the_original_protocol_fits_24_gib_but_not_4(monkeypatch, gib, refused):
         {"device": "tpu", "bf16": False},
     ],
 )
-def test_a_resumed_run_whose_machine_was_tampered_with_is_one_line_exit_2(
-    tmp_path, data, machine
-):
+def test_a_resumed_run_whose_machine_was_tampered_with_is_one_line_exit_2(tmp_path, data, machine):
     config = base_config("mnist cnn", data)
     write_run(tmp_path / "run", "mnist cnn", asdict(config) | {"machine": machine})
     result = invoke_cli("mnist", "cnn", "--resume", str(tmp_path / "run"))
