@@ -130,8 +130,8 @@ def test_the_report_shows_each_parts_results_plots_and_failures(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--only", "nonsense"), "unknown part(s) ['nonsense']"),
-        (("--only", " , "), "unknown part(s) []"),
+        (("--only", "nonsense"), "'nonsense' is not one of 'xor-solve', 'xor-train', "),
+        (("--only", " , "), "expected a comma-separated list, got ' , '"),
         (("--dataset", "cifar"), "'cifar' is not one of " + ", ".join(map(repr, SOURCES))),
         (("--mnist-dir", "no-such-dir"), "no-such-dir"),
         (("--corpus", "no-such-file.txt"), "no-such-file.txt"),

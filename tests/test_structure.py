@@ -186,3 +186,13 @@ def test_a_bad_value_is_one_line_and_no_run_directory(tmp_path, path, option, va
 def test_the_commands_are_listed_without_torch():
     code = "import sys, dlclassics.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("path,command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_option_says_what_it_does(path, command):
+    unexplained = [
+        p.opts[0]
+        for p in command.params
+        if isinstance(p, click.Option) and not p.hidden and not p.help
+    ]
+    assert unexplained == []

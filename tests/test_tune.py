@@ -4,7 +4,9 @@ reported, Optuna's plots written; bad input refused before a run directory exist
 import pytest
 from conftest import assert_one_line_error, invoke_cli, read_json, write_corpus, write_idx_set
 
+from dlclassics.core.checkpoint import load_checkpoint
 from dlclassics.core.errors import InputError
+from dlclassics.mnist.config import CnnConfig
 from dlclassics.tune.config import CnnSearch
 
 pytest.importorskip("optuna")
@@ -58,10 +60,14 @@ def test_tune_mnist_cnn_prunes_and_reports_the_best(tmp_path, idx_dir):
         params = t["params"]
         assert params["batch_size"] in (25, 50)
         assert 1e-4 <= params["lr"] <= 1e-2
-        # Only the dropout CNN has its rate searched.
+        # Only the dropout CNN has its rate searched; every checkpoint records the rate it
+        # was trained with.
         assert ("dropout" in params) == (params["arch"] == "double_conv_dropout")
         if t["state"] == "complete":
             assert 0 <= t["value"] <= 1
+            saved = load_checkpoint(out / "trials" / str(t["number"]) / "checkpoint.pt")
+            assert saved["config"]["dropout"] == params.get("dropout", CnnConfig.dropout)
+            assert isinstance(saved["config"]["dropout"], float)
     assert read_json(out / "config.json")["command"] == "tune mnist-cnn"
     assert (out / "study.db").is_file()
 

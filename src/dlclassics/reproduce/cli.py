@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from dlclassics.core.bounds import MAX_WORKERS
-from dlclassics.experiments import PARTS
 from dlclassics.options import (
     absolute,
     check_scale,
@@ -27,15 +26,6 @@ IDX_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
 CORPUS = click.Path(path_type=Path, exists=True, dir_okay=False)
 
 
-def _part_names(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    known = [p.name for p in PARTS]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise click.BadParameter(f"unknown part(s) {unknown}; choose from {known}")
-    return names
-
-
 @click.command()
 @config_option(
     ReproduceConfig, "quick", is_flag=True, help="Tiny settings: every part in a few minutes."
@@ -45,9 +35,7 @@ def _part_names(ctx: click.Context, param: click.Parameter, value: str) -> list[
 @click.option("--mnist-dir", type=IDX_DIR, hidden=True)
 @config_option(ReproduceConfig, "dataset", help="Image set.")
 @config_option(ReproduceConfig, "corpus", type=CORPUS, help="Sentences for the language model.")
-@config_option(
-    ReproduceConfig, "parts", "--only", callback=_part_names, help="Comma-separated parts."
-)
+@config_option(ReproduceConfig, "parts", "--only", help="Comma-separated parts.")
 @config_option(
     ReproduceConfig,
     "workers",
