@@ -3,6 +3,7 @@ line whose every command answers --help and refuses a bad value in one line."""
 
 import ast
 import inspect
+import os
 import subprocess
 import sys
 import textwrap
@@ -196,3 +197,26 @@ def test_every_option_says_what_it_does(path, command):
         if isinstance(p, click.Option) and not p.hidden and not p.help
     ]
     assert unexplained == []
+
+
+def test_openmp_threads_wait_passively_unless_told_otherwise():
+    code = "import os, dlclassics; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert default.stdout == "PASSIVE\n"
+    told = env | {"OMP_WAIT_POLICY": "ACTIVE"}
+    kept = subprocess.run([sys.executable, "-c", code], env=told, capture_output=True, text=True)
+    assert kept.stdout == "ACTIVE\n"
+
+
+def test_threads_reach_torch_in_the_command_and_in_the_processes_it_starts(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    code = (
+        "from dlclassics.cli import cli; import os, subprocess, sys\n"
+        "cli.main(['--threads', '1', 'xor', '--help'], standalone_mode=False)\n"
+        "import torch; print(torch.get_num_threads())\n"
+        "child = [sys.executable, '-c', 'import torch; print(torch.get_num_threads())']\n"
+        "print(subprocess.run(child, capture_output=True, text=True).stdout.strip())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-2:] == ["1", "1"], result.stderr

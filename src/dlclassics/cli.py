@@ -4,12 +4,14 @@ Only click, the configs and the registry load here: a command imports what it ru
 so `--help` never waits for torch.
 """
 
+import os
 import sys
 from typing import Any
 
 import click
 
 from dlclassics import __version__
+from dlclassics.core.bounds import MAX_WORKERS
 from dlclassics.core.errors import InputError, exit_code
 from dlclassics.experiments import EXPERIMENTS, Experiment
 from dlclassics.lm.cli import lm
@@ -19,11 +21,23 @@ from dlclassics.serve.cli import serve
 from dlclassics.study_cli import study
 from dlclassics.tune.cli import tune
 
+MAX_THREADS = MAX_WORKERS  # 4x the cores: more only compete for them
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dlclassics")
-def cli() -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    help="CPU threads for torch (default: one per core, or OMP_NUM_THREADS); the parts and "
+    "workers a command starts get it too. Results agree across thread counts to rounding.",
+)
+def cli(threads: int | None) -> None:
     """Classic deep-learning experiments, reproduced on a laptop CPU in minutes."""
+    if threads is not None:
+        # Before torch loads (commands import it when they run), and inherited by every
+        # process a command starts.
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 @click.group()
