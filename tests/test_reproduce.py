@@ -215,6 +215,8 @@ def test_two_workers_share_every_parts_trials_and_write_the_one_process_results(
     tmp_path, quick_data, quick_run
 ):
     optuna = pytest.importorskip("optuna")
+    from dlclassics import workers
+
     one, _ = quick_run
     out = tmp_path / "report"
     result = invoke_cli(
@@ -235,9 +237,9 @@ def test_two_workers_share_every_parts_trials_and_write_the_one_process_results(
         )
         study = optuna.load_study(study_name=f"reproduce-{part.name}", storage=storage)
         done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
-        cells = [t.user_attrs["cell"] for t in done]
-        print(part.name, "cells that ran twice:", {c for c in cells if cells.count(c) > 1})
-        assert sorted(set(cells)) == sorted(t.name for t in (one / part.name / "trials").iterdir())
+        names = [t.user_attrs[workers.NAME] for t in done]
+        print(part.name, "trials that ran twice:", {n for n in names if names.count(n) > 1})
+        assert sorted(set(names)) == sorted(t.name for t in (one / part.name / "trials").iterdir())
     # Each worker went through every part without waiting first; its log says so.
     logs = [log.read_text() for log in (out / "logs").glob("*.log")]
     assert len(logs) == 2

@@ -31,10 +31,11 @@ from dlclassics import workers  # noqa: E402 (after the skip: it needs Optuna)
 from dlclassics.experiments import find  # noqa: E402
 from dlclassics.mnist.config import CnnConfig  # noqa: E402
 from dlclassics.mnist.experiment import with_data_sha256  # noqa: E402
+from dlclassics.scale import EMBEDDED  # noqa: E402
 
 # Four trials of a few seconds each.
 GRID = ["--archs", "single_conv,double_conv", "--batch-sizes", "50,100", "--eval-every", "5"]
-CELLS = {"single_conv_b50", "single_conv_b100", "double_conv_b50", "double_conv_b100"}
+TRIALS = {"single_conv_b50", "single_conv_b100", "double_conv_b50", "double_conv_b100"}
 
 
 def cnn_args(idx_dir, epochs: int = 2) -> list[str]:
@@ -53,13 +54,13 @@ def one_process(tmp_path_factory, idx_dir):
     return without_timings(read_json(out / "results.json"))
 
 
-def runs_per_cell(url: str, name: str) -> dict[str, int]:
-    """How many times each cell finished; the tests print the cells that ran twice."""
+def runs_per_trial(url: str, name: str) -> dict[str, int]:
+    """How many times each trial finished; the tests print the trials that ran twice."""
     study = optuna.load_study(study_name=name, storage=url)
     counts: dict[str, int] = {}
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        counts[t.user_attrs["cell"]] = counts.get(t.user_attrs["cell"], 0) + 1
-    print("cells that ran twice:", [c for c, n in counts.items() if n > 1])
+        counts[t.user_attrs[workers.NAME]] = counts.get(t.user_attrs[workers.NAME], 0) + 1
+    print("trials that ran twice:", [t for t, n in counts.items() if n > 1])
     return counts
 
 
@@ -79,7 +80,7 @@ def test_two_workers_run_each_trial_once_and_write_the_one_process_results(
 ):
     out = tmp_path / "run"
     if database == "embedded":
-        url, name, shared = f"sqlite:///{out / workers.EMBEDDED}", "mnist-cnn", []
+        url, name, shared = f"sqlite:///{out / EMBEDDED}", "mnist-cnn", []
     else:
         url, name = postgres_url(), f"test-{uuid.uuid4().hex}"
         shared = ["--storage", url, "--study-name", name]
@@ -88,14 +89,14 @@ def test_two_workers_run_each_trial_once_and_write_the_one_process_results(
     assert result.returncode == 0, result.stderr
     shared = without_timings(read_json(out / "results.json"))
     assert_results_match(shared, one_process)  # each worker has half the threads
-    assert runs_per_cell(url, name) == dict.fromkeys(CELLS, 1)
+    assert runs_per_trial(url, name) == dict.fromkeys(TRIALS, 1)
     # A worker started on the finished study only reports, and writes the same results.
     again = invoke_cli(
         *cnn_args(idx_dir), "--quiet", "--out", str(out), "--storage", url, "--study-name", name
     )
     assert again.returncode == 0, again.stderr
     assert without_timings(read_json(out / "results.json")) == shared
-    assert runs_per_cell(url, name) == dict.fromkeys(CELLS, 1)
+    assert runs_per_trial(url, name) == dict.fromkeys(TRIALS, 1)
 
 
 @pytest.mark.slow
@@ -120,9 +121,9 @@ def test_a_worker_killed_mid_trial_is_replaced_and_every_trial_counts_once(
     survivor = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert survivor.returncode == 0, survivor.stderr
     assert_results_match(without_timings(read_json(out / "results.json")), one_process)
-    assert runs_per_cell(url, "mnist-cnn") == dict.fromkeys(CELLS, 1)
+    assert runs_per_trial(url, "mnist-cnn") == dict.fromkeys(TRIALS, 1)
     stale = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
-    assert [t.user_attrs["cell"] for t in stale] == [running[0].user_attrs["cell"]]
+    assert [t.user_attrs[workers.NAME] for t in stale] == [running[0].user_attrs[workers.NAME]]
 
 
 @pytest.mark.slow
@@ -223,7 +224,7 @@ def test_report_of_an_unfinished_study_marks_every_trial_and_writes_no_results(t
     assert "0 of 4 trials finished" in result.stdout
     assert not (out / "results.json").exists()
     markdown = (out / "results.md").read_text()
-    assert all(f"| {cell} | waiting |" in markdown for cell in CELLS)
+    assert all(f"| {trial} | waiting |" in markdown for trial in TRIALS)
     missing = invoke_cli(
         "study", "report", "--storage", url, "--study-name", "nope", "--out", str(tmp_path / "none")
     )
@@ -234,15 +235,15 @@ def test_report_of_an_unfinished_study_marks_every_trial_and_writes_no_results(t
 def test_a_no_wait_worker_leaves_the_running_trials_to_their_workers(tmp_path, idx_dir):
     url, name = prepared(tmp_path, idx_dir)
     study = optuna.load_study(study_name=name, storage=url)
-    for _ in CELLS:
-        study.ask()  # every cell claimed, as by workers that are still running them
+    for _ in TRIALS:
+        study.ask()  # every trial claimed, as by workers that are still running them
     out = tmp_path / "run"
     args = [*cnn_args(idx_dir), "--out", str(out), "--storage", url, "--study-name", name]
     result = invoke_cli(*args, "--no-wait")
     assert result.returncode == 0, result.stderr
     assert f"study {name}: no trial left here" in result.stdout
     assert not (out / "results.json").exists()
-    assert len(study.get_trials(states=(optuna.trial.TrialState.RUNNING,))) == len(CELLS)
+    assert len(study.get_trials(states=(optuna.trial.TrialState.RUNNING,))) == len(TRIALS)
     for bad in (cnn_args(idx_dir), [*args, "--workers", "2"]):
         refused = invoke_cli(*bad, "--no-wait", "--out", str(tmp_path / "bad"))
         assert_one_line_error(refused, tmp_path / "bad")
@@ -257,7 +258,7 @@ def test_an_xor_study_with_two_workers_equals_one_process_and_reports(tmp_path):
     assert result.returncode == 0, result.stderr
     one = read_json(tmp_path / "one" / "results.json")
     assert read_json(tmp_path / "two" / "results.json") == one
-    url = f"sqlite:///{tmp_path / 'two' / workers.EMBEDDED}"
+    url = f"sqlite:///{tmp_path / 'two' / EMBEDDED}"
     name, out = ["--study-name", "xor-train"], ["--out", str(tmp_path / "r")]
     report = invoke_cli("study", "report", "--storage", url, *name, *out)
     assert report.returncode == 0, report.stderr
