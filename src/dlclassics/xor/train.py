@@ -40,7 +40,7 @@ def learned_xor(outputs: list[float]) -> bool:
 def truth_tables_markdown(results: list) -> str:
     """results.md's truth tables of results that have `k`, `bypass` and `outputs`."""
     rows = [
-        {"network": net_name(r.k, r.bypass), "input": point, "output": f"{output:.4g}"}
+        {"network": net_name(r.k, r.bypass), "input": point, "output": output}
         for r in results
         for point, output in zip(POINTS, r.outputs, strict=True)
     ]
