@@ -57,7 +57,7 @@ def _free_port() -> int:
 def server(tmp_path_factory) -> Iterator[str]:
     _require_browser()
     import uvicorn
-    from test_serve import make_cnn, make_lm
+    from conftest import make_cnn, make_lm
 
     from dlclassics.serve.app import create_app
 

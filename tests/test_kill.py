@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MAIN, TINY_LM, invoke_cli, read_json, without_timings, write_corpus
+from conftest import (
+    CNN_FAST,
+    MAIN,
+    TINY_LM,
+    invoke_cli,
+    read_json,
+    without_timings,
+    write_corpus,
+    write_idx_set,
+)
 
 # Runs `dlclassics ARGS` after arranging for the process to SIGKILL itself at one point:
 # "step N" after the N-th optimiser step; "write N" half-way through writing the N-th checkpoint
@@ -180,9 +189,6 @@ def test_lm_study_killed_mid_model_resumes_keeping_the_finished_ones(tmp_path):
 
 @pytest.mark.slow
 def test_mnist_cnn_killed_after_a_trial_resumes_keeping_it(tmp_path):
-    from test_mnist_cli import CNN_FAST
-    from test_mnist_data import write_idx_set
-
     idx = write_idx_set(tmp_path / "idx", n_train=500, n_test=100)
     args = ["mnist", "cnn", *CNN_FAST, "--max-epochs", "2", "--data-dir", str(idx), "--quiet"]
     out = tmp_path / "run"
@@ -194,8 +200,6 @@ def test_mnist_cnn_killed_after_a_trial_resumes_keeping_it(tmp_path):
 
 @pytest.mark.slow
 def test_reproduce_killed_with_its_parts_resumes_keeping_the_finished_ones(tmp_path):
-    from test_mnist_data import write_idx_set
-
     idx = write_idx_set(tmp_path / "idx", n_train=400, n_test=100)
     corpus = write_corpus(tmp_path / "corpus.txt")
     out = tmp_path / "report"

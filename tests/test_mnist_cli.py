@@ -1,6 +1,13 @@
 import pytest
 import torch
-from conftest import assert_one_line_error, invoke_cli, read_json, without_timings, write_idx_set
+from conftest import (
+    CNN_FAST,
+    assert_one_line_error,
+    invoke_cli,
+    read_json,
+    without_timings,
+    write_idx_set,
+)
 
 from dlclassics.core.checkpoint import load_checkpoint
 from dlclassics.core.errors import InputError
@@ -9,7 +16,6 @@ from dlclassics.mnist.data import load, normalize
 from dlclassics.mnist.models import load_classifier
 
 FC_FAST = ["--iterations", "40"]
-CNN_FAST = ["--archs", "single_conv,double_conv", "--batch-sizes", "50", "--eval-every", "5"]
 
 
 @pytest.fixture(scope="module")

@@ -220,3 +220,17 @@ def test_threads_reach_torch_in_the_command_and_in_the_processes_it_starts(monke
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.splitlines()[-2:] == ["1", "1"], result.stderr
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in conftest.py; a test module imported by another would run its tests
+    twice over and tie the modules together."""
+    tests = Path(__file__).parent
+    importing = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            importing += [f"{path.name}: {n}" for n in names if n.startswith("test_")]
+    assert importing == []
