@@ -1,0 +1,26 @@
+"""`dlclassics export`: the command. Torch loads only when it runs (`--help` never waits)."""
+
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The site's folder: new, empty, or a site exported before (replaced once the new one "
+    "is written).",
+)
+def export(runs: tuple[Path, ...], out: Path) -> None:
+    """A static site of the models in RUN... (lm train, lm study, mnist fc, mnist cnn, xor solve,
+    xor train and reproduce run directories): the lab's page, each model's weights
+    (safetensors), vocabulary and model card. Open SITE/index.html through any static server,
+    `python -m http.server` in SITE say: it makes no request outside its folder."""
+    from dlclassics.lab.export import export as export_site
+
+    entries = export_site(list(runs), out)
+    count = len({path.resolve() for path in runs})  # as export counts them: each once
+    click.echo(f"exported {len(entries)} models from {count} runs to {out}")

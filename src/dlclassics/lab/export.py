@@ -1,0 +1,545 @@
+"""`dlclassics export RUN [RUN...] --out SITE`: a static site of the models of run directories.
+
+The site's format, which the page (`static/`) reads:
+
+    SITE/index.html, SITE/...       every file of src/dlclassics/lab/static/, copied as it is
+    SITE/models.json                {"version": <package version>, "models": [ENTRY, ...]}
+        ENTRY = {"name": str, "kind": "lm" | "mnist" | "xor", "path": "models/<name>",
+                 "run": <run folder name>, "command": <the run's command, "lm study">}
+    SITE/models/<name>/weights.safetensors
+                                    every tensor of the model's PyTorch state_dict, float32,
+                                    little-endian, the same key names (LM: embedding.weight,
+                                    lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0,
+                                    lstm.bias_hh_l0, (_l1 ...), out.weight, out.bias); the header
+                                    holds the tensors only, no __metadata__
+    SITE/models/<name>/card.json    the model card (below)
+    SITE/models/<name>/vocab.json   LM only: the vocabulary, a JSON list of words, index = token
+                                    id (the 4 specials first: <PAD>, <START>, <UNK>, <EOS>)
+
+card.json: {"name", "kind", "command", "run",
+    "architecture": the checkpoint's model_args (LM: vocab_size, layers, direction,
+        embedding_size, hidden_size; MNIST: arch, and dropout for double_conv_dropout; XOR: k,
+        bypass, temperature), plus "parameters" (the weights' count),
+    "settings": the run's config.json without command, version, processes and machine,
+    "machine": config.json's machine, or null,
+    "results": this model's figures from results.json (lm train: all of it; lm study: its entry
+        of "models"; mnist fc: its entry of "models"; mnist cnn: its entry of "runs", "best" (true
+        for the run's chosen model) and, for that one, "best_test"; xor: its entry of
+        "configs"); {} for a run not finished,
+    "data": LM {"corpus": file name, "corpus_sha256", "vocab_size", "sentences": split sizes
+        where results.json has them}; MNIST {"dataset", "data_sha256", "images": split sizes
+        where results.json has them}; XOR {"dataset": "xor", "inputs", "targets"},
+    "seed", "version": the package version that trained it (the checkpoint's),
+    "normalization": MNIST only, {"mean", "std"}: the model sees (pixel - mean) / std for pixels
+        in [0, 1],
+    "classes": MNIST only, the ten class names,
+    "text": a one-paragraph summary of all that}
+
+Model names are the trials' (`layers1-forward`, `logreg`, `single_conv_b50`, `k1-bypass`); a
+name that more than one run given holds is prefixed by its run's folder name and "-". The site
+is built in a temporary folder next to SITE and renamed into place at the end, so a failed export
+leaves nothing, and a previous site at SITE is replaced only then.
+"""
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from dlclassics import __version__
+from dlclassics.core.bounds import conforms
+from dlclassics.core.checkpoint import (
+    MAX_CHECKPOINT_BYTES,
+    MAX_WEIGHT,
+    check_weights,
+    load_checkpoint,
+)
+from dlclassics.core.errors import InputError
+from dlclassics.core.rundir import (
+    CHECKPOINT,
+    CONFIG,
+    MAX_RECORD_BYTES,
+    RECORDED,
+    RESULTS,
+    TRIALS,
+    RunDir,
+    atomic_write_bytes,
+    atomic_write_text,
+    make_dir,
+    parse_json,
+    read_regular,
+    read_run_file,
+    write_json,
+)
+from dlclassics.lm.model import LanguageModel, load_vocabulary, model_config
+from dlclassics.mnist.config import DROPOUT_ARCH
+from dlclassics.mnist.data import normalize
+from dlclassics.mnist.models import load_classifier
+from dlclassics.xor.data import INPUTS, TARGETS
+from dlclassics.xor.model import XorNet, net_name
+
+STATIC = Path(__file__).parent / "static"
+MODELS_JSON, MODELS = "models.json", "models"
+WEIGHTS, CARD, VOCAB = "weights.safetensors", "card.json", "vocab.json"
+KINDS = {
+    "lm train": "lm",
+    "lm study": "lm",
+    "mnist fc": "mnist",
+    "mnist cnn": "mnist",
+    "xor solve": "xor",
+    "xor train": "xor",
+}
+REPRODUCE = "reproduce"
+# Batched: its networks are rows of one tensor, with no checkpoint of their own.
+SKIPPED = {"xor sweep": "a batched study keeps no network's checkpoint"}
+# A name becomes a folder and a URL path of the site: nothing a browser or a shell reads apart.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+Note = Callable[[str], None]
+
+
+def _note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
+@dataclass
+class Run:
+    """A run directory of an experiment export knows; `label`: its folder name (a reproduction's
+    part: `<reproduction>/<part>`)."""
+
+    path: Path
+    label: str
+    command: str
+    config: dict[str, Any]
+    results: dict[str, Any]
+
+
+@dataclass
+class Model:
+    """One model to export: its trial's checkpoint and what the card says of it."""
+
+    trial: str
+    kind: str
+    run: Run
+    weights: dict[str, torch.Tensor]
+    card: dict[str, Any]
+    vocab: list[str] | None = None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_dir() or not (path / CONFIG).is_file():
+        raise InputError(f"{path} is not a run directory (it holds no {CONFIG})")
+    config = RunDir(path).read_json(CONFIG)
+    if not isinstance(config, dict) or not isinstance(config.get("command"), str):
+        raise InputError(f"{path / CONFIG} is damaged: it names no command")
+    return config
+
+
+def _read_results(path: Path) -> dict[str, Any]:
+    if not (path / RESULTS).is_file():
+        return {}  # a run not finished: its models' cards have no results
+    results = RunDir(path).read_json(RESULTS)
+    if not isinstance(results, dict):
+        raise InputError(f"{path / RESULTS} is damaged: not a JSON object")
+    return results
+
+
+def _open_run(path: Path, label: str, config: dict[str, Any]) -> Run:
+    return Run(path, label, config["command"], config, _read_results(path))
+
+
+def find_runs(path: Path, note: Note = _note) -> list[Run]:
+    """The run directories of `path`: itself, or a reproduction's parts (a batched study's
+    skipped with a note)."""
+    path = Path(path)
+    config = _read_config(path)
+    command = config["command"]
+    if command in SKIPPED:
+        note(f"skipped {path}: `{command}` has no models to export ({SKIPPED[command]})")
+        return []
+    if command in KINDS:
+        return [_open_run(path, path.name, config)]
+    if command != REPRODUCE:
+        known = ", ".join([*KINDS, REPRODUCE])
+        raise InputError(f"{path} is a `dlclassics {command}` run: export takes {known} runs")
+    runs = []
+    for part in sorted(p for p in path.iterdir() if p.is_dir() and not p.is_symlink()):
+        if not (part / CONFIG).is_file():
+            continue  # plots/, site/, ...: not a part
+        part_config = _read_config(part)
+        part_command = part_config["command"]
+        if part_command in SKIPPED:
+            note(f"skipped {part}: `{part_command}` has no models to export")
+        elif part_command in KINDS:
+            runs.append(_open_run(part, f"{path.name}/{part.name}", part_config))
+    return runs
+
+
+def _trials(run: Run) -> list[str]:
+    """The run's trials that saved a model, by name."""
+    folder = run.path / TRIALS
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if (p / CHECKPOINT).is_file())
+
+
+def _checkpoint(run: Run, trial: str) -> tuple[Path, bytes, dict[str, Any]]:
+    path = RunDir(run.path).trial(trial) / CHECKPOINT
+    # Read once, never through a link: the bytes checked are the bytes exported.
+    data = read_run_file(run.path, path, MAX_CHECKPOINT_BYTES)
+    return path, data, load_checkpoint(path, data=data)
+
+
+def _bounded(path: Path, skeleton: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
+    # The bound the demo always set: within it no input overflows float32 in the page either.
+    check_weights(path, skeleton, weights, what, bound=MAX_WEIGHT)
+
+
+def _parameters(weights: dict[str, torch.Tensor]) -> int:
+    return sum(w.numel() for w in weights.values())
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in RECORDED}
+
+
+def _first(items: Any, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    if not isinstance(items, list):
+        return {}
+    return next((x for x in items if isinstance(x, dict) and match(x)), {})
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "not measured"
+
+
+def _base_card(run: Run, trial: str, kind: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": trial,
+        "kind": kind,
+        "command": run.command,
+        "run": run.label,
+        "architecture": dict(checkpoint["model_args"]) | {"parameters": 0},
+        "settings": _settings(run.config),
+        "machine": run.config.get("machine"),
+        "results": {},
+        "data": {},
+        "seed": run.config.get("seed"),
+        "version": checkpoint["version"],
+    }
+
+
+def _provenance(card: dict[str, Any], data: str) -> str:
+    return (
+        f"Trained by `dlclassics {card['command']}` (run {card['run']}) on {data}, seed "
+        f"{card['seed']}, with dlclassics {card['version']}."
+    )
+
+
+def _lm(run: Run, trial: str) -> Model:
+    path, _, checkpoint = _checkpoint(run, trial)
+    config = model_config(path, checkpoint)  # the loader's checks: arguments, shapes
+    vocab = load_vocabulary(path, checkpoint, config.vocab_size)
+    weights = checkpoint["model"]
+    with torch.device("meta"):
+        skeleton = LanguageModel(config)
+    _bounded(path, skeleton, weights, "the language model")
+    card = _base_card(run, trial, "lm", checkpoint)
+    card["architecture"]["parameters"] = _parameters(weights)
+    if run.command == "lm train":
+        card["results"] = run.results
+    else:
+        card["results"] = _first(
+            run.results.get("models"),
+            lambda m: m.get("layers") == config.layers and m.get("direction") == config.direction,
+        )
+    corpus = run.config.get("corpus")
+    card["data"] = {
+        "corpus": Path(corpus).name if isinstance(corpus, str) else None,
+        "corpus_sha256": run.config.get("corpus_sha256"),
+        "vocab_size": config.vocab_size,
+    }
+    if isinstance(run.results.get("sentences"), dict):
+        card["data"]["sentences"] = run.results["sentences"]
+    perplexity = card["results"].get("perplexity") or {}
+    layers = f"{config.layers} LSTM layer{'s' if config.layers > 1 else ''}"
+    reads = (
+        "forward: it predicts the next word"
+        if config.direction == "forward"
+        else "backwards: it predicts the word before"
+    )
+    card["text"] = (
+        f"{trial}: a word-level language model reading sentences {reads}; "
+        f"embeddings of {config.embedding_size}, {layers} of "
+        f"{config.hidden_size} units, and a softmax over {config.vocab_size:,} words "
+        f"({card['architecture']['parameters']:,} weights). "
+        + _provenance(card, f"{card['data']['corpus']} (sha256 {card['data']['corpus_sha256']})")
+        + f" Perplexity: train {_figure(perplexity.get('train'))}, validation "
+        f"{_figure(perplexity.get('val'))}, test {_figure(perplexity.get('test'))}."
+    )
+    return Model(trial, "lm", run, weights, card, vocab.words)
+
+
+def normalization() -> dict[str, float]:
+    """The (mean, std) that `mnist.data.normalize` applies, read off it: for pixels p in [0, 1]
+    the classifiers see (p - mean) / std."""
+    low, high = normalize(torch.tensor([[[0, 255]]], dtype=torch.uint8)).flatten().tolist()
+    std = 1 / (high - low)
+    return {"mean": -low * std, "std": std}
+
+
+def _mnist(run: Run, trial: str) -> Model:
+    path, data, checkpoint = _checkpoint(run, trial)
+    model = load_classifier(path, data=data)  # the loader's checks: arch, shapes, classes
+    weights = checkpoint["model"]
+    _bounded(path, model, weights, f"a {model.arch}")
+    card = _base_card(run, trial, "mnist", checkpoint)
+    if model.arch == DROPOUT_ARCH:
+        card["architecture"]["dropout"] = checkpoint["config"].get("dropout")
+    card["architecture"]["parameters"] = _parameters(weights)
+    results = run.results
+    if run.command == "mnist fc":
+        card["results"] = _first(results.get("models"), lambda m: m.get("name") == trial)
+        splits = card["results"].get("splits") or {}
+        test = splits.get("test", {}).get("accuracy")
+        images = {
+            s: sum(m["support"])
+            for s, m in splits.items()
+            if isinstance(m, dict) and conforms(m.get("support"), list[int])
+        }
+    else:
+        entry = _first(
+            results.get("runs"),
+            lambda r: f"{r.get('arch')}_b{r.get('batch_size')}" == trial,
+        )
+        best = results.get("best") or {}
+        chosen = f"{best.get('arch')}_b{best.get('batch_size')}" == trial
+        card["results"] = entry | {"best": chosen} if entry else {}
+        test, images = None, {}
+        if chosen and isinstance(results.get("best_test"), dict):
+            card["results"]["best_test"] = results["best_test"]
+            test = results["best_test"].get("accuracy")
+            if conforms(results["best_test"].get("support"), list[int]):
+                images = {"test": sum(results["best_test"]["support"])}
+    dataset = run.config.get("dataset")
+    card["data"] = {"dataset": dataset, "data_sha256": run.config.get("data_sha256")}
+    if images:
+        card["data"]["images"] = images
+    card["normalization"] = normalization()
+    card["classes"] = list(model.classes)
+    mean, std = card["normalization"]["mean"], card["normalization"]["std"]
+    card["text"] = (
+        f"{trial}: a {model.arch} classifier of 28x28 images into {len(model.classes)} classes "
+        f"({card['architecture']['parameters']:,} weights), seeing each pixel in [0, 1] as "
+        f"(p - {mean:g}) / {std:g}. "
+        + _provenance(card, f"{dataset} (sha256 {card['data']['data_sha256']})")
+        + (f" Test accuracy {_figure(test)}." if test is not None else "")
+    )
+    return Model(trial, "mnist", run, weights, card)
+
+
+def _xor(run: Run, trial: str) -> Model:
+    path, _, checkpoint = _checkpoint(run, trial)
+    args = checkpoint["model_args"]
+    valid = (
+        args.keys() == {"k", "bypass", "temperature"}
+        and conforms(args["k"], int)
+        and conforms(args["bypass"], bool)
+        and isinstance(args["temperature"], int | float)
+        and math.isfinite(args["temperature"])
+    )
+    if not valid:
+        raise InputError(f"{path} is not an XOR network (model arguments {args!r:.60})")
+    weights = checkpoint["model"]
+    # Its hidden weight's shape bounds k: a huge k in the arguments would fail here, not allocate.
+    shape = weights.get("hidden.weight", torch.empty(0)).shape
+    if shape != (args["k"], 2):
+        raise InputError(f"{path}: its weights do not fit k={args['k']}")
+    with torch.device("meta"):
+        skeleton = XorNet(args["k"], args["bypass"], args["temperature"])
+    _bounded(path, skeleton, weights, f"the network {net_name(args['k'], args['bypass'])}")
+    card = _base_card(run, trial, "xor", checkpoint)
+    card["architecture"]["parameters"] = _parameters(weights)
+    card["results"] = _first(
+        run.results.get("configs"),
+        lambda c: c.get("k") == args["k"] and c.get("bypass") == args["bypass"],
+    )
+    card["data"] = {
+        "dataset": "xor",
+        "inputs": INPUTS.tolist(),
+        "targets": TARGETS.flatten().tolist(),
+    }
+    loss = card["results"].get("loss", card["results"].get("final_loss"))
+    how = "hand-set by" if run.command == "xor solve" else "trained by"
+    units = f"{args['k']} hidden binary threshold unit{'s' if args['k'] > 1 else ''}"
+    bypass = " and a bypass from the inputs to the output" if args["bypass"] else ""
+    card["text"] = (
+        f"{trial}: an XOR network of 2 inputs, {units}{bypass}, 1/(1+exp(-x/T)) at "
+        f"T={args['temperature']:g}; its weights {how} "
+        f"`dlclassics {run.command}` (run {run.label}), seed {card['seed']}, dlclassics "
+        f"{card['version']}. Outputs on (0,0), (0,1), (1,0), (1,1): "
+        f"{[round(o, 4) for o in card['results'].get('outputs', [])]}, loss {_figure(loss)}."
+    )
+    return Model(trial, "xor", run, weights, card)
+
+
+READERS = {"lm": _lm, "mnist": _mnist, "xor": _xor}
+
+
+def read_models(run: Run) -> list[Model]:
+    """Every model of `run`, checked as the loaders check them."""
+    kind = KINDS[run.command]
+    models = []
+    for trial in _trials(run):
+        if not NAME.fullmatch(trial):
+            raise InputError(f"{run.path}: trial {trial!r} is not a name a site can use")
+        models.append(READERS[kind](run, trial))
+    return models
+
+
+def _names(models: list[Model]) -> list[str]:
+    """The models' names: a trial's, prefixed by its run's folder name where several runs hold
+    it (then numbered, where even that is shared)."""
+    counts = Counter(m.trial for m in models)
+    names: list[str] = []
+    for m in models:
+        name = m.trial
+        if counts[name] > 1:
+            name = f"{m.run.label.replace('/', '-')}-{name}"
+        base, n = name, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.append(name)
+    return names
+
+
+def _is_site(path: Path) -> bool:
+    """Whether `path` holds a site an export wrote (its models.json), which may be replaced."""
+    try:
+        index = parse_json(read_regular(path / MODELS_JSON, MAX_RECORD_BYTES, follow=False))
+    except (InputError, ValueError):
+        return False
+    return isinstance(index, dict) and index.keys() == {"version", "models"}
+
+
+def check_out(out: Path) -> None:
+    """That `out` may receive a site: new, empty, or a previous site."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not _is_site(out):
+        raise InputError(f"--out {out} is a non-empty folder that is not an exported site")
+
+
+def _new_folder(out: Path) -> Path:
+    """A new folder next to `out`, with the usual mode (mkdtemp's is 0700: a static host could
+    not read the renamed site)."""
+    make_dir(out.parent)
+    while True:
+        tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as e:
+            reason = (e.strerror or "").lower()
+            raise InputError(f"cannot write into {out.parent}: {reason}") from None
+
+
+def _write_model(folder: Path, model: Model) -> None:
+    # Contiguous float32: the page reads each tensor as one row-major Float32Array.
+    tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in model.weights.items()}
+    atomic_write_bytes(folder / WEIGHTS, safetensors_bytes(tensors))
+    write_json(folder / CARD, model.card)
+    if model.vocab is not None:
+        # One line, not indented: a 10,000-word vocabulary is bytes every visit loads.
+        atomic_write_text(folder / VOCAB, json.dumps(model.vocab, ensure_ascii=False) + "\n")
+
+
+def _copy_static(site: Path) -> None:
+    try:
+        shutil.copytree(STATIC, site, dirs_exist_ok=True, copy_function=shutil.copyfile)
+    except (OSError, shutil.Error) as e:
+        raise InputError(f"cannot copy the page into {site}: {e}") from None
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """`tmp` renamed to `out`; a previous site there is moved aside first and removed after."""
+    old = None
+    if out.is_dir():
+        check_out(out)  # again: it may have changed while the site was written
+        old = out.with_name(f".{out.name}.{secrets.token_hex(4)}.old")
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except OSError as e:
+        if old is not None:
+            os.rename(old, out)
+        raise InputError(f"cannot write {out}: {(e.strerror or '').lower()}") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export(runs: list[Path], out: Path, note: Note = _note) -> list[dict[str, Any]]:
+    """Write the site of the models in `runs` (run directories, or reproductions) to `out`;
+    the entries of its models.json. Bad input (a path that is no run directory, a run holding no
+    model, an `out` that cannot take a site) is an InputError, and leaves `out` as it was."""
+    out = Path(out)
+    check_out(out)
+    # Said only once the site is written: a refused export says one line, its error.
+    notes: list[str] = []
+    seen: set[Path] = set()
+    models: list[Model] = []
+    for path in map(Path, runs):
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        found = []
+        for run in find_runs(path, notes.append):
+            models_of_run = read_models(run)
+            if models_of_run and not run.results:
+                notes.append(f"{run.path} is not finished (no {RESULTS}): no results in its cards")
+            found += models_of_run
+        if not found and _read_config(path)["command"] not in SKIPPED:
+            raise InputError(f"no model in {path}: none of its trials holds a {CHECKPOINT}")
+        models += found
+    if not models:
+        raise InputError(f"no models to export in the runs given ({'; '.join(notes)})")
+    tmp = _new_folder(out)
+    try:
+        _copy_static(tmp)
+        entries = []
+        for name, model in zip(_names(models), models, strict=True):
+            model.card["name"] = name
+            _write_model(tmp / MODELS / name, model)
+            entries.append(
+                {
+                    "name": name,
+                    "kind": model.kind,
+                    "path": f"{MODELS}/{name}",
+                    "run": model.run.label,
+                    "command": model.run.command,
+                }
+            )
+        write_json(tmp / MODELS_JSON, {"version": __version__, "models": entries})
+        _replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+        raise
+    for message in notes:
+        note(message)
+    return entries

@@ -1,0 +1,342 @@
+"""`dlclassics export`: the site's format, weights equal to the checkpoints bit for bit, the
+model cards, and bad input refused in one line with nothing left behind."""
+
+import hashlib
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import (
+    CNN_FAST,
+    assert_one_line_error,
+    invoke_cli,
+    make_run,
+    read_json,
+    train_tiny_lm,
+    write_corpus,
+    write_idx_set,
+)
+from safetensors.numpy import load_file
+
+from dlclassics import __version__
+from dlclassics.core.checkpoint import load_checkpoint
+from dlclassics.lab.export import STATIC, export
+from dlclassics.mnist.data import normalize
+
+ENTRY_KEYS = {"name", "kind", "path", "run", "command"}
+CARD_KEYS = {"name", "kind", "command", "run", "architecture", "settings", "machine", "results"}
+CARD_KEYS |= {"data", "seed", "version", "text"}
+
+
+def export_cli(*args: str):
+    """`dlclassics export ARGS` through the entry point."""
+    from dlclassics.cli import cli
+    from dlclassics.lab.cli import export as command
+
+    if "export" not in cli.commands:  # until dlclassics.cli registers it
+        cli.add_command(command)
+    return invoke_cli("export", *args)
+
+
+def run_ok(*args: str) -> None:
+    result = invoke_cli(*args, "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def xor_runs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("xor")
+    run_ok("xor", "solve", "--out", str(root / "solve"))
+    run_ok("xor", "train", "--epochs", "20", "--out", str(root / "train"))
+    return root / "solve", root / "train"
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory) -> Path:
+    return train_tiny_lm(tmp_path_factory.mktemp("lm"), epochs=1)[0]
+
+
+def header(path: Path) -> dict:
+    """A safetensors file's JSON header."""
+    data = path.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + size])
+
+
+def trial_of(entry: dict, runs: dict[str, Path]) -> Path:
+    """The trial folder an entry was exported from (its name, less a run prefix)."""
+    run = runs[entry["run"]]
+    prefix = entry["run"].replace("/", "-") + "-"
+    name = entry["name"]
+    if not (run / "trials" / name).is_dir():
+        assert name.startswith(prefix), entry
+        name = name[len(prefix) :]
+    return run / "trials" / name
+
+
+def check_site(site: Path, runs: dict[str, Path]) -> list[dict]:
+    """The site's format, and every model's weights equal to its checkpoint's bit for bit;
+    `runs`: the run folders by the label the entries give."""
+    for page in STATIC.rglob("*"):
+        if page.is_file():
+            assert (site / page.relative_to(STATIC)).read_bytes() == page.read_bytes()
+    if (STATIC / "index.html").is_file():
+        assert (site / "index.html").is_file()
+    index = read_json(site / "models.json")
+    assert index.keys() == {"version", "models"} and index["version"] == __version__
+    names = [e["name"] for e in index["models"]]
+    assert len(set(names)) == len(names)
+    assert sorted(p.name for p in (site / "models").iterdir()) == sorted(names)
+    for entry in index["models"]:
+        assert entry.keys() == ENTRY_KEYS
+        assert entry["path"] == f"models/{entry['name']}"
+        folder = site / entry["path"]
+        expected = {"weights.safetensors", "card.json"}
+        if entry["kind"] == "lm":
+            expected.add("vocab.json")
+        assert {p.name for p in folder.iterdir()} == expected
+        checkpoint = load_checkpoint(trial_of(entry, runs) / "checkpoint.pt")
+        state = checkpoint["model"]
+        loaded = load_file(folder / "weights.safetensors")
+        assert loaded.keys() == state.keys()
+        for key, tensor in state.items():
+            assert loaded[key].dtype == np.float32 and loaded[key].shape == tuple(tensor.shape)
+            bits = tensor.float().contiguous().numpy().view(np.uint32)
+            assert np.array_equal(loaded[key].view(np.uint32), bits), key
+        # The header holds the tensors only, each F32.
+        described = header(folder / "weights.safetensors")
+        assert described.keys() == state.keys()
+        assert {v["dtype"] for v in described.values()} == {"F32"}
+        card = read_json(folder / "card.json")
+        assert card.keys() >= CARD_KEYS
+        fields = ("name", "kind", "command", "run")
+        assert {k: card[k] for k in fields} == {k: entry[k] for k in fields}
+        assert card["version"] == checkpoint["version"]
+        architecture = checkpoint["model_args"] | {
+            "parameters": sum(t.numel() for t in state.values())
+        }
+        if checkpoint["model_args"].get("arch") == "double_conv_dropout":
+            architecture["dropout"] = checkpoint["config"]["dropout"]
+        assert card["architecture"] == architecture
+        config = read_json(runs[entry["run"]] / "config.json")
+        assert card["seed"] == config["seed"] and card["machine"] == config.get("machine")
+        assert not {"command", "version", "processes", "machine"} & card["settings"].keys()
+        assert card["settings"].items() <= config.items()
+        assert isinstance(card["text"], str) and card["text"]
+        if entry["kind"] == "lm":
+            assert read_json(folder / "vocab.json") == checkpoint["vocab"]
+    # No pickle anywhere: torch.save writes a zip archive, a pickle starts with its protocol.
+    for path in site.rglob("*"):
+        assert path.suffix not in {".pt", ".pth", ".pkl", ".pickle"}, path
+        if path.is_file():
+            start = path.read_bytes()[:4]
+            assert start != b"PK\x03\x04" and start[:1] != b"\x80", path
+    assert not [p for p in site.parent.iterdir() if p.name.startswith(f".{site.name}.")]
+    return index["models"]
+
+
+def test_export_xor_and_lm(tmp_path, xor_runs, lm_run):
+    solve, train = xor_runs
+    site = tmp_path / "site"
+    result = export_cli(str(solve), str(train), str(lm_run), "--out", str(site))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"exported 7 models from 3 runs to {site}\n"
+    entries = check_site(site, {"solve": solve, "train": train, "run": lm_run})
+    # The XOR nets are in both runs: prefixed by their run's folder; the LM's name is its own.
+    assert [e["name"] for e in entries] == [
+        "solve-k1-bypass",
+        "solve-k2",
+        "solve-k4",
+        "train-k1-bypass",
+        "train-k2",
+        "train-k4",
+        "layers1-forward",
+    ]
+    assert {e["kind"] for e in entries} == {"xor", "lm"}
+
+    lm = read_json(site / "models/layers1-forward/card.json")
+    config = read_json(lm_run / "config.json")
+    corpus = Path(config["corpus"])
+    results = read_json(lm_run / "results.json")
+    assert lm["results"] == results
+    assert lm["data"] == {
+        "corpus": corpus.name,
+        "corpus_sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),
+        "vocab_size": lm["architecture"]["vocab_size"],
+        "sentences": results["sentences"],
+    }
+    assert set(lm["architecture"]) == {
+        "vocab_size",
+        "layers",
+        "direction",
+        "embedding_size",
+        "hidden_size",
+        "parameters",
+    }
+    vocab = read_json(site / "models/layers1-forward/vocab.json")
+    assert vocab[:4] == ["<PAD>", "<START>", "<UNK>", "<EOS>"]
+
+    # The hand-set nets: their results.json entry, and weights that are the hand-set ones.
+    hand = read_json(site / "models/solve-k1-bypass/card.json")
+    configs = read_json(solve / "results.json")["configs"]
+    assert hand["results"] == configs[0]
+    assert hand["architecture"] == {"k": 1, "bypass": True, "temperature": 0.001, "parameters": 7}
+    weights = load_file(site / "models/solve-k1-bypass/weights.safetensors")
+    assert weights["out.weight"].flatten().tolist() == configs[0]["weights"]["out_weight"]
+    assert hand["data"]["targets"] == [0.0, 1.0, 1.0, 0.0]
+    trained = read_json(site / "models/train-k2/card.json")
+    assert trained["results"] == read_json(train / "results.json")["configs"][1]
+
+
+def test_export_replaces_a_previous_site(tmp_path, xor_runs, lm_run):
+    site = tmp_path / "site"
+    assert export_cli(str(xor_runs[0]), "--out", str(site)).returncode == 0
+    assert [e["name"] for e in read_json(site / "models.json")["models"]] == [
+        "k1-bypass",
+        "k2",
+        "k4",
+    ]
+    # A failed export leaves the previous site as it was,
+    before = (site / "models.json").read_bytes()
+    assert_one_line_error(export_cli(str(tmp_path / "missing"), "--out", str(site)))
+    assert (site / "models.json").read_bytes() == before
+    # and one that succeeds replaces it whole.
+    entries = export([lm_run], site)
+    assert [e["name"] for e in entries] == ["layers1-forward"]
+    assert sorted(p.name for p in (site / "models").iterdir()) == ["layers1-forward"]
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
+def test_export_a_reproduction_and_skips_a_sweep(tmp_path, xor_runs):
+    solve, train = xor_runs
+    reproduction = make_run(tmp_path / "rep", "reproduce")
+    shutil.copytree(solve, reproduction / "xor-solve")
+    shutil.copytree(train, reproduction / "xor-train")
+    make_run(reproduction / "xor-sweep", "xor sweep")
+    (reproduction / "plots").mkdir()
+    site = tmp_path / "site"
+    result = export_cli(str(reproduction), "--out", str(site))
+    assert result.returncode == 0, result.stderr
+    assert "note: skipped" in result.stderr and "xor-sweep" in result.stderr
+    assert result.stdout == f"exported 6 models from 1 runs to {site}\n"
+    runs = {
+        "rep/xor-solve": reproduction / "xor-solve",
+        "rep/xor-train": reproduction / "xor-train",
+    }
+    names = [e["name"] for e in check_site(site, runs)]
+    assert names[0] == "rep-xor-solve-k1-bypass" and names[3] == "rep-xor-train-k1-bypass"
+    # A sweep alone has nothing to export.
+    sweep = make_run(tmp_path / "sweep", "xor sweep")
+    assert_one_line_error(
+        export_cli(str(sweep), "--out", str(tmp_path / "none")), tmp_path / "none"
+    )
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, xor_runs):
+    solve = xor_runs[0]
+    out = tmp_path / "site"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    no_model = make_run(tmp_path / "no-model", "xor solve")
+    tune = make_run(tmp_path / "tune", "tune")
+    for bad, says in [
+        (tmp_path / "missing", "not a run directory"),
+        (empty, "not a run directory"),
+        (a_file, "not a run directory"),
+        (no_model, "no model"),
+        (tune, "tune"),
+    ]:
+        result = export_cli(str(solve), str(bad), "--out", str(out))
+        assert_one_line_error(result, out)
+        assert says in result.stderr
+    # An --out that is a file, a non-empty folder that is no site, or under a file.
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    for bad in (a_file, full):
+        result = export_cli(str(solve), "--out", str(bad))
+        assert_one_line_error(result)
+    assert a_file.read_text() == "x" and (full / "notes.txt").read_text() == "mine"
+    assert_one_line_error(export_cli(str(solve), "--out", str(a_file / "site")))
+    # A checkpoint through a symbolic link is refused.
+    linked = tmp_path / "linked"
+    shutil.copytree(solve, linked)
+    checkpoint = linked / "trials/k2/checkpoint.pt"
+    checkpoint.unlink()
+    checkpoint.symlink_to(solve / "trials/k2/checkpoint.pt")
+    result = export_cli(str(linked), "--out", str(out))
+    assert_one_line_error(result, out)
+    assert "symbolic link" in result.stderr
+    # A damaged checkpoint too.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(solve, damaged)
+    (damaged / "trials/k4/checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert_one_line_error(export_cli(str(damaged), "--out", str(out)), out)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["empty", "a-file", "no-model", "tune", "full", "linked", "damaged"])
+
+
+def test_weights_beyond_the_bound_are_refused(tmp_path, xor_runs):
+    run = tmp_path / "big"
+    shutil.copytree(xor_runs[0], run)
+    path = run / "trials/k2/checkpoint.pt"
+    checkpoint = load_checkpoint(path)
+    checkpoint["model"]["hidden.bias"] = torch.full((2,), 1e30)
+    torch.save(checkpoint, path)
+    result = export_cli(str(run), "--out", str(tmp_path / "site"))
+    assert_one_line_error(result, tmp_path / "site")
+    assert "hidden.bias" in result.stderr
+
+
+@pytest.mark.slow
+def test_export_lm_study_and_mnist(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    idx = write_idx_set(tmp_path / "idx", n_train=500, n_test=100)
+    study, fc, cnn = tmp_path / "study", tmp_path / "fc", tmp_path / "cnn"
+    tiny = ["--embedding-size", "8", "--hidden-size", "16", "--batch-size", "16", "--no-bf16"]
+    run_ok("lm", "study", "--corpus", str(corpus), *tiny, "--max-steps", "3", "--out", str(study))
+    run_ok("mnist", "fc", "--iterations", "20", "--data-dir", str(idx), "--out", str(fc))
+    data = ["--data-dir", str(idx), "--max-epochs", "1"]
+    run_ok("mnist", "cnn", *CNN_FAST, *data, "--out", str(cnn))
+    site = tmp_path / "site"
+    result = export_cli(str(study), str(fc), str(cnn), "--out", str(site))
+    assert result.returncode == 0, result.stderr
+    entries = check_site(site, {"study": study, "fc": fc, "cnn": cnn})
+    assert [e["name"] for e in entries] == [
+        "layers1-forward",
+        "layers1-reverse",
+        "layers2-forward",
+        "layers2-reverse",
+        "logreg",
+        "mlp",
+        "double_conv_b50",
+        "single_conv_b50",
+    ]
+    # lm study: each trial's entry of the study's results.
+    models = read_json(study / "results.json")["models"]
+    for i, name in enumerate(["layers1-forward", "layers1-reverse", "layers2-forward"]):
+        assert read_json(site / f"models/{name}/card.json")["results"] == models[i]
+    # mnist fc: its entry, the split sizes, and the normalisation `normalize` applies.
+    logreg = read_json(site / "models/logreg/card.json")
+    assert logreg["results"] == read_json(fc / "results.json")["models"][0]
+    assert logreg["data"]["images"] == {"train": 450, "val": 50, "test": 100}
+    assert logreg["data"]["data_sha256"] == read_json(fc / "config.json")["data_sha256"]
+    assert logreg["classes"] == [str(d) for d in range(10)]
+    norm = logreg["normalization"]
+    pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16)
+    expected = (pixels.float() / 255 - norm["mean"]) / norm["std"]
+    assert torch.allclose(normalize(pixels)[:, 0], expected, atol=1e-6)
+    # mnist cnn: every trial, the chosen one marked with its test figures.
+    results = read_json(cnn / "results.json")
+    best = f"{results['best']['arch']}_b{results['best']['batch_size']}"
+    for name in ("double_conv_b50", "single_conv_b50"):
+        card = read_json(site / f"models/{name}/card.json")
+        assert card["results"]["best"] == (name == best)
+        assert ("best_test" in card["results"]) == (name == best)
+        assert card["architecture"]["arch"] == name.removesuffix("_b50")
