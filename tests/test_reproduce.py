@@ -200,6 +200,10 @@ def test_quick_reproduction_on_generated_data(quick_run, quick_data):
         assert f"\n##{title}\n" in md
         assert read_json(out / part.name / "config.json")["command"] == part.command
     assert f"--corpus {out / 'corpus-slice.txt'}" in md
+    # The lab of every model the parts trained, linked from the report.
+    models = read_json(out / "site" / "models.json")["models"]
+    assert {m["kind"] for m in models} == {"lm", "mnist", "xor"}
+    assert "[site/index.html](site/index.html)" in md
     html = (out / "report.html").read_text()
     assert html.count("<table>") >= len(PARTS) + 1
     sources = re.findall(r'src="([^"]*)"', html)

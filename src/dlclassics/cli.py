@@ -14,6 +14,7 @@ from dlclassics import __version__
 from dlclassics.core.bounds import MAX_WORKERS
 from dlclassics.core.errors import InputError, exit_code
 from dlclassics.experiments import EXPERIMENTS, Experiment
+from dlclassics.lab.cli import export
 from dlclassics.lm.cli import lm
 from dlclassics.options import machine_options, output_options, resume_option, scale_options
 from dlclassics.reproduce.cli import reproduce
@@ -71,7 +72,7 @@ def experiment_command(experiment: Experiment) -> click.Command:
 GROUPS = {"xor": xor, "mnist": mnist, "lm": lm}
 for _experiment in EXPERIMENTS:
     GROUPS[_experiment.command.split()[0]].add_command(experiment_command(_experiment))
-for _group in (*GROUPS.values(), reproduce, serve, study, tune):
+for _group in (*GROUPS.values(), reproduce, export, serve, study, tune):
     cli.add_command(_group)
 
 

@@ -113,6 +113,26 @@ def _reproduce(config: ReproduceConfig, out: Path | None, quiet: bool, scale: Sc
         else:
             outcomes = run_parts(config, run.path, parts, corpus, quiet)
         count = (config.workers or 1) if scale.shared else None
-        write_report(run, outcomes, config.quick, time.perf_counter() - start, count)
+        lab = _export_lab(run.path)
+        write_report(run, outcomes, config.quick, time.perf_counter() - start, count, lab)
     click.echo(f"wrote {run.path / 'report.html'}")
     return all(o.ok for o in outcomes)
+
+
+SITE = "site"  # the lab, in the reproduction's folder
+
+
+def _export_lab(root: Path) -> str:
+    """The lab of the reproduction's models, exported into `root/site/`: the report's line
+    about it (a reproduction without a model, every part failed say, has none)."""
+    from dlclassics.core.errors import InputError, first_line
+    from dlclassics.lab.export import export
+
+    try:
+        models = export([root], root / SITE)
+    except InputError as e:
+        return f"No lab: {first_line(e)}."
+    return (
+        f"The lab, its {len(models)} models in the browser: [{SITE}/index.html]({SITE}/index.html)"
+        f" (through a static server: `python -m http.server -d {root / SITE}`)."
+    )

@@ -109,8 +109,15 @@ def results(outcomes: list[Outcome], seconds: float, workers: int | None) -> dic
 
 
 def report_markdown(
-    outcomes: list[Outcome], root: Path, title: str, seconds: float, workers: int | None
+    outcomes: list[Outcome],
+    root: Path,
+    title: str,
+    seconds: float,
+    workers: int | None,
+    lab: str = "",
 ) -> str:
+    """The report: the parts' table and times, `lab` (a line on the exported lab), then each
+    part's section."""
     rows = [
         {"part": o.part.title, "status": _status(o), "seconds": f"{o.seconds:.1f}"}
         for o in outcomes
@@ -123,6 +130,8 @@ def report_markdown(
         who = f"{workers} worker" + ("s" if workers > 1 else "")
         md += f"\nTotal: {total:.1f} s spent in the parts by {who} here (waiting "
         md += f"for each other included), {seconds:.1f} s from start to end.\n\n"
+    if lab:
+        md += lab + "\n\n"
     shown: dict[str, str] = {}
     return md + "".join(_section(o, root, workers is not None, shown) for o in outcomes)
 
@@ -148,11 +157,16 @@ def report_html(md: str, root: Path, title: str) -> str:
 
 
 def write_report(
-    run: RunDir, outcomes: list[Outcome], quick: bool, seconds: float, workers: int | None
+    run: RunDir,
+    outcomes: list[Outcome],
+    quick: bool,
+    seconds: float,
+    workers: int | None,
+    lab: str = "",
 ) -> None:
-    """report.md, report.html and results.json."""
+    """report.md, report.html and results.json; `lab`: the report's line on the lab."""
     title = TITLE + (" (quick)" if quick else "")
-    md = report_markdown(outcomes, run.path, title, seconds, workers)
+    md = report_markdown(outcomes, run.path, title, seconds, workers, lab)
     atomic_write_text(run.path / "report.html", report_html(md, run.path, title))
     atomic_write_text(run.path / "report.md", md)
     run.save_results(results(outcomes, seconds, workers), md)
