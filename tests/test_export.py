@@ -34,11 +34,6 @@ CARD_KEYS |= {"data", "seed", "version", "text"}
 
 def export_cli(*args: str):
     """`dlclassics export ARGS` through the entry point."""
-    from dlclassics.cli import cli
-    from dlclassics.lab.cli import export as command
-
-    if "export" not in cli.commands:  # until dlclassics.cli registers it
-        cli.add_command(command)
     return invoke_cli("export", *args)
 
 
