@@ -179,9 +179,11 @@ def page(server, requests, errors):
 
 
 def _printed_next(trial: Path, text: str, k: int) -> list[tuple[str, float]]:
-    """`dlclassics lm next --model TRIAL TEXT`: "word 0.1234, word 0.0567, ..."."""
+    """`dlclassics lm next --model TRIAL TEXT`: "word 0.1234, word 0.0567, ...", then the
+    unknown words in parentheses."""
     out = _cli("lm", "next", "--model", str(trial), "--top-k", str(k), "--device", "cpu", text)
-    pairs = [item.rsplit(" ", 1) for item in out.strip().split(", ")]
+    listed = out.strip().split(" (")[0]  # then, maybe, "(unknown, scored as <UNK>: zebra)"
+    pairs = [item.rsplit(" ", 1) for item in listed.split(", ")]
     return [(word, float(p)) for word, p in pairs]
 
 

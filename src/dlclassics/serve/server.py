@@ -65,13 +65,13 @@ def requested_host(header: str | None) -> str | None:
     for a header that names none."""
     if not header:
         return None
-    name, bracket, rest = header.partition("]")
-    if bracket:  # an IPv6 address: "[::1]" or "[::1]:8000"
-        name, rest = name + "]", rest
+    if header.startswith("["):  # an IPv6 address: "[::1]" or "[::1]:8000"
+        name, _, port = header.partition("]")
+        name += "]"
     else:
-        name, _, rest = header.partition(":")
-        rest = ":" + rest if rest else ""
-    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        name, colon, port = header.partition(":")
+        port = colon + port
+    if port and not (port.startswith(":") and port[1:].isdigit()):
         return None
     return host_name(name)
 
