@@ -123,7 +123,11 @@ class Site:
             entries.append(_write_model(root, name, "lm", model, card))
             (root / "models" / name / "vocab.json").write_text(json.dumps(VOCAB))
         for arch, model in self.mnist.items():
-            card = {"architecture": {"arch": arch}, "normalization": [0.5, 0.5], "results": {}}
+            card = {
+                "architecture": {"arch": arch},
+                "normalization": {"mean": 0.5, "std": 0.5},
+                "results": {},
+            }
             entries.append(_write_model(root, arch, "mnist", model, card))
         for name, net in self.xor.items():
             args = {"k": net.k, "bypass": net.bypass, "temperature": net.temperature}

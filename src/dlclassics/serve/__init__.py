@@ -1,1 +1,2 @@
-"""`dlclassics serve`: a local web demo of the language model, the digit classifier and XOR."""
+"""`dlclassics serve`: the lab's page (`dlclassics.lab`) of the learner's runs, exported into a
+temporary folder and served on a local port by the standard library's HTTP server."""

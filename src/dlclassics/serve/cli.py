@@ -1,18 +1,26 @@
-"""`dlclassics serve`: the web demo on a local port."""
+"""`dlclassics serve`: the lab's page of the learner's models on a local port."""
 
+import contextlib
 import ipaddress
 import re
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
-from dlclassics.core.errors import InputError
-
 RUNS = Path("runs")
-MODEL_DIR = click.Path(path_type=Path, exists=True)
 MAX_ALLOWED_HOSTS = 16
 # A DNS name: letters, digits, dots and hyphens, at most 253 characters.
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", re.IGNORECASE)
+NO_MODELS = (
+    "no models to show yet: train one (`dlclassics lm train`, `dlclassics mnist cnn`, "
+    "`dlclassics xor solve`; they write under runs/), or name run directories: "
+    "`dlclassics serve RUN...` (`dlclassics export RUN... --out SITE` writes the site to keep)"
+)
 
 
 def _host_name(name: str) -> str:
@@ -31,20 +39,26 @@ def _host_names(ctx: click.Context, param: click.Parameter, names: tuple[str, ..
     return [_host_name(name) for name in names]
 
 
+@contextlib.contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (`kill`, a service manager) stops the server as Ctrl-C does, so that the
+    temporary site is removed; its default ends the process on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler (a test's server thread)
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @click.command()
-@click.option(
-    "--lm-model",
-    type=MODEL_DIR,
-    default=None,
-    help="An `lm train` run directory, a trial folder of an `lm study` run, or a checkpoint.pt"
-    " (default: the newest forward model under runs/).",
-)
-@click.option(
-    "--mnist-model",
-    type=MODEL_DIR,
-    default=None,
-    help="An `mnist cnn` run directory or a checkpoint.pt (default: the newest under runs/).",
-)
+@click.argument("runs", metavar="[RUN]...", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -53,7 +67,11 @@ def _host_names(ctx: click.Context, param: click.Parameter, names: tuple[str, ..
     help="Address to listen on; 0.0.0.0 or :: is every interface, reachable from other machines.",
 )
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port (0: any free one, which it prints).",
 )
 @click.option(
     "--allow-host",
@@ -61,41 +79,51 @@ def _host_names(ctx: click.Context, param: click.Parameter, names: tuple[str, ..
     metavar="NAME",
     multiple=True,
     callback=_host_names,
-    help="A name or address that other machines reach the demo by, which it then answers"
+    help="A name or address that other machines reach the page by, which it then answers"
     f" besides localhost, 127.0.0.1, [::1] and --host (repeatable, up to {MAX_ALLOWED_HOSTS}).",
 )
-def serve(
-    lm_model: Path | None, mnist_model: Path | None, host: str, port: int, allow_hosts: list[str]
-) -> None:
-    """Serve the demo: next words, generation and sentence probability from the language model,
-    a draw-a-digit canvas for the classifier, and the XOR networks' decision surfaces.
+def serve(runs: tuple[Path, ...], host: str, port: int, allow_hosts: list[str]) -> None:
+    """Serve the lab's page of the models in RUN... (run directories, as `dlclassics export`
+    takes them; default: the newest language model, digit classifier and XOR runs under runs/).
 
-    A model that is not found, or not loadable, leaves its tab showing why; the rest still works.
-    Requests addressed to another Host name are refused (400), so that a web page cannot reach
-    the demo through a name of its own (DNS rebinding).
+    The runs are exported into a temporary folder, removed when the server stops (Ctrl-C), and
+    the page computes everything in the browser. Requests addressed to another Host name are
+    refused (400), so that a web page cannot reach the server through a name of its own (DNS
+    rebinding).
     """
-    try:
-        import uvicorn
+    # Here, not at the top: the export loads torch, and `--help` should not wait for it.
+    from dlclassics.serve import server, site
 
-        from dlclassics.serve import server
-        from dlclassics.serve.app import create_app
-        from dlclassics.serve.models import newest_lm_model, newest_mnist_model
-    except ImportError as e:
-        raise InputError(f"the demo needs {e.name}: pip install 'dlclassics[demo]'") from e
     hosts = server.accepted_hosts(host, allow_hosts)
-    app = create_app(
-        lm_model or newest_lm_model(RUNS), mnist_model or newest_mnist_model(RUNS), hosts
-    )
-    click.echo(f"serving on http://{server.host_name(host)}:{port} (Ctrl-C stops)")
-    if not server.is_loopback(host):
-        _warn_reachable(host, hosts, server.is_wildcard(host))
-    uvicorn.Server(server.config(app, host, port)).run()
+    # Cleanup errors ignored: on Windows a file a closing connection still sends cannot be
+    # removed, and the system's temporary folder is emptied in time anyway.
+    with tempfile.TemporaryDirectory(prefix="dlclassics-serve-", ignore_cleanup_errors=True) as tmp:
+        folder = Path(tmp) / "site"
+        # Listening first: a port in use is said before a long export, not after it.
+        with server.site_server(folder, host, port, hosts) as httpd:
+            chosen = list(runs) or site.default_runs(RUNS, _warn)
+            entries = site.write_site(chosen, folder)
+            if entries:
+                names = ", ".join(str(run) for run in dict.fromkeys(chosen))
+                click.echo(f"exported {len(entries)} models from {names}")
+            else:
+                click.echo(NO_MODELS)
+            click.echo(
+                f"serving on http://{server.host_name(host)}:{httpd.server_port} (Ctrl-C stops)"
+            )
+            if not server.is_loopback(host):
+                _warn_reachable(host, hosts, server.is_wildcard(host))
+            with contextlib.suppress(KeyboardInterrupt), _stopped_by_sigterm():
+                httpd.serve_forever()
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _warn_reachable(host: str, hosts: list[str], wildcard: bool) -> None:
     where = "on every interface" if wildcard else f"on {host}"
-    click.echo(
-        f"warning: listening {where}: the demo is reachable from other machines, and answers"
-        f" requests addressed to {', '.join(hosts)} (--allow-host NAME adds a name)",
-        err=True,
+    _warn(
+        f"listening {where}: the page is reachable from other machines, and answers requests"
+        f" addressed to {', '.join(hosts)} (--allow-host NAME adds a name)"
     )

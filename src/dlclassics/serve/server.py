@@ -9,12 +9,13 @@ import functools
 import ipaddress
 import socket
 import socketserver
+import sys
 import threading
 from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dlclassics.core.errors import InputError
 
@@ -66,14 +67,22 @@ def requested_host(header: str | None) -> str | None:
     if not header:
         return None
     if header.startswith("["):  # an IPv6 address: "[::1]" or "[::1]:8000"
-        name, _, port = header.partition("]")
-        name += "]"
+        inner, bracket, port = header[1:].partition("]")
+        if not bracket:
+            return None
+        try:
+            name = f"[{ipaddress.IPv6Address(inner)}]"
+        except ValueError:
+            return None
     else:
         name, colon, port = header.partition(":")
         port = colon + port
-    if port and not (port.startswith(":") and port[1:].isdigit()):
+        if "[" in name or "]" in name:
+            return None
+        name = host_name(name)
+    if port and not (port.startswith(":") and port[1:].isascii() and port[1:].isdigit()):
         return None
-    return host_name(name)
+    return name
 
 
 class SiteHandler(SimpleHTTPRequestHandler):
@@ -83,12 +92,14 @@ class SiteHandler(SimpleHTTPRequestHandler):
     timeout = REQUEST_TIMEOUT  # each read and write of the connection: a stalled client is cut
     # A module script must come as JavaScript, and the system's table may say otherwise (on
     # Windows the registry often maps .js to text/plain, and the page would not run).
-    extensions_map = {
+    extensions_map: ClassVar[dict[str, str]] = {
         **SimpleHTTPRequestHandler.extensions_map,
         ".js": "text/javascript",
         ".json": "application/json",
         ".safetensors": "application/octet-stream",
     }
+
+    cut = False  # whether the deadline closed the connection
 
     def setup(self) -> None:
         super().setup()
@@ -98,12 +109,16 @@ class SiteHandler(SimpleHTTPRequestHandler):
         self.deadline.start()
 
     def _cut(self) -> None:
+        self.cut = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def parse_request(self) -> bool:
         parsed = super().parse_request()
         self.deadline.cancel()  # the head is in: a large file may take longer to send
+        if self.cut:  # what was read ends where the deadline cut it: no request to answer
+            self.close_connection = True
+            return False
         if parsed and requested_host(self.headers.get("Host")) not in self.hosts:
             self.send_error(HTTPStatus.BAD_REQUEST, "Invalid host header")
             return False
@@ -146,6 +161,12 @@ class SiteServer(ThreadingHTTPServer):
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client gone in mid-response (a tab closed while a model loads) is no fault of the
+        # server's, and worth no traceback in the terminal; anything else is.
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:

@@ -81,8 +81,8 @@ async function loadModel(entry) {
     model.reverse = card.architecture.direction === "reverse";
   } else if (entry.kind === "mnist") {
     model.net = new Classifier(tensors);
-    // The card's [mean, std] on pixels in [0, 1]; the project's normalize() is (p - 0.5) / 0.5.
-    model.normalization = card.normalization || [0.5, 0.5];
+    // The card's {mean, std}: the model sees (pixel - mean) / std for pixels in [0, 1].
+    model.normalization = card.normalization;
   } else if (entry.kind === "xor") {
     model.weights = xorWeights(tensors);
   }
@@ -112,12 +112,20 @@ function pick(kind, name) {
 const modelOrder = (model, list) => (model.reverse ? [...list].reverse() : [...list]);
 const encode = (model, list) => list.map((w) => model.ids.get(w) ?? UNK);
 
-// The k likeliest entries of a distribution, NOT_WORDS left out.
+// The k likeliest entries of a distribution, NOT_WORDS left out, likeliest first (ties: the
+// lower id first, as a stable sort gives). One pass keeping the best k in order: a full sort of
+// the vocabulary on every keystroke would cost more than the model.
 function top(model, probs, k) {
-  const ranked = [];
-  probs.forEach((p, id) => { if (!NOT_WORDS.has(id)) ranked.push({ word: model.vocab[id], p }); });
-  ranked.sort((a, b) => b.p - a.p);
-  return ranked.slice(0, Math.max(0, k));
+  const best = [];  // ids, likeliest first
+  for (let id = 0; id < probs.length; id++) {
+    if (NOT_WORDS.has(id)) continue;
+    if (best.length === k && probs[id] <= probs[best[k - 1]]) continue;
+    let at = best.length;
+    while (at > 0 && probs[best[at - 1]] < probs[id]) at--;
+    best.splice(at, 0, id);
+    if (best.length > k) best.pop();
+  }
+  return best.map((id) => ({ word: model.vocab[id], p: probs[id] }));
 }
 
 // What the page caches for a text: the logits of the next word (for a reverse model, the word
@@ -125,9 +133,9 @@ function top(model, probs, k) {
 function nextLogits(text, modelName) {
   const model = pick("lm", modelName);
   const given = words(text);
-  const { logits, state } = model.net.run([START, ...encode(model, modelOrder(model, given))]);
+  const { logits, state } = model.net.final([START, ...encode(model, modelOrder(model, given))]);
   return {
-    name: model.name, logits: logits[logits.length - 1], state,
+    name: model.name, logits, state,
     unknown: given.filter((w) => !model.ids.has(w)),
   };
 }
@@ -234,7 +242,7 @@ function generateCommand(text, length, temperature, seed, modelName) {
 function predict(pixels, modelName) {
   const model = pick("mnist", modelName);
   if (pixels.length !== 784) throw new Error(`an image is 784 pixels, got ${pixels.length}`);
-  const [mean, std] = model.normalization;
+  const { mean, std } = model.normalization;
   return softmax(model.net.logits(Array.from(pixels, (p) => (p - mean) / std)));
 }
 

@@ -151,13 +151,31 @@ export class LanguageModel {
   // the output layer turns the top h into logits over the vocabulary. Returns the logits and the
   // new state; the state passed in is not changed.
   step(token, state) {
+    const next = this.advance(token, state);
+    return { logits: this.output(next), state: next };
+  }
+
+  // The stacked layers alone: the state after `token`.
+  advance(token, state) {
     let x = this.embed(token);
     const next = [];
     this.layers.forEach((layer, n) => {
       next.push(LanguageModel.cell(layer, x, state[n]));
       x = next[n].h;
     });
-    return { logits: linear(this.outWeight, this.outBias, x), state: next };
+    return next;
+  }
+
+  // The output layer on the top layer's h: logits over the vocabulary.
+  output(state) {
+    return linear(this.outWeight, this.outBias, state[state.length - 1].h);
+  }
+
+  // The logits after the last of `tokens` only, and the state: what the next-word bars need.
+  // The output layer (vocabulary x hidden, most of the arithmetic) runs once, not per token.
+  final(tokens, state = this.initialState()) {
+    for (const token of tokens) state = this.advance(token, state);
+    return { logits: this.output(state), state };
   }
 
   // The logits after each token of `tokens` (as model(inputs) gives for a batch of one).
