@@ -14,7 +14,7 @@ import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,12 +29,7 @@ from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.model import LanguageModel, ModelConfig
 from dlclassics.lm.model import save_model as save_lm
 from dlclassics.mnist.data import SOURCES
-from dlclassics.mnist.models import build
-from dlclassics.mnist.models import save_model as save_cnn
 from dlclassics.xor.model import XorNet
-
-if TYPE_CHECKING:
-    from fastapi.testclient import TestClient
 
 # The console entry point, as a command line for subprocess.
 MAIN = [sys.executable, "-c", "from dlclassics.cli import main; main()"]
@@ -352,27 +347,10 @@ def load_xor(path: Path) -> XorNet:
     return net
 
 
-# The web demo: run directories of tiny untrained models, as training saves them, and inputs.
+# Run directories of tiny untrained models, as training saves them (for `serve`'s picking).
 
 DIGITS = list(SOURCES["mnist"].classes)
-DEMO_SENTENCES = [s.split() for s in ["the cat sat on the mat", "a dog ran in the park", "the end"]]
-BLANK_PIXELS = [0.0] * 784  # an empty canvas
-
-
-def digit_pixels() -> list[float]:
-    """A canvas with a vertical stroke drawn on it: a 1."""
-    pixels = [0.0] * 784
-    for row in range(4, 24):
-        pixels[row * 28 + 14] = 1.0
-    return pixels
-
-
-def local_client(app) -> "TestClient":
-    """A client addressing the app as a browser on this machine does: TestClient's own host name,
-    testserver, is one the demo refuses. Needs the demo extra (fastapi)."""
-    from fastapi.testclient import TestClient
-
-    return TestClient(app, base_url="http://localhost")
+SENTENCES = [s.split() for s in ["the cat sat on the mat", "a dog ran in the park", "the end"]]
 
 
 def make_run(run: Path, command: str) -> Path:
@@ -387,20 +365,12 @@ def make_lm(run: Path, *directions: str, command: str = "lm train") -> Path:
     returns the last model's trial folder."""
     make_run(run, command)
     torch.manual_seed(0)
-    vocab = Vocabulary.build(DEMO_SENTENCES, 20)
+    vocab = Vocabulary.build(SENTENCES, 20)
     for direction in directions or ("forward",):
         config = ModelConfig(len(vocab), 1, direction, embedding_size=8, hidden_size=8)
         trial = run / "trials" / f"layers1-{direction}"
         save_lm(trial / "checkpoint.pt", LanguageModel(config), vocab, {"seed": 0})
     return trial
-
-
-def make_cnn(run: Path, classes: list[str] = DIGITS) -> Path:
-    """An `mnist cnn` run whose chosen model is a tiny untrained CNN."""
-    make_run(run, "mnist cnn")
-    torch.manual_seed(0)
-    save_cnn(run / "checkpoint.pt", build("single_conv"), "single_conv", {"seed": 0}, classes)
-    return run
 
 
 # `reproduce`.

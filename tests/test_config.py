@@ -404,7 +404,7 @@ def test_devices_other_than_cpu_and_cuda_are_refused(tmp_path, data, device):
 
 
 def _config_types() -> list[type]:
-    """Every dataclass with RULES in the package (the demo's modules need its extra)."""
+    """Every dataclass with RULES in the package."""
     found = set()
     for module in pkgutil.walk_packages(dlclassics.__path__, "dlclassics."):
         if module.name.startswith("dlclassics.serve") or module.name.endswith(
