@@ -313,10 +313,14 @@ function digitPixels() {
 
 function classify() {
   if (!inked) return;
-  const probs = lab.mnist.predict(digitPixels(), $("mnist-model").value);
+  const name = $("mnist-model").value;
+  const probs = lab.mnist.predict(digitPixels(), name);
+  // The class names the model was trained on (Fashion-MNIST's are garments), else digits.
+  const card = lab.models.find((m) => m.name === name)?.card ?? {};
+  const classes = card.classes ?? probs.map((_, i) => String(i));
   const best = probs.indexOf(Math.max(...probs));
-  $("mnist-prediction").textContent = `prediction: ${best}`;
-  bars($("mnist-result"), probs.map((p, digit) => [String(digit), p]));
+  $("mnist-prediction").textContent = `prediction: ${classes[best]}`;
+  bars($("mnist-result"), probs.map((p, i) => [classes[i], p]));
 }
 
 function startMnist() {
