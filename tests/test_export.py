@@ -29,7 +29,7 @@ from dlclassics.mnist.data import normalize
 
 ENTRY_KEYS = {"name", "kind", "path", "run", "command"}
 CARD_KEYS = {"name", "kind", "command", "run", "architecture", "settings", "machine", "results"}
-CARD_KEYS |= {"data", "seed", "version", "text"}
+CARD_KEYS |= {"data", "seed", "version", "text", "model_path"}
 
 
 def export_cli(*args: str):
@@ -65,7 +65,7 @@ def header(path: Path) -> dict:
 def trial_of(entry: dict, runs: dict[str, Path]) -> Path:
     """The trial folder an entry was exported from (its name, less a run prefix)."""
     run = runs[entry["run"]]
-    prefix = entry["run"].replace("/", "-") + "-"
+    prefix = entry["run"].rsplit("/", 1)[-1] + "-"  # a reproduction's part: the part alone
     name = entry["name"]
     if not (run / "trials" / name).is_dir():
         assert name.startswith(prefix), entry
@@ -94,7 +94,8 @@ def check_site(site: Path, runs: dict[str, Path]) -> list[dict]:
         if entry["kind"] == "lm":
             expected.add("vocab.json")
         assert {p.name for p in folder.iterdir()} == expected
-        checkpoint = load_checkpoint(trial_of(entry, runs) / "checkpoint.pt")
+        trial = trial_of(entry, runs)
+        checkpoint = load_checkpoint(trial / "checkpoint.pt")
         state = checkpoint["model"]
         loaded = load_file(folder / "weights.safetensors")
         assert loaded.keys() == state.keys()
@@ -111,6 +112,8 @@ def check_site(site: Path, runs: dict[str, Path]) -> list[dict]:
         fields = ("name", "kind", "command", "run")
         assert {k: card[k] for k in fields} == {k: entry[k] for k in fields}
         assert card["version"] == checkpoint["version"]
+        # What `dlclassics lm generate --model` takes, from any folder on this machine.
+        assert Path(card["model_path"]) == trial.resolve()
         architecture = checkpoint["model_args"] | {
             "parameters": sum(t.numel() for t in state.values())
         }
@@ -223,7 +226,7 @@ def test_export_a_reproduction_and_skips_a_sweep(tmp_path, xor_runs):
         "rep/xor-train": reproduction / "xor-train",
     }
     names = [e["name"] for e in check_site(site, runs)]
-    assert names[0] == "rep-xor-solve-k1-bypass" and names[3] == "rep-xor-train-k1-bypass"
+    assert names[0] == "xor-solve-k1-bypass" and names[3] == "xor-train-k1-bypass"
     # A sweep alone has nothing to export.
     sweep = make_run(tmp_path / "sweep", "xor sweep")
     assert_one_line_error(

@@ -169,7 +169,10 @@ def lm_study(results: Record, config: Record) -> str:
         return f"{_count(m['layers'], 'layer')}, {m['direction']}"
 
     best = min(models, key=lambda m: m["perplexity"]["test"])
-    md = f"Lowest test perplexity: {name(best)}, {best['perplexity']['test']:.2f}."
+    test = best["perplexity"]["test"]
+    # As the perplexity table writes it: from 1,000 on, thousands without decimals.
+    shown = f"{test:,.0f}" if test >= 1000 else f"{test:.2f}"
+    md = f"Lowest test perplexity: {name(best)}, {shown}."
     by = {(m["layers"], m["direction"]): m["perplexity"]["test"] for m in models}
     gaps = [
         f"{(by[layers, 'reverse'] / by[layers, 'forward'] - 1):+.1%} with {_count(layers, 'layer')}"

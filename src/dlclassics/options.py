@@ -230,9 +230,11 @@ def comma_list(
     `item` (the click type of a `bounds` rule)."""
 
     def parse(ctx: click.Context, param: click.Parameter, value: str) -> list:
-        items = [item.convert(v.strip(), param, ctx) for v in value.split(",") if v.strip()]
-        if not items:
+        words = [v.strip() for v in value.split(",")]
+        if not any(words):
             raise click.BadParameter(f"expected a comma-separated list, got {value!r}")
-        return items
+        if "" in words:  # "2,,4": a value left out, more likely a typo than meant
+            raise click.BadParameter(f"{value!r} has an empty item")
+        return [item.convert(v, param, ctx) for v in words]
 
     return parse

@@ -232,6 +232,9 @@ def _base_card(run: Run, trial: str, kind: str, checkpoint: dict[str, Any]) -> d
         "kind": kind,
         "command": run.command,
         "run": run.label,
+        # Where the command line finds the model on the machine that exported it: the page's
+        # "same distribution from the command line" names it.
+        "model_path": str((run.path / TRIALS / trial).resolve()),
         "architecture": dict(checkpoint["model_args"]) | {"parameters": 0},
         "settings": _settings(run.config),
         "machine": run.config.get("machine"),
@@ -418,7 +421,8 @@ def _names(models: list[Model]) -> list[str]:
     for m in models:
         name = m.trial
         if counts[name] > 1:
-            name = f"{m.run.label.replace('/', '-')}-{name}"
+            # A reproduction's part is named by the part alone: "xor-solve-k1-bypass".
+            name = f"{m.run.label.rsplit('/', 1)[-1]}-{name}"
         base, n = name, 2
         while name in names:
             name, n = f"{base}-{n}", n + 1

@@ -74,9 +74,9 @@ def generate_cmd(model_path: Path, device: str, **settings: Any) -> None:
     sampling = Sampling(**settings)  # checked before the model is loaded
     model, vocab = _load(model_path, device)
     given = words(sampling.start)
-    note = _unknown_note(vocab.unknown(given))
-    if note:
-        click.echo(f"note:{note}", err=True)
+    unknown = vocab.unknown(given)
+    if unknown:
+        click.echo(f"note: unknown, generated from as <UNK>: {', '.join(unknown)}", err=True)
     generator = torch.Generator().manual_seed(sampling.seed)
     options = {"stop_at_eos": sampling.stop_at_eos, "allow_unk": sampling.allow_unk}
     for _ in range(sampling.count):

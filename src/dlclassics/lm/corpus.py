@@ -126,7 +126,8 @@ def split(sentences: list[list[str]], seed: int) -> Sentences:
     """80/10/10 at the sentence level, shuffled with the run's seed."""
     if len(sentences) < 10:
         raise InputError(
-            f"the corpus has {len(sentences)} usable sentences; an 80/10/10 split needs 10 or more"
+            f"the corpus has {len(sentences)} usable sentence(s); an 80/10/10 split needs at "
+            "least 10"
         )
     order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = n_test = len(sentences) // 10

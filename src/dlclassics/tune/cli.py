@@ -19,8 +19,9 @@ from dlclassics.options import (
 from dlclassics.tune.config import CnnSearch, LmSearch, SearchConfig
 
 
-def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
-    """The options every search takes: budget, pruner, storage, device and run options."""
+def _search_options(config_type: type[SearchConfig], command: str) -> Callable[..., Any]:
+    """The options every search takes (`command`: "tune lm"): budget, pruner, storage, device
+    and run options."""
     options = [
         config_option(config_type, "epochs", help="Each trial's budget."),
         config_option(config_type, "n_trials", help="Trials to run."),
@@ -29,7 +30,9 @@ def _search_options(config_type: type[SearchConfig]) -> Callable[..., Any]:
             "The study's database URL, shared by every process started on it "
             "(default: sqlite in the run directory)."
         ),
-        study_name_option("The study's name in --storage (default: the command, tune-lm)."),
+        study_name_option(
+            f"The study's name in --storage (default: the command, {command.replace(' ', '-')})."
+        ),
         config_option(
             config_type, "startup_trials", help="Prune nothing until this many trials completed."
         ),
@@ -88,7 +91,7 @@ def tune() -> None:
     show_default=False,
     help="Folder of the four IDX files (default: downloaded and cached).",
 )
-@_search_options(CnnSearch)
+@_search_options(CnnSearch, "tune mnist-cnn")
 def mnist_cnn(**params: Any) -> None:
     """The three CNNs, learning rate, batch size and dropout, for balanced validation accuracy."""
     config = make_config(CnnSearch, params)
@@ -109,7 +112,7 @@ def mnist_cnn(**params: Any) -> None:
 @config_option(LmSearch, "embedding_sizes", help="Embedding widths to try.")
 @config_option(LmSearch, "hidden_sizes", help="LSTM widths to try.")
 @config_option(LmSearch, "layers", help="Layer counts.")
-@_search_options(LmSearch)
+@_search_options(LmSearch, "tune lm")
 def lm(**params: Any) -> None:
     """Learning rate, embedding and hidden sizes and layers, for validation perplexity."""
     config = make_config(LmSearch, params)

@@ -161,9 +161,7 @@ function updateProb() {
 
 function cardText(model) {
   const { card } = model;
-  const text = card.text || `${model.name}: ${JSON.stringify(card.architecture)}`;
-  const how = card.command ? ` Trained by: ${card.command}.` : "";
-  return `${text}${how}`;
+  return card.text || `${model.name}: ${JSON.stringify(card.architecture)}`;
 }
 
 function showCard() {
@@ -325,7 +323,9 @@ function classify() {
 
 function startMnist() {
   clearCanvas();
-  const models = lab.models.filter((m) => m.kind === "mnist");
+  // The model its run chose (mnist cnn's best by validation) first, then the others.
+  const models = lab.models.filter((m) => m.kind === "mnist")
+    .sort((a, b) => Number(Boolean(b.card.results?.best)) - Number(Boolean(a.card.results?.best)));
   if (!models.length) {
     unavailable("mnist", "This site has no MNIST model: train one (dlclassics mnist fc or cnn) and export it.");
     return;
