@@ -118,12 +118,14 @@ class Bar:
         self.bar.close()
 
     def advance(self, steps: int = 1) -> bool:
-        """Count `steps` done; whether it is time to `show` the values."""
+        """Count `steps` done; whether it is time to `show` the values: every EVERY seconds,
+        and at the last step, so that a trial shorter than that ends showing its own."""
         self.step += steps
         self.bar.update(steps)
         if self.timed is None:
             self.timed = time.monotonic(), self.step
-        return not self.inert and time.monotonic() - self.last >= EVERY
+        due = self.step >= self.total or time.monotonic() - self.last >= EVERY
+        return not self.inert and due
 
     def show(self, **values: float) -> None:
         """The latest values, in the bar's postfix and the file."""
