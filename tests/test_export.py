@@ -5,8 +5,10 @@ import hashlib
 import json
 import shutil
 import struct
+from collections import Counter
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
@@ -21,11 +23,14 @@ from conftest import (
     write_idx_set,
 )
 from safetensors.numpy import load_file
+from sklearn.metrics import balanced_accuracy_score, precision_recall_fscore_support
+from torch import nn
 
 from dlclassics import __version__
 from dlclassics.core.checkpoint import load_checkpoint
-from dlclassics.lab.export import STATIC, export
-from dlclassics.mnist.data import normalize
+from dlclassics.lab.export import STATIC, export, mnist_test_files
+from dlclassics.mnist.data import Split, load, normalize
+from dlclassics.mnist.models import load_classifier
 
 ENTRY_KEYS = {"name", "kind", "path", "run", "command"}
 CARD_KEYS = {"name", "kind", "command", "run", "architecture", "settings", "machine", "results"}
@@ -93,6 +98,11 @@ def check_site(site: Path, runs: dict[str, Path]) -> list[dict]:
         expected = {"weights.safetensors", "card.json"}
         if entry["kind"] == "lm":
             expected.add("vocab.json")
+        if "test" in read_json(folder / "card.json"):
+            assert entry["kind"] == "mnist"
+            expected |= {"test.json", "samples.json"}
+            if read_json(folder / "test.json")["sprite"] is not None:
+                expected.add("test-mistakes.png")
         assert {p.name for p in folder.iterdir()} == expected
         trial = trial_of(entry, runs)
         checkpoint = load_checkpoint(trial / "checkpoint.pt")
@@ -292,6 +302,121 @@ def test_weights_beyond_the_bound_are_refused(tmp_path, xor_runs):
     assert "hidden.bias" in result.stderr
 
 
+def sprite_tiles(path: Path, count: int, columns: int) -> np.ndarray:
+    """The first `count` 28x28 tiles of a sprite PNG, as 0..255 grey levels; the rest black."""
+    image = matplotlib.image.imread(path)
+    if image.ndim == 3:  # RGB(A): every channel the grey level, opaque
+        assert (image[..., :3] == image[..., :1]).all()
+        if image.shape[2] == 4:
+            assert (image[..., 3] == 1).all()
+        image = image[..., 0]
+    pixels = np.rint(image * 255).astype(np.int64)
+    rows = -(-count // columns)
+    assert pixels.shape == (rows * 28, columns * 28)
+    tiles = pixels.reshape(rows, 28, columns, 28).transpose(0, 2, 1, 3).reshape(-1, 28, 28)
+    assert not tiles[count:].any()
+    return tiles[:count]
+
+
+def expected_mistakes(labels: list[int], preds: list[int], per_cell: int = 100) -> list[int]:
+    counts: Counter[tuple[int, int]] = Counter()
+    wrong = []
+    for i, (t, p) in enumerate(zip(labels, preds, strict=True)):
+        if t != p and counts[t, p] < per_cell:
+            counts[t, p] += 1
+            wrong.append(i)
+    return wrong
+
+
+def check_test_figures(folder: Path, trial: Path, test: Split) -> None:
+    """test.json, the sprite and samples.json of an exported MNIST model, recomputed here."""
+    card = read_json(folder / "card.json")
+    assert card["test"] == "test.json"
+    figures = read_json(folder / "test.json")
+    assert figures["classes"] == card["classes"] and figures["sprite_columns"] == 40
+    model = load_classifier(trial)
+    with torch.inference_mode():
+        logits = model(normalize(test.images))
+    labels, preds = test.labels.numpy(), logits.argmax(1).numpy()
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (labels, preds), 1)
+    assert figures["confusion"] == confusion.tolist()
+    assert figures["accuracy"] == np.trace(confusion) / confusion.sum()
+    assert figures["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, preds))
+    precision, recall, _, _ = precision_recall_fscore_support(
+        labels, preds, labels=np.arange(10), zero_division=0
+    )
+    assert figures["precision"] == pytest.approx(precision.tolist())
+    assert figures["recall"] == pytest.approx(recall.tolist())
+    mistakes = figures["mistakes"]
+    wrong = expected_mistakes(labels.tolist(), preds.tolist())
+    assert [m["index"] for m in mistakes] == wrong
+    assert [m["sprite"] for m in mistakes] == list(range(len(wrong)))
+    probabilities = logits.softmax(1)
+    for m in mistakes:
+        assert (m["true"], m["pred"]) == (labels[m["index"]], preds[m["index"]])
+        assert m["p_pred"] == pytest.approx(probabilities[m["index"], m["pred"]].item(), abs=1e-6)
+        assert m["p_true"] == pytest.approx(probabilities[m["index"], m["true"]].item(), abs=1e-6)
+    if wrong:  # the easy tiny set: a model may make none (the sprite's own test has some)
+        assert figures["sprite"] == "test-mistakes.png"
+        tiles = sprite_tiles(folder / figures["sprite"], len(wrong), 40)
+        assert np.array_equal(tiles, test.images[wrong].numpy())
+    else:
+        assert figures["sprite"] is None and not (folder / "test-mistakes.png").exists()
+    samples = read_json(folder / "samples.json")
+    assert samples["classes"] == card["classes"]
+    picks = [i for c in range(10) for i in np.flatnonzero(labels == c)[:2].tolist()]
+    assert len(picks) == 20  # the tiny set has two test images of every class
+    assert samples["labels"] == labels[picks].tolist()
+    assert samples["images"] == test.images[picks].reshape(-1, 784).tolist()
+
+
+class ByPixel(nn.Module):
+    """A fake classifier: its logits one-hot at `answer[v]` for an image whose pixels are v."""
+
+    def __init__(self, answer: dict[int, int]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = ((x[:, 0, 0, 0] + 1) * 255 / 2).round().long().tolist()
+        return nn.functional.one_hot(torch.tensor([self.answer[v] for v in values]), 10) * 5.0
+
+
+def test_mistakes_are_the_first_100_of_a_cell():
+    labels = [1] * 250 + [2] * 3 + [3] * 30
+    images = torch.tensor(labels, dtype=torch.uint8)[:, None, None].expand(-1, 28, 28)
+    test = Split(images.contiguous(), torch.tensor(labels))
+    classes = [str(c) for c in range(10)]
+    # Every 1 taken for a 0, every 3 for a 2: 100 of the first cell, all 30 of the second.
+    files = mnist_test_files(ByPixel({1: 0, 2: 2, 3: 2}), test, classes)
+    figures = json.loads(files["test.json"])
+    assert figures["confusion"][1][0] == 250 and figures["confusion"][3][2] == 30
+    assert [m["index"] for m in figures["mistakes"]] == list(range(100)) + list(range(253, 283))
+    assert figures["accuracy"] == 3 / 283
+    p_pred = np.exp(5) / (np.exp(5) + 9)
+    assert figures["mistakes"][0]["p_pred"] == pytest.approx(p_pred)
+    assert figures["mistakes"][0]["p_true"] == pytest.approx(1 / (np.exp(5) + 9))
+    samples = json.loads(files["samples.json"])
+    assert samples["labels"] == [1, 1, 2, 2, 3, 3]
+    assert samples["images"][2] == [2] * 784
+    # No mistake: no sprite.
+    right = mnist_test_files(ByPixel({1: 1, 2: 2, 3: 3}), test, classes)
+    assert set(right) == {"test.json", "samples.json"}
+    figures = json.loads(right["test.json"])
+    assert figures["mistakes"] == [] and figures["sprite"] is None and figures["accuracy"] == 1
+
+
+def test_the_sprite_holds_the_mistakes_pixels(tmp_path):
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, size=(45, 28, 28), dtype=np.uint8))
+    images[:, 0, 0] = torch.arange(45, dtype=torch.uint8)  # the fake model's key
+    test = Split(images, torch.full((45,), 7))
+    files = mnist_test_files(ByPixel(dict.fromkeys(range(45), 0)), test, [*"0123456789"])
+    (tmp_path / "sprite.png").write_bytes(files["test-mistakes.png"])
+    assert np.array_equal(sprite_tiles(tmp_path / "sprite.png", 45, 40), images.numpy())
+
+
 @pytest.mark.slow
 def test_export_lm_study_and_mnist(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt")
@@ -338,3 +463,22 @@ def test_export_lm_study_and_mnist(tmp_path):
         assert card["results"]["best"] == (name == best)
         assert ("best_test" in card["results"]) == (name == best)
         assert card["architecture"]["arch"] == name.removesuffix("_b50")
+    # Every MNIST model's test figures, sprite and samples, recomputed from the test split.
+    test = load("mnist", idx, 0).test
+    for name, run in [
+        ("logreg", fc),
+        ("mlp", fc),
+        ("double_conv_b50", cnn),
+        ("single_conv_b50", cnn),
+    ]:
+        check_test_figures(site / "models" / name, run / "trials" / name, test)
+    # A run whose data is gone: its models exported without them, and one note saying why.
+    shutil.rmtree(idx)
+    result = export_cli(str(fc), "--out", str(site))
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "no test figures" in notes[0] and str(idx) in notes[0]
+    check_site(site, {"fc": fc})
+    for name in ("logreg", "mlp"):
+        assert "test" not in read_json(site / f"models/{name}/card.json")
+        assert not (site / f"models/{name}/test.json").exists()

@@ -44,11 +44,11 @@ def run(experiment: Experiment, params: dict[str, Any]) -> None:
     config = study.prepare(config)  # bad data or sizes fail here, before a run directory
     with open_run(out, experiment.command, config, machine) as run_dir:
         summary = run_study(experiment, config, run_dir, quiet, scale, machine)
-    if summary is None:
-        return  # a torchrun rank but 0: rank 0 summarises
-    for line in study.lines(config, summary):
-        click.echo(line)
-    click.echo(f"wrote {run_dir.path}")
+    if summary is not None:  # else a torchrun rank but 0: rank 0 summarises
+        for line in study.lines(config, summary):
+            click.echo(line)
+        click.echo(f"wrote {run_dir.path}")
+    distributed.finish()
 
 
 def resumed_machine(directory: Path) -> tuple[str, bool | None]:

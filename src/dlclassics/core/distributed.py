@@ -96,8 +96,22 @@ def start(device_name: str, batch_size: int) -> torch.device:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // w.local_size))
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=TIMEOUT)
-        atexit.register(dist.destroy_process_group)
+        atexit.register(_leave)  # on an error's way out too
     return device
+
+
+def _leave() -> None:
+    if active():
+        dist.destroy_process_group()
+
+
+def finish() -> None:
+    """The end of a torchrun job's command: every rank waits for the others (rank 0 summarises
+    meanwhile), then leaves the process group while the interpreter is whole. Gloo's threads
+    outliving it can abort a rank at exit ("terminate called without an active exception")."""
+    if active():
+        dist.barrier()
+        _leave()
 
 
 def local(device: torch.device) -> torch.device:

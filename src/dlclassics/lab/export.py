@@ -15,6 +15,30 @@ The site's format, which the page (`static/`) reads:
     SITE/models/<name>/card.json    the model card (below)
     SITE/models/<name>/vocab.json   LM only: the vocabulary, a JSON list of words, index = token
                                     id (the 4 specials first: <PAD>, <START>, <UNK>, <EOS>)
+    SITE/models/<name>/test.json    MNIST only, where the run's data could be read (else a note,
+                                    and no test.json, test-mistakes.png nor samples.json): the
+                                    model on the test split of the run's config.json (PyTorch,
+                                    CPU, eval mode; TEST below)
+    SITE/models/<name>/test-mistakes.png
+                                    MNIST only, with test.json, where the model made a mistake:
+                                    TEST's mistakes' 28x28 images as tiles, "sprite_columns" to a
+                                    row, row-major (tile i at row i // columns, column
+                                    i % columns), the last row padded with black tiles; grey
+                                    levels as stored (0..255, white ink on black), an 8-bit
+                                    greyscale PNG (one channel)
+    SITE/models/<name>/samples.json MNIST only, with test.json: {"classes": the ten class names,
+                                    "images": [[784 ints 0..255, row-major], ...], "labels":
+                                    [int, ...]}: the first two test images of each class, class
+                                    by class (0, 0, 1, 1, ...), each in test order
+
+TEST = {"classes": the ten class names, "accuracy": float, "balanced_accuracy": float,
+    "confusion": 10 rows of 10 ints (row: true class, column: predicted),
+    "precision": [10 floats], "recall": [10 floats] (per class, 0 where undefined),
+    "mistakes": [{"sprite": its tile in the sprite, "index": the test image's index, "true": int,
+        "pred": int, "p_pred": the model's probability of pred, "p_true": of the true class},
+        ...]: every misclassified test image, at most the first MISTAKES_PER_CELL (100) of each
+        (true, pred) cell, in test order; "sprite": "test-mistakes.png", or null where there is
+        no mistake (and no PNG), "sprite_columns": 40}
 
 card.json: {"name", "kind", "command", "run",
     "architecture": the checkpoint's model_args (LM: vocab_size, layers, direction,
@@ -33,6 +57,7 @@ card.json: {"name", "kind", "command", "run",
     "normalization": MNIST only, {"mean", "std"}: the model sees (pixel - mean) / std for pixels
         in [0, 1],
     "classes": MNIST only, the ten class names,
+    "test": MNIST only, "test.json" where the export wrote test.json (and samples.json),
     "text": a one-paragraph summary of all that}
 
 Model names are the trials' (`layers1-forward`, `logreg`, `single_conv_b50`, `k1-bypass`); a
@@ -42,6 +67,7 @@ leaves nothing, and a previous site at SITE is replaced only then.
 """
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -55,6 +81,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
@@ -68,6 +95,7 @@ from dlclassics.core.checkpoint import (
     load_checkpoint,
 )
 from dlclassics.core.errors import InputError
+from dlclassics.core.machine import data_root
 from dlclassics.core.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -85,15 +113,21 @@ from dlclassics.core.rundir import (
     write_json,
 )
 from dlclassics.lm.model import LanguageModel, load_vocabulary, model_config
-from dlclassics.mnist.config import DROPOUT_ARCH
-from dlclassics.mnist.data import normalize
+from dlclassics.mnist.config import DROPOUT_ARCH, CnnConfig, FcConfig, MnistConfig
+from dlclassics.mnist.data import FILES, SOURCES, Split, normalize
+from dlclassics.mnist.evaluate import split_metrics
+from dlclassics.mnist.experiment import load_data
 from dlclassics.mnist.models import load_classifier
+from dlclassics.options import make_config
 from dlclassics.xor.data import INPUTS, TARGETS
 from dlclassics.xor.model import XorNet, net_name
 
 STATIC = Path(__file__).parent / "static"
 MODELS_JSON, MODELS = "models.json", "models"
 WEIGHTS, CARD, VOCAB = "weights.safetensors", "card.json", "vocab.json"
+TEST, SPRITE, SAMPLES = "test.json", "test-mistakes.png", "samples.json"
+MISTAKES_PER_CELL, SPRITE_COLUMNS, SAMPLES_PER_CLASS = 100, 40, 2
+MNIST_CONFIGS: dict[str, type[MnistConfig]] = {"mnist fc": FcConfig, "mnist cnn": CnnConfig}
 KINDS = {
     "lm train": "lm",
     "lm study": "lm",
@@ -137,6 +171,8 @@ class Model:
     weights: dict[str, torch.Tensor]
     card: dict[str, Any]
     vocab: list[str] | None = None
+    classifier: nn.Module | None = None  # MNIST: the model, in eval mode on the CPU
+    files: dict[str, bytes] | None = None  # more files of its folder (MNIST: test.json, ...)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -351,7 +387,129 @@ def _mnist(run: Run, trial: str) -> Model:
         + _provenance(card, f"{dataset} (sha256 {card['data']['data_sha256']})")
         + (f" Test accuracy {_figure(test)}." if test is not None else "")
     )
-    return Model(trial, "mnist", run, weights, card)
+    return Model(trial, "mnist", run, weights, card, classifier=model)
+
+
+def _on_this_machine(config: MnistConfig) -> bool:
+    """Whether `data.locate` finds the config's files without downloading any: in its data_dir
+    (a missing one is `locate`'s InputError), else all four in a system folder or the cache."""
+    if config.data_dir:
+        return True
+    folders = [*map(Path, SOURCES[config.dataset].system_dirs), data_root() / config.dataset]
+    return any(
+        all((f / n).is_file() or (f / f"{n}.gz").is_file() for n in FILES.values()) for f in folders
+    )
+
+
+def read_test_split(run: Run) -> Split | str:
+    """The test split of an MNIST run's config.json, checked against its data_sha256, or why it
+    cannot be read; nothing is downloaded."""
+    try:
+        config = make_config(MNIST_CONFIGS[run.command], _settings(run.config))
+        if config.data_dir and not Path(config.data_dir).is_dir():
+            return f"its data folder {config.data_dir} is not there"
+        if not _on_this_machine(config):
+            return f"the {config.dataset} files are not on this machine (export downloads nothing)"
+        return load_data(config, 1).test
+    except InputError as e:
+        return str(e)
+
+
+@torch.inference_mode()
+def _logits(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    model.eval()
+    batches = range(0, len(images), batch_size)
+    return torch.cat([model(normalize(images[i : i + batch_size])).float() for i in batches])
+
+
+def _sprite(images: np.ndarray) -> bytes:
+    """uint8 (n, 28, 28) images as one PNG of SPRITE_COLUMNS tiles a row, padded with black."""
+    # Pillow, matplotlib's own PNG writer: an 8-bit grey PNG holds the bytes exactly (imsave's
+    # colormap is off by one for some levels) in a quarter of an RGBA PNG's pixels.
+    from PIL import Image
+
+    rows = -(-len(images) // SPRITE_COLUMNS)
+    tiles = np.zeros((rows * SPRITE_COLUMNS, 28, 28), np.uint8)
+    tiles[: len(images)] = images
+    sheet = tiles.reshape(rows, SPRITE_COLUMNS, 28, 28).transpose(0, 2, 1, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(sheet.reshape(rows * 28, SPRITE_COLUMNS * 28)), "L").save(
+        buffer, format="png"
+    )
+    return buffer.getvalue()
+
+
+def _json_bytes(obj: Any) -> bytes:
+    # One line: bytes the page loads.
+    return (json.dumps(obj, allow_nan=False, separators=(",", ":")) + "\n").encode()
+
+
+def mnist_test_files(model: nn.Module, test: Split, classes: list[str]) -> dict[str, bytes]:
+    """TEST (test.json), its mistakes' sprite and samples.json of `model` on `test`."""
+    logits = _logits(model, test.images)
+    preds = logits.argmax(1)
+    probabilities = logits.softmax(1)
+    metrics = split_metrics(test.labels, preds)
+    labels, predicted = test.labels.tolist(), preds.tolist()
+    per_cell: Counter[tuple[int, int]] = Counter()
+    mistakes: list[dict[str, Any]] = []
+    for i, (true, pred) in enumerate(zip(labels, predicted, strict=True)):
+        if true == pred or per_cell[true, pred] >= MISTAKES_PER_CELL:
+            continue
+        per_cell[true, pred] += 1
+        p = probabilities[i]
+        mistakes.append(
+            {
+                "sprite": len(mistakes),
+                "index": i,
+                "true": true,
+                "pred": pred,
+                "p_pred": p[pred].item(),
+                "p_true": p[true].item(),
+            }
+        )
+    files: dict[str, bytes] = {}
+    if mistakes:
+        wrong = torch.tensor([m["index"] for m in mistakes])
+        files[SPRITE] = _sprite(test.images[wrong].numpy())
+    files[TEST] = _json_bytes(
+        {
+            "classes": classes,
+            "accuracy": metrics["accuracy"],
+            "balanced_accuracy": metrics["balanced_accuracy"],
+            "confusion": metrics["confusion_matrix"],
+            "precision": metrics["precision"],
+            "recall": metrics["recall"],
+            "mistakes": mistakes,
+            "sprite": SPRITE if mistakes else None,
+            "sprite_columns": SPRITE_COLUMNS,
+        }
+    )
+    picks = [
+        i
+        for c in range(len(classes))
+        for i in (test.labels == c).nonzero().flatten()[:SAMPLES_PER_CLASS].tolist()
+    ]
+    files[SAMPLES] = _json_bytes(
+        {
+            "classes": classes,
+            "images": [test.images[i].flatten().tolist() for i in picks],
+            "labels": [labels[i] for i in picks],
+        }
+    )
+    return files
+
+
+def _add_test_files(run: Run, models: list[Model], note: Note) -> None:
+    """Each MNIST model's test figures (its card naming them), or one note saying why not."""
+    test = read_test_split(run)
+    if isinstance(test, str):
+        note(f"{run.path}: no test figures for its models ({test})")
+        return
+    for model in models:
+        assert model.classifier is not None
+        model.files = mnist_test_files(model.classifier, test, model.card["classes"])
+        model.card["test"] = TEST
 
 
 def _xor(run: Run, trial: str) -> Model:
@@ -471,6 +629,8 @@ def _write_model(folder: Path, model: Model) -> None:
     if model.vocab is not None:
         # One line, not indented: a 10,000-word vocabulary is bytes every visit loads.
         atomic_write_text(folder / VOCAB, json.dumps(model.vocab, ensure_ascii=False) + "\n")
+    for name, data in (model.files or {}).items():
+        atomic_write_bytes(folder / name, data)
 
 
 def _copy_static(site: Path) -> None:
@@ -514,6 +674,8 @@ def export(runs: list[Path], out: Path, note: Note = _note) -> list[dict[str, An
         found = []
         for run in find_runs(path, notes.append):
             models_of_run = read_models(run)
+            if KINDS[run.command] == "mnist" and models_of_run:
+                _add_test_files(run, models_of_run, notes.append)
             if models_of_run and not run.results:
                 notes.append(f"{run.path} is not finished (no {RESULTS}): no results in its cards")
             found += models_of_run

@@ -4,6 +4,10 @@
 //   models/<name>/card.json          what the model is and how it was trained
 //   models/<name>/weights.safetensors  its PyTorch state_dict
 //   models/<name>/vocab.json         a language model's words, index = token id
+//   models/<name>/test.json          an MNIST model's test confusion matrix and its mistakes
+//                                    (with test-mistakes.png, their 28x28 tiles), where the card
+//                                    names it ("test": "test.json")
+//   models/<name>/samples.json       a few test images to classify, {classes, images, labels}
 //
 //   await lab.ready
 //   lab.models                                  [{name, kind, card}]
@@ -11,6 +15,12 @@
 //   lab.lm.prob(text, model)                    {log_probability, log_probability_with_eos, words}
 //   lab.lm.generate(text, length, temperature, seed, model)   a sentence
 //   lab.mnist.predict(pixels, model)            ten probabilities
+//   lab.mnist.activations(pixels, model)        a CNN's maps, stage by stage:
+//       [{stage, channels, side, conv, pooled, relu}]: conv is `channels` maps of side x side
+//       (the conv's output, bias added), pooled and relu `channels` maps of side/2 x side/2
+//       (after the 2x2 max-pool, then after the ReLU: the project's order); each map a
+//       row-major Float32Array. side is 28 for the first stage, 14 for the second, ...
+//   lab.mnist.test(model), lab.mnist.samples(model)   test.json and samples.json, or null
 //   lab.xor.forward(weights, T, inputs)         one output per [x1, x2]
 // `model` is a model's name and may be left out: then the first forward language model, or the
 // only (first) model of that kind.
@@ -83,6 +93,13 @@ async function loadModel(entry) {
     model.net = new Classifier(tensors);
     // The card's {mean, std}: the model sees (pixel - mean) / std for pixels in [0, 1].
     model.normalization = card.normalization;
+    model.base = base;
+    // The test split's figures and a few of its images, where the export wrote them.
+    const optional = (file) => (file ? getJson(`${base}/${file}`).catch(() => null) : null);
+    [model.test, model.samples] = await Promise.all([
+      optional(card.test),
+      optional(card.samples ?? (card.test ? "samples.json" : null)),
+    ]);
   } else if (entry.kind === "xor") {
     model.weights = xorWeights(tensors);
   }
@@ -239,11 +256,29 @@ function generateCommand(text, length, temperature, seed, modelName) {
 // ---- MNIST and XOR ----------------------------------------------------------------------------
 
 // pixels: 784 values in [0, 1], row-major 28x28, white ink on black (the IDX images / 255).
-function predict(pixels, modelName) {
-  const model = pick("mnist", modelName);
+// The pixels as the model sees them: (pixel - mean) / std, the card's normalisation. No
+// re-centring: that is the canvas drawing's only.
+function normalised(model, pixels) {
   if (pixels.length !== 784) throw new Error(`an image is 784 pixels, got ${pixels.length}`);
   const { mean, std } = model.normalization;
-  return softmax(model.net.logits(Array.from(pixels, (p) => (p - mean) / std)));
+  return Array.from(pixels, (p) => (p - mean) / std);
+}
+
+function predict(pixels, modelName) {
+  const model = pick("mnist", modelName);
+  return softmax(model.net.logits(normalised(model, pixels)));
+}
+
+function activations(pixels, modelName) {
+  const model = pick("mnist", modelName);
+  return model.net.stages(normalised(model, pixels));
+}
+
+// A model's layers as stored: {convs: [{weight, shape, bias}], linears: [...]}, weights in
+// PyTorch's layout (conv (out, in, k, k); linear (out, in)).
+function layers(modelName) {
+  const { net } = pick("mnist", modelName);
+  return { convs: net.convs, linears: net.linears };
 }
 
 // ---- the global -------------------------------------------------------------------------------
@@ -256,7 +291,13 @@ const lab = {
     next, prob, generate, nextLogits, generateCommand,
     vocabulary: (name) => pick("lm", name).vocab,  // the words, index = token id
   },
-  mnist: { predict },
+  mnist: {
+    predict, activations, layers,
+    test: (name) => pick("mnist", name).test ?? null,
+    samples: (name) => pick("mnist", name).samples ?? null,
+    // The model's folder in the site (its test-mistakes.png is there).
+    folder: (name) => pick("mnist", name).base,
+  },
   xor: {
     forward: (weights, temperature, inputs) => xorForward(weights, temperature, inputs),
     // The exported XOR nets' weights, by name.

@@ -254,6 +254,29 @@ export class Classifier {
     this.linears = weights.filter((n) => !n.startsWith("convs.")).sort(byIndex).map(layer);
   }
 
+  // Each conv stage, step by step as ConvNet.forward runs it (conv -> 2x2 max-pool -> ReLU), for
+  // the normalised image `pixels`: [{stage, channels, side, conv, pooled, relu}], `side` the
+  // conv output's width (28, 14, ...), each of conv/pooled/relu a list of `channels` maps, row-
+  // major Float32Arrays of side*side (conv) or (side/2)^2 (pooled, relu) values. None for logreg
+  // and the MLP.
+  stages(pixels) {
+    const out = [];
+    let x = Float32Array.from(pixels);
+    let channels = 1;
+    let side = 28;
+    this.convs.forEach((conv, stage) => {
+      const conved = conv2d(x, channels, side, conv.weight, conv.bias, conv.shape[2]);
+      channels = conv.shape[0];
+      const pooled = maxPool2x2(conved, channels, side);
+      x = relu(pooled);
+      const half = Math.floor(side / 2);
+      const maps = (a, s) => Array.from({ length: channels }, (_, c) => a.slice(c * s * s, (c + 1) * s * s));
+      out.push({ stage, channels, side, conv: maps(conved, side), pooled: maps(pooled, half), relu: maps(x, half) });
+      side = half;
+    });
+    return out;
+  }
+
   // pixels: the normalised image, 784 values row-major. Returns the ten logits.
   logits(pixels) {
     let x = Float32Array.from(pixels);

@@ -3,6 +3,7 @@
 
 import lab from "./lab.js";
 import { entropy, softmax } from "./models.js";
+import { startMnist } from "./mnist.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -235,113 +236,6 @@ function startLm() {
   gen();  // a first sentence, and its command, without a click
   showCard();
   studyChart();
-}
-
-// ---- MNIST ------------------------------------------------------------------------------------
-
-const canvas = $("mnist-canvas");
-const pen = canvas.getContext("2d", { willReadFrequently: true });
-let drawing = false;
-let inked = false;
-
-function clearCanvas() {
-  pen.fillStyle = "black";
-  pen.fillRect(0, 0, canvas.width, canvas.height);
-  inked = false;
-}
-
-// The pointer in the canvas's own pixels: on a phone CSS may show it smaller than 280 px.
-function point(event) {
-  const box = canvas.getBoundingClientRect();
-  return [(event.clientX - box.left) * (canvas.width / box.width),
-    (event.clientY - box.top) * (canvas.height / box.height)];
-}
-
-// Pointer events cover the mouse, a pen and touch alike; touch-action: none (style.css) keeps
-// the finger from scrolling the page while it draws.
-canvas.addEventListener("pointerdown", (event) => {
-  drawing = true;
-  canvas.setPointerCapture?.(event.pointerId);
-  pen.beginPath();
-  pen.moveTo(...point(event));
-});
-canvas.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
-  pen.lineTo(...point(event));
-  pen.strokeStyle = "white";
-  pen.lineWidth = 20;
-  pen.lineCap = pen.lineJoin = "round";
-  pen.stroke();
-  inked = true;
-});
-for (const name of ["pointerup", "pointercancel"]) {
-  canvas.addEventListener(name, () => {
-    if (drawing && inked) classify();
-    drawing = false;
-  });
-}
-
-// MNIST digits are scaled to fit 20x20 and centred in 28x28; the drawing gets the same.
-function digitPixels() {
-  const { data, width, height } = pen.getImageData(0, 0, canvas.width, canvas.height);
-  let [left, topEdge, right, bottomEdge] = [width, height, -1, -1];
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (data[4 * (y * width + x)] > 0) {
-        left = Math.min(left, x); right = Math.max(right, x);
-        topEdge = Math.min(topEdge, y); bottomEdge = Math.max(bottomEdge, y);
-      }
-    }
-  }
-  const small = document.createElement("canvas");
-  small.width = small.height = 28;
-  const out = small.getContext("2d", { willReadFrequently: true });
-  out.fillStyle = "black";
-  out.fillRect(0, 0, 28, 28);
-  if (right >= 0) {
-    const side = Math.max(right - left, bottomEdge - topEdge) + 1;
-    const scale = 20 / side;
-    const [w, h] = [(right - left + 1) * scale, (bottomEdge - topEdge + 1) * scale];
-    out.drawImage(canvas, left, topEdge, right - left + 1, bottomEdge - topEdge + 1,
-      (28 - w) / 2, (28 - h) / 2, w, h);
-  }
-  const smallData = out.getImageData(0, 0, 28, 28).data;
-  return Array.from({ length: 28 * 28 }, (_, i) => smallData[4 * i] / 255);
-}
-
-function classify() {
-  if (!inked) return;
-  const name = $("mnist-model").value;
-  const probs = lab.mnist.predict(digitPixels(), name);
-  // The class names the model was trained on (Fashion-MNIST's are garments), else digits.
-  const card = lab.models.find((m) => m.name === name)?.card ?? {};
-  const classes = card.classes ?? probs.map((_, i) => String(i));
-  const best = probs.indexOf(Math.max(...probs));
-  $("mnist-prediction").textContent = `prediction: ${classes[best]}`;
-  bars($("mnist-result"), probs.map((p, i) => [classes[i], p]));
-}
-
-function startMnist() {
-  clearCanvas();
-  // The model its run chose (mnist cnn's best by validation) first, then the others.
-  const models = lab.models.filter((m) => m.kind === "mnist")
-    .sort((a, b) => Number(Boolean(b.card.results?.best)) - Number(Boolean(a.card.results?.best)));
-  if (!models.length) {
-    unavailable("mnist", "This site has no MNIST model: train one (dlclassics mnist fc or cnn) and export it.");
-    return;
-  }
-  options($("mnist-model"), models.map((m) => m.name));
-  const card = () => cardText(models.find((m) => m.name === $("mnist-model").value));
-  $("mnist-card").textContent = card();
-  $("mnist-model").addEventListener("change", () => {
-    $("mnist-card").textContent = card();
-    classify();
-  });
-  $("mnist-clear").addEventListener("click", () => {
-    clearCanvas();
-    $("mnist-prediction").textContent = "";
-    $("mnist-result").replaceChildren();
-  });
 }
 
 // ---- XOR --------------------------------------------------------------------------------------
