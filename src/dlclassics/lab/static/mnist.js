@@ -2,33 +2,10 @@
 // logistic regression's templates and the MLP's units; the test set's mistakes. Like page.js it
 // computes no model's numbers itself: it asks window.lab (lab.js) and draws what it gets.
 
+import { $, bars, element, percent } from "./dom.js";
 import lab from "./lab.js";
 
-const $ = (id) => document.getElementById(id);
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
-
-const percent = (p) => (p >= 0.001 ? `${(100 * p).toFixed(1)}%` : p > 0 ? p.toExponential(1) : "0%");
 const digits = Array.from({ length: 10 }, (_, i) => String(i));
-
-function bars(table, rows) {
-  table.replaceChildren(...rows.map(([label, p, best]) => {
-    const bar = element("div", { class: "bar" });
-    bar.style.width = `${(100 * p).toFixed(2)}%`;
-    return element("tr", best ? { class: "best" } : {},
-      element("td", { class: "label" }, label),
-      element("td", { class: "barcell" }, bar),
-      element("td", { class: "value" }, percent(p)));
-  }));
-}
 
 // ---- colours ----------------------------------------------------------------------------------
 

@@ -3,33 +3,8 @@
 
 import lab from "./lab.js";
 import { entropy, softmax } from "./models.js";
+import { $, bars, element, percent } from "./dom.js";
 import { startMnist } from "./mnist.js";
-
-const $ = (id) => document.getElementById(id);
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
-
-const percent = (p) => (p >= 0.001 ? `${(100 * p).toFixed(1)}%` : p.toExponential(1));
-
-// A table of labelled probability bars; the longest bar is the whole width at p = 1.
-function bars(table, rows) {
-  table.replaceChildren(...rows.map(([label, p]) => {
-    const bar = element("div", { class: "bar" });
-    bar.style.width = `${(100 * p).toFixed(2)}%`;
-    return element("tr", {},
-      element("td", { class: "label" }, label),
-      element("td", { class: "barcell" }, bar),
-      element("td", { class: "value" }, percent(p)));
-  }));
-}
 
 // Runs `show`, putting its error (or nothing) in the element `errorId`.
 function guarded(errorId, show) {
