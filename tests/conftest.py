@@ -2,17 +2,22 @@
 ...`: no test module imports another."""
 
 import contextlib
+import functools
 import gzip
 import json
 import os
 import pty
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import dlclassics
 from dlclassics.cli import main
 from dlclassics.core.checkpoint import find_checkpoint, load_checkpoint
 from dlclassics.core.rundir import write_json
@@ -396,3 +402,106 @@ def quick_run(tmp_path_factory, quick_data) -> tuple[Path, Invocation]:
     """A quick reproduction, one part after another: its folder and its CLI invocation."""
     out = tmp_path_factory.mktemp("quick") / "report"
     return out, invoke_cli("reproduce", "--quick", "--quiet", *quick_data, "--out", str(out))
+
+
+# The lab's page in a browser: Debian's Chromium driven by Playwright (no browser download), the
+# site served as any static host would serve it.
+
+CHROMIUM = os.environ.get("DLCLASSICS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def write_lab_site(root: Path, entries: list[dict[str, Any]]) -> None:
+    """The lab's page (`dlclassics/lab/static/`, as `export` copies it) and a models.json of
+    `entries` in `root`: a site of the models a test wrote there itself."""
+    for file in (Path(dlclassics.__file__).parent / "lab" / "static").iterdir():
+        shutil.copy(file, root / file.name)
+    (root / "models.json").write_text(json.dumps({"version": "test", "models": entries}))
+
+
+def _browser_missing() -> str | None:
+    for module in ("playwright", "safetensors"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed: pip install -e '.[demo]'"
+    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
+        return f"no Chromium at {CHROMIUM}: apt-get install chromium (or set DLCLASSICS_CHROMIUM)"
+    return None
+
+
+def require_browser() -> None:
+    """Skip without Playwright or Chromium; fail instead with DLCLASSICS_REQUIRE_BROWSER=1 (as CI
+    sets), where the browser tests must run."""
+    reason = _browser_missing()
+    if reason is None:
+        return
+    if os.environ.get("DLCLASSICS_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"DLCLASSICS_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:  # no line per request in the test output
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """`folder` over http://127.0.0.1:PORT/, as `python -m http.server` in it would serve it."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Playwright's Browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_lab(
+    browser: Any, url: str, requests: list[str], errors: list[str], timeout_ms: int, **context: Any
+) -> Any:
+    """The lab's page at `url`, drawn: every request's URL goes into `requests`, every page error
+    into `errors`."""
+    page = browser.new_page(**context)
+    page.set_default_timeout(timeout_ms)
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.ready === 'true'")
+    return page
+
+
+@pytest.fixture(scope="module")
+def requests() -> list[str]:
+    """The URLs a module's page requested."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def errors() -> list[str]:
+    """The errors a module's page raised."""
+    return []

@@ -8,20 +8,15 @@ Skips when Playwright, safetensors or Chromium is missing, unless DLCLASSICS_REQ
 (as CI sets): then it fails.
 """
 
-import functools
 import json
 import math
-import os
-import shutil
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import chromium, open_lab, require_browser, serve_folder, write_lab_site
 
-import dlclassics
 from dlclassics.lm.corpus import Vocabulary
 from dlclassics.lm.generate import generate, next_words, sentence_probability
 from dlclassics.lm.model import LanguageModel, ModelConfig
@@ -33,43 +28,12 @@ from dlclassics.xor.solutions import HAND_WEIGHTS
 
 pytestmark = pytest.mark.slow  # a browser start per module
 
-CHROMIUM = os.environ.get("DLCLASSICS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-STATIC = Path(dlclassics.__file__).parent / "lab" / "static"
 TOLERANCE = 1e-5  # on probabilities, absolute
 LOG_TOLERANCE = 1e-4  # on log probabilities
 
 VOCAB = [*SPECIALS, "love", "i", "cupcakes", "the", "cat", "sat", "on", "mat", "a", "dog"]
 VOCAB += ["eats", "you", "we", "like", "cake", "and", "it", "is", "good", "very"]
 TEXTS = ["love i", "the cat sat", "", "Love, I!", "zebra eats unknown", "the the the the"]
-
-
-def _missing() -> str | None:
-    for module in ("playwright", "safetensors"):
-        try:
-            __import__(module)
-        except ImportError:
-            return f"{module} is not installed: pip install -e '.[demo]'"
-    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM}: apt-get install chromium (or set DLCLASSICS_CHROMIUM)"
-    return None
-
-
-def _require_browser() -> None:
-    reason = _missing()
-    if reason is None:
-        return
-    if os.environ.get("DLCLASSICS_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"DLCLASSICS_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
 
 
 # ---- the tiny site --------------------------------------------------------------------------
@@ -132,9 +96,7 @@ class Site:
         for name, net in self.xor.items():
             args = {"k": net.k, "bypass": net.bypass, "temperature": net.temperature}
             entries.append(_write_model(root, name, "xor", net, {"architecture": args}))
-        (root / "models.json").write_text(json.dumps({"version": "test", "models": entries}))
-        for file in STATIC.iterdir():
-            shutil.copy(file, root / file.name)
+        write_lab_site(root, entries)
 
     def _lm(self, layers: int, direction: str) -> LanguageModel:
         config = ModelConfig(len(VOCAB), layers, direction, embedding_size=6, hidden_size=7)
@@ -143,54 +105,24 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Site:
-    _require_browser()
+    require_browser()
     return Site(tmp_path_factory.mktemp("site"))
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # no line per request in the test output
-        pass
 
 
 @pytest.fixture(scope="module")
 def server(site) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(site.root))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with serve_folder(site.root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def _open(browser, server, requests: list[str], errors: list[str], **context):
-    page = browser.new_page(**context)
-    page.set_default_timeout(15_000)
-    page.on("request", lambda request: requests.append(request.url))
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server)
-    page.wait_for_function("document.body.dataset.ready === 'true'")
-    return page
-
-
-@pytest.fixture(scope="module")
-def requests() -> list[str]:
-    return []
-
-
-@pytest.fixture(scope="module")
-def errors() -> list[str]:
-    return []
+    return open_lab(browser, server, requests, errors, 15_000, **context)
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,27 @@ Skips when Playwright, safetensors or Chromium is missing, unless DLCLASSICS_REQ
 (as CI sets): then it fails.
 """
 
-import functools
 import json
-import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from conftest import CNN_FAST, TINY_LM, invoke_cli, load_xor, write_corpus, write_idx_set
+from conftest import (
+    CNN_FAST,
+    TINY_LM,
+    chromium,
+    invoke_cli,
+    load_xor,
+    open_lab,
+    require_browser,
+    serve_folder,
+    write_corpus,
+    write_idx_set,
+)
 
 from dlclassics.lm.generate import next_words, sentence_probability
 from dlclassics.lm.model import load_language_model
@@ -35,18 +41,6 @@ from dlclassics.mnist.models import load_classifier
 
 pytestmark = pytest.mark.slow  # trains six tiny runs and starts a browser
 
-# ---- the browser: as tests/test_lab.py finds and starts it ----------------------------------
-
-CHROMIUM = os.environ.get("DLCLASSICS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 TOLERANCE = 1e-5  # on probabilities, absolute: the page against PyTorch
 PRINTED_TOLERANCE = 5e-5  # against `lm next`'s 4 decimals: their rounding, and the page's error
 LOG_TOLERANCE = 1e-4  # on log probabilities, against sentence_probability
@@ -57,26 +51,6 @@ TEXTS = ["love i", "the cat", "", "Love, I!", "zebra eats unknown", "the the the
 SENTENCES = ["love i cake", "The dog eats the big cake.", "zebra the", "i"]
 POINTS = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 IMAGES = 6  # test images of the IDX set given to every classifier
-
-
-def _missing() -> str | None:
-    for module in ("playwright", "safetensors"):
-        try:
-            __import__(module)
-        except ImportError:
-            return f"{module} is not installed: pip install -e '.[demo]'"
-    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM}: apt-get install chromium (or set DLCLASSICS_CHROMIUM)"
-    return None
-
-
-def _require_browser() -> None:
-    reason = _missing()
-    if reason is None:
-        return
-    if os.environ.get("DLCLASSICS_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"DLCLASSICS_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
 
 
 # ---- the runs and their site ----------------------------------------------------------------
@@ -111,7 +85,7 @@ def _cli(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Exported:
-    _require_browser()  # before training: a skip costs nothing
+    require_browser()  # before training: a skip costs nothing
     root = tmp_path_factory.mktemp("runs")
     corpus = str(write_corpus(root / "corpus.txt"))
     idx = write_idx_set(root / "idx", n_train=500, n_test=100)
@@ -133,46 +107,18 @@ def exported(tmp_path_factory) -> Exported:
     return Exported(root, site, entries, idx)
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:  # no line per request in the test output
-        pass
-
-
 @pytest.fixture(scope="module")
 def server(exported) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(exported.site))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def requests() -> list[str]:
-    return []
-
-
-@pytest.fixture(scope="module")
-def errors() -> list[str]:
-    return []
+    with serve_folder(exported.site) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(server, requests, errors):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1000, "height": 800})
-        page.set_default_timeout(30_000)
-        page.on("request", lambda request: requests.append(request.url))
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(server)
-        page.evaluate("() => lab.ready.then(() => true)")
-        yield page
-        browser.close()
+    with chromium() as browser:
+        yield open_lab(
+            browser, server, requests, errors, 30_000, viewport={"width": 1000, "height": 800}
+        )
 
 
 # ---- what the command line prints -----------------------------------------------------------

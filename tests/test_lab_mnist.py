@@ -10,40 +10,22 @@ Skips when Playwright, safetensors or Chromium is missing, unless DLCLASSICS_REQ
 (as CI sets): then it fails.
 """
 
-import functools
 import json
-import os
-import shutil
 import statistics
 import struct
-import threading
 import zlib
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import chromium, open_lab, require_browser, serve_folder, write_lab_site
 
-import dlclassics
 from dlclassics.mnist.data import normalize
 from dlclassics.mnist.models import build
 
 pytestmark = pytest.mark.slow  # a browser start per module
 
-# ---- the browser: as tests/test_lab.py finds and starts it ----------------------------------
-
-CHROMIUM = os.environ.get("DLCLASSICS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-STATIC = Path(dlclassics.__file__).parent / "lab" / "static"
 TOLERANCE = 1e-5  # on probabilities and activations, absolute
 CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 COLUMNS = 40  # sprite tiles per row
@@ -55,26 +37,6 @@ ARCHS = {
 }
 CHOSEN = "double_conv_b50"
 NO_TEST = "single_conv_b50"  # a trial exported without test figures
-
-
-def _missing() -> str | None:
-    for module in ("playwright", "safetensors"):
-        try:
-            __import__(module)
-        except ImportError:
-            return f"{module} is not installed: pip install -e '.[demo]'"
-    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM}: apt-get install chromium (or set DLCLASSICS_CHROMIUM)"
-    return None
-
-
-def _require_browser() -> None:
-    reason = _missing()
-    if reason is None:
-        return
-    if os.environ.get("DLCLASSICS_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"DLCLASSICS_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
 
 
 # ---- the tiny site --------------------------------------------------------------------------
@@ -164,9 +126,7 @@ class Site:
                     "command": "mnist",
                 }
             )
-        (root / "models.json").write_text(json.dumps({"version": "test", "models": entries}))
-        for file in STATIC.iterdir():
-            shutil.copy(file, root / file.name)
+        write_lab_site(root, entries)
 
     @staticmethod
     def _test(folder: Path, model, images: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -213,53 +173,24 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Site:
-    _require_browser()
+    require_browser()
     return Site(tmp_path_factory.mktemp("site"))
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # no line per request in the test output
-        pass
 
 
 @pytest.fixture(scope="module")
 def server(site) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(site.root))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with serve_folder(site.root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def requests() -> list[str]:
-    return []
-
-
-@pytest.fixture(scope="module")
-def errors() -> list[str]:
-    return []
 
 
 def _open(browser, server, requests: list[str], errors: list[str], **context):
-    page = browser.new_page(**context)
-    page.set_default_timeout(15_000)
-    page.on("request", lambda request: requests.append(request.url))
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server)
-    page.wait_for_function("document.body.dataset.ready === 'true'")
+    page = open_lab(browser, server, requests, errors, 15_000, **context)
     page.click("button[data-tab=mnist]")
     return page
 
