@@ -234,3 +234,17 @@ def test_no_test_module_imports_another():
                 names = [node.module or ""]
             importing += [f"{path.name}: {n}" for n in names if n.startswith("test_")]
     assert importing == []
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        (p.opts[0], _bad_value(p))
+        for p in cli.params
+        if isinstance(p, click.Option) and _bad_value(p)
+    ],
+)
+def test_a_bad_value_of_the_commands_own_options_is_one_line(option, value):
+    result = invoke_cli(option, value, "xor", "--help")
+    assert_one_line_error(result)
+    assert option in result.stderr
