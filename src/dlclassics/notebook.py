@@ -1,10 +1,14 @@
-"""What the notebooks share: quick mode, running an experiment, showing its run directory.
+"""What the notebooks share: quick mode, running an experiment, showing its run directory,
+showing the package's own code.
 
 The notebooks run the same commands as `dlclassics reproduce`, with the same quick settings, so
 they never repeat the package's logic.
 """
 
+import inspect
 import os
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from IPython.display import Image, Markdown, display
@@ -46,3 +50,12 @@ def show(run_dir: Path, plots: bool = True) -> None:
     if plots:
         for png in plot_order((run_dir / PLOTS).glob("**/*.png")):
             display(Image(filename=str(png)))
+
+
+def code(*objects: Callable | type) -> None:
+    """Show the source of functions, methods or classes, verbatim, from the package itself: the
+    code a learner reads in a notebook is the code that runs, never a copy of it."""
+    for obj in objects:
+        source = inspect.getsource(obj)
+        where = f"{inspect.getmodule(obj).__name__}.{obj.__qualname__}"
+        display(Markdown(f"`{where}`\n\n```python\n{textwrap.dedent(source).rstrip()}\n```"))
