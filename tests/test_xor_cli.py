@@ -4,12 +4,15 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 from conftest import assert_one_line_error, load_xor, read_json, without_timings
 
 from dlclassics.cli import xor as xor_cli
 from dlclassics.core.checkpoint import find_checkpoint
 from dlclassics.core.errors import InputError
 from dlclassics.xor.config import SolveConfig, SweepConfig, XorTrainConfig
+from dlclassics.xor.model import XorNet, net_name
 from dlclassics.xor.solutions import HAND_WEIGHTS
 from dlclassics.xor.train import truth_table
 
@@ -169,6 +172,95 @@ def test_train_rerun_reuses_the_finished_trials(cli, tmp_path):
     rerun = _trial_files(out)
     assert all(rerun[name] != finished[name] for name in finished)
     assert all(len(c) == 40 for c in read_json(out / "results.json")["loss_curves"].values())
+
+
+INIT = {
+    "k": 2,
+    "bypass": False,
+    "hidden_weight": [[0.3, -0.2], [0.5, 0.4]],
+    "hidden_bias": [0.1, -0.1],
+    "out_weight": [0.2, -0.3],
+    "out_bias": 0.05,
+}
+
+
+def _sgd_by_hand(spec: dict, epochs: int, lr: float, temperature: float) -> tuple[list, dict]:
+    """Full-batch SGD on BCE in float64, the network written out as tensors: what `xor train
+    --optimizer sgd --dtype float64` must compute."""
+    w1 = torch.tensor(spec["hidden_weight"], dtype=torch.float64, requires_grad=True)
+    b1 = torch.tensor(spec["hidden_bias"], dtype=torch.float64, requires_grad=True)
+    w2 = torch.tensor(spec["out_weight"], dtype=torch.float64, requires_grad=True)
+    b2 = torch.tensor(spec["out_bias"], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    losses = []
+    for _ in range(epochs):
+        h = torch.sigmoid((x @ w1.T + b1) / temperature)
+        p = torch.sigmoid((h @ w2 + b2) / temperature)
+        loss = -(y * p.log() + (1 - y) * (1 - p).log()).mean()
+        losses.append(loss.item())
+        grads = torch.autograd.grad(loss, (w1, b1, w2, b2))
+        with torch.no_grad():
+            for param, grad in zip((w1, b1, w2, b2), grads, strict=True):
+                param -= lr * grad
+    weights = {"hidden_weight": w1.tolist(), "hidden_bias": b1.tolist()}
+    return losses, weights | {"out_weight": w2.tolist(), "out_bias": b2.item()}
+
+
+def test_train_one_network_from_an_init_file_with_sgd_in_float64(cli, tmp_path):
+    init, out = tmp_path / "weights.json", tmp_path / "run"
+    init.write_text(json.dumps([INIT, HAND_WEIGHTS[0]]))  # the k=2 net is picked by --k
+    args = ["xor", "train", "--k", "2", "--optimizer", "sgd", "--lr", "0.5", "--epochs", "200"]
+    args += ["--temperature", "0.8", "--dtype", "float64", "--init", str(init), "--quiet"]
+    assert cli(*args, "--out", str(out)).returncode == 0
+    results = read_json(out / "results.json")
+    assert list(results["loss_curves"]) == ["k2"]
+    losses, weights = _sgd_by_hand(INIT, 200, 0.5, 0.8)
+    # The same float64 arithmetic up to the order of a few sums.
+    assert results["loss_curves"]["k2"] == pytest.approx(losses, abs=1e-12)
+    trained = results["configs"][0]["weights"]
+    for name, value in weights.items():
+        assert torch.allclose(torch.tensor(trained[name]), torch.tensor(value), atol=1e-12), name
+    # The starting weights are the file's: the seed changes nothing.
+    again = tmp_path / "again"
+    assert cli(*args, "--seed", "7", "--out", str(again)).returncode == 0
+    assert read_json(again / "results.json")["loss_curves"] == results["loss_curves"]
+
+
+def test_train_with_adam_from_an_init_file_starts_at_its_loss(cli, tmp_path):
+    init, out = tmp_path / "weights.json", tmp_path / "run"
+    init.write_text(json.dumps(HAND_WEIGHTS))
+    result = cli(*TRAIN, "--init", str(init), "--temperature", "0.5", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    results = read_json(out / "results.json")
+    for spec in HAND_WEIGHTS:
+        net = XorNet.from_spec(spec, 0.5)
+        inputs = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+        first = F.binary_cross_entropy(net(inputs).flatten(), torch.tensor([0.0, 1, 1, 0]))
+        curve = results["loss_curves"][net_name(spec["k"], spec["bypass"])]
+        assert curve[0] == pytest.approx(first.item(), rel=1e-6)
+        assert curve[-1] < curve[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bypass"], "--bypass is for the one network of --k"),
+        (["--k", "4", "--init", "{init}"], "has no network k4 (it has k2)"),
+        (["--init", "{init}"], "has no network k1-bypass, k4"),
+        (["--k", "2", "--init", "{missing}"], "missing.json"),
+        (["--optimizer", "rmsprop"], "rmsprop"),
+        (["--dtype", "float16"], "float16"),
+    ],
+)
+def test_train_refuses_bad_networks_and_choices_in_one_line(cli, tmp_path, args, message):
+    init = tmp_path / "weights.json"
+    init.write_text(json.dumps([INIT]))
+    paths = {"init": str(init), "missing": str(tmp_path / "missing.json")}
+    out = tmp_path / "run"
+    result = cli(*TRAIN, *(a.format(**paths) for a in args), "--out", str(out))
+    assert_one_line_error(result, out)
+    assert message in result.stderr
 
 
 def test_ci_runs_the_readme_test_command():

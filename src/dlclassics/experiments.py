@@ -176,12 +176,23 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment(
         "xor train",
         "XOR networks trained",
-        "Train k=1 (bypass), k=2 and k=4 with Adam and binary cross-entropy.",
+        "Train k=1 (bypass), k=2 and k=4 (or one network) with Adam and binary cross-entropy.",
         XorTrainConfig,
         (
             Option("temperature", "The BTU's temperature T in 1/(1+exp(-x/T))."),
             Option("epochs", "Full-batch steps on the four points."),
-            Option("lr", "Adam's learning rate."),
+            Option("lr", "The optimiser's learning rate."),
+            Option("k", "Train only the network of k hidden units (default: the three)."),
+            Option("bypass", "With --k: the inputs also feed the output unit.", is_flag=True),
+            Option("optimizer", "Adam, as the original, or plain full-batch SGD."),
+            Option(
+                "init_file",
+                "Start from these weights (a JSON list of networks, as `xor solve --weights` "
+                "reads), not from nn.Linear's initialisation.",
+                "--init",
+                type=click.Path(dir_okay=False),
+            ),
+            Option("dtype", "float64 repeats the lab page's training to 1e-9."),
             SEED,
         ),
         _xor_train,

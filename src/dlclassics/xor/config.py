@@ -12,11 +12,13 @@ from dlclassics.core.bounds import (
     SEED,
     Int,
     Items,
+    OneOf,
     Real,
     Rules,
     check_memory,
     validate,
 )
+from dlclassics.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,19 @@ class SolveConfig:
 
 @dataclass(frozen=True)
 class XorTrainConfig:
-    """`xor train`: the three networks trained with Adam."""
+    """`xor train`: the three networks of the original (k=1 with bypass, k=2, k=4) trained with
+    Adam, or the one network `k` and `bypass` name; from nn.Linear's initialisation, or from the
+    weights of `init_file` (a weights file, as `xor solve --weights` reads it)."""
 
     temperature: float = 0.5
     epochs: int = 1000
     lr: float = 0.01
+    k: int | None = None
+    bypass: bool = False
+    optimizer: str = "adam"
+    init_file: str | None = None
+    # float64 repeats the lab page's training (JavaScript numbers are doubles) to 1e-9.
+    dtype: str = "float32"
     seed: int = 0
 
     # Every epoch's loss of each network goes into results.json: 10^6 epochs make tens of MB.
@@ -47,11 +57,16 @@ class XorTrainConfig:
         "temperature": POSITIVE,
         "epochs": Int(1, 10**6),
         "lr": LR,
+        "k": Int(1, 1024),
+        "optimizer": OneOf(("adam", "sgd")),
+        "dtype": OneOf(("float32", "float64")),
         "seed": SEED,
     }
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.bypass and self.k is None:
+            raise InputError("--bypass is for the one network of --k")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ from torch import nn
 from dlclassics.core.checkpoint import save_checkpoint
 from dlclassics.core.errors import InputError
 
+# The weights of a network as `set_weights` takes them and a weights file holds them.
+WEIGHT_NAMES = ("hidden_weight", "hidden_bias", "out_weight", "out_bias")
+
 
 def net_name(k: int, bypass: bool) -> str:
     """The name of a network and of its trial: k1-bypass, k2, k4."""
@@ -39,8 +42,7 @@ class XorNet(nn.Module):
         """The network a weights spec describes: its `k` and `bypass`, and the weights
         `set_weights` takes (a hand-set network of `solutions`, or one of a --weights file)."""
         net = cls(spec["k"], spec["bypass"], temperature)
-        weights = [spec[k] for k in ("hidden_weight", "hidden_bias", "out_weight", "out_bias")]
-        net.set_weights(*weights)
+        net.set_weights(*(spec[name] for name in WEIGHT_NAMES))
         return net
 
     def hidden_activations(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dlclassics.core.errors import diverged
+from dlclassics.core.errors import InputError, diverged
 from dlclassics.core.logs import Log, tensorboard
 from dlclassics.core.machine import seed_everything
 from dlclassics.core.progress import Bar
@@ -17,20 +17,28 @@ from dlclassics.protocol import Study, Summary
 from dlclassics.xor import plots
 from dlclassics.xor.config import XorTrainConfig
 from dlclassics.xor.data import INPUTS, TARGETS
-from dlclassics.xor.model import XorNet, net_name, save_xor
+from dlclassics.xor.model import WEIGHT_NAMES, XorNet, net_name, save_xor
+from dlclassics.xor.weights import NetSpec, read_networks
 
 POINTS = ("(0,0)", "(0,1)", "(1,0)", "(1,1)")
 
 
+def points(net: XorNet) -> tuple[torch.Tensor, torch.Tensor]:
+    """The four XOR inputs and their targets, in the network's dtype."""
+    dtype = net.out.weight.dtype
+    return INPUTS.to(dtype), TARGETS.to(dtype)
+
+
 def sum_squared_error(net: XorNet) -> float:
+    inputs, targets = points(net)
     with torch.no_grad():
-        return float(((net(INPUTS) - TARGETS) ** 2).sum())
+        return float(((net(inputs) - targets) ** 2).sum())
 
 
 def truth_table(net: XorNet) -> list[float]:
     """The network's outputs for (0,0), (0,1), (1,0), (1,1)."""
     with torch.no_grad():
-        return net(INPUTS).flatten().tolist()
+        return net(points(net)[0]).flatten().tolist()
 
 
 def learned_xor(outputs: list[float]) -> bool:
@@ -49,18 +57,27 @@ def truth_tables_markdown(results: list) -> str:
     )
 
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
 def train(
-    net: XorNet, epochs: int, lr: float, log: Log | None = None, bar: Bar | None = None
+    net: XorNet,
+    epochs: int,
+    lr: float,
+    optimizer: str = "adam",
+    log: Log | None = None,
+    bar: Bar | None = None,
 ) -> list[float]:
-    """Full-batch Adam on binary cross-entropy; returns the loss of every epoch. `bar` counts
-    the epochs."""
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    """Full-batch Adam (or SGD) on binary cross-entropy, in the network's dtype; returns the
+    loss of every epoch, computed before its step. `bar` counts the epochs."""
+    step = OPTIMIZERS[optimizer](net.parameters(), lr=lr)
+    inputs, targets = points(net)
     losses = []
     for epoch in range(1, epochs + 1):
-        loss = F.binary_cross_entropy(net(INPUTS), TARGETS)
-        optimizer.zero_grad()
+        loss = F.binary_cross_entropy(net(inputs), targets)
+        step.zero_grad()
         loss.backward()
-        optimizer.step()
+        step.step()
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):  # before the network is saved
             raise diverged(epoch, losses[-1])
@@ -73,10 +90,12 @@ def train(
 
 @dataclass(frozen=True)
 class NetTrial:
-    """One of the three networks: k hidden units, with or without the bypass."""
+    """A network: k hidden units, with or without the bypass, and its starting weights where a
+    weights file gives them (None: nn.Linear's initialisation from the seed)."""
 
     k: int
     bypass: bool
+    init: NetSpec | None = None
 
     @property
     def name(self) -> str:
@@ -95,7 +114,18 @@ class TrainResult:
 
 
 def trials(config: XorTrainConfig) -> list[NetTrial]:
-    return [NetTrial(1, True), NetTrial(2, False), NetTrial(4, False)]
+    """The networks --k and --bypass name (default: the original's three), each with its
+    starting weights from --init's file, which must hold every one of them."""
+    nets = [(1, True), (2, False), (4, False)] if config.k is None else [(config.k, config.bypass)]
+    if config.init_file is None:
+        return [NetTrial(k, bypass) for k, bypass in nets]
+    given = {n.name: n for n in read_networks(Path(config.init_file), config.temperature)}
+    missing = [net_name(k, bypass) for k, bypass in nets if net_name(k, bypass) not in given]
+    if missing:
+        raise InputError(
+            f"{config.init_file} has no network {', '.join(missing)} (it has {', '.join(given)})"
+        )
+    return [NetTrial(k, bypass, given[net_name(k, bypass)]) for k, bypass in nets]
 
 
 def run_trial(
@@ -103,9 +133,11 @@ def run_trial(
 ) -> TrainResult:
     """Train one network from the same seed as the others, and save it."""
     seed_everything(config.seed)
-    net = XorNet(trial.k, trial.bypass, config.temperature)
+    net = XorNet(trial.k, trial.bypass, config.temperature).to(getattr(torch, config.dtype))
+    if trial.init is not None:
+        net.set_weights(*(getattr(trial.init, name) for name in WEIGHT_NAMES))
     with tensorboard(directory) as log, Bar(trial.name, config.epochs, quiet, unit="epoch") as bar:
-        losses = train(net, config.epochs, config.lr, log, bar)
+        losses = train(net, config.epochs, config.lr, config.optimizer, log, bar)
     save_xor(directory / CHECKPOINT, net, asdict(config))
     outputs = truth_table(net)
     return TrainResult(
@@ -118,7 +150,9 @@ def summarize(config: XorTrainConfig, results: list[TrainResult], run: RunDir) -
     plots.loss_curves(curves, run.plots / "loss_curves.png")
     configs = [{k: v for k, v in asdict(r).items() if k != "losses"} for r in results]
     columns = {"k": "k", "bypass": "bypass", "final loss": "final_loss"}
-    md = "# XOR trained (Adam, BCE)\n\n" + table(configs, columns | {"learned XOR": "learned_xor"})
+    columns["learned XOR"] = "learned_xor"
+    optimizer = {"adam": "Adam", "sgd": "SGD"}[config.optimizer]
+    md = f"# XOR trained ({optimizer}, BCE)\n\n" + table(configs, columns)
     md += truth_tables_markdown(results)
     return Summary({"configs": configs, "loss_curves": curves}, md)
 
