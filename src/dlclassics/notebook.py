@@ -5,7 +5,9 @@ The notebooks run the same commands as `dlclassics reproduce`, with the same qui
 they never repeat the package's logic.
 """
 
+import contextlib
 import inspect
+import io
 import os
 import textwrap
 from collections.abc import Callable
@@ -36,7 +38,10 @@ def run(name: str, *extra: str) -> Path:
         raise ValueError(f"unknown experiment {name!r}; choose from {[p.name for p in PARTS]}")
     out = Path("runs") / f"notebook-{name}"
     args = command_line(part, out, ReproduceConfig(quick=quick()), corpus=None)
-    cli.main([*args, *extra], standalone_mode=False)
+    # The command's printed summary is what `show` displays, rendered: printed, it would show
+    # twice. The progress bars (stderr) stay.
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.main([*args, *extra], standalone_mode=False)
     return out
 
 
