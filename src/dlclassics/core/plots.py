@@ -1,12 +1,16 @@
 """Matplotlib without a display, figures saved atomically, and the styles every figure shares."""
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+# A notebook's kernel draws inline (ipykernel sets MPLBACKEND to it): a learner's own figures
+# must still show there. Everywhere else, no display.
+if not os.environ.get("MPLBACKEND", "").startswith("module://matplotlib_inline"):
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
