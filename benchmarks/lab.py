@@ -15,12 +15,17 @@ and opened in a fresh browser context (an empty cache) `--loads` times, then mea
   share of the LSTM and softmax in it reads apart from the drawing.
 
 With `--screenshots DIR`, also PNGs of the LM tab (bars for a typed text), the MNIST tab (a
-drawn digit) and the XOR tab at 1100 px and at 360 px wide (a phone, touch): DIR/lab-*.png.
+drawn digit) and the XOR tab (a k = 4 net mid-training, the whole tab) at 1100 px and at 360 px
+wide (a phone, touch): DIR/lab-*.png.
+
+The XOR tab's live training: a k = 4 net played for `--xor-seconds` at each speed (epochs a
+frame), the epochs per second it trains while drawing every frame, and the frames per second.
 
 With MNIST models in SITE, also their bytes and the arithmetic of a redraw: every model's
 probabilities and the chosen CNN's maps (`lab.mnist.predict`, `lab.mnist.activations`).
 
-Usage: python benchmarks/lab.py SITE [--loads 3] [--keystrokes 30] [--screenshots docs]
+Usage: python benchmarks/lab.py SITE [--loads 3] [--keystrokes 30] [--xor-seconds 3]
+    [--screenshots docs]
 """
 
 import argparse
@@ -183,11 +188,59 @@ def screenshots(browser: Browser, url: str, folder: Path) -> list[Path]:
             page.click(f"button[data-tab={tab}]")
             if tab == "mnist" and page.locator("#mnist-canvas").is_enabled():
                 draw_digit(page)
+            if tab == "xor":
+                xor_mid_training(page)
             path = folder / f"lab-{tab}-{width}.png"
-            page.screenshot(path=str(path))
+            page.screenshot(path=str(path), full_page=tab == "xor")
             shots.append(path)
         context.close()
     return shots
+
+
+# A control of the XOR tab set as a user sets it: its value, then its change event.
+SET_CONTROL = """([id, value]) => { const c = document.getElementById(id);
+  if (c.type === "checkbox") c.checked = value; else c.value = String(value);
+  c.dispatchEvent(new Event("change")); }"""
+
+XOR_SPEEDS = (20, 100, 500, 2000)  # epochs a frame: the tab's speed control
+XOR_GOAL = 1000  # epochs per second of live training, k = 4, drawing every frame
+
+
+def xor_mid_training(page: Page) -> None:
+    """A k = 4 net 150 epochs into its training: the hidden units are taking their shapes."""
+    for id, value in (("xor-k", 4), ("xor-seed", 1), ("xor-epochs", 2000)):
+        page.evaluate(SET_CONTROL, [id, value])
+    page.select_option("#xor-speed", "5")
+    page.click("#xor-play")
+    page.wait_for_function(
+        "Number(document.getElementById('xor-epoch').textContent.split(' ')[1]) >= 150"
+    )
+    page.click("#xor-play")  # pause
+
+
+# Plays the run for `ms` and counts the epochs trained and the frames drawn (each frame trains
+# `speed` epochs, then draws every surface, the network, the loss curve and the truth table).
+PLAY = """async ([speed, ms]) => {
+  const epoch = () => Number(document.getElementById("xor-epoch").textContent.split(" ")[1]);
+  document.getElementById("xor-speed").value = String(speed);
+  document.getElementById("xor-reset").click();
+  document.getElementById("xor-play").click();
+  await new Promise((resolve) => setTimeout(resolve, 300));  // past the first frames
+  const start = performance.now(), first = epoch();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const epochs = epoch() - first, seconds = (performance.now() - start) / 1000;
+  document.getElementById("xor-play").click();
+  return [epochs / seconds, epochs / speed / seconds];
+}"""
+
+
+def xor_figures(page: Page, seconds: float) -> list[tuple[int, float, float]]:
+    """Per speed: the epochs per second of the XOR tab's live training of a k = 4 net, and the
+    frames drawn per second."""
+    page.click("button[data-tab=xor]")
+    for id, value in (("xor-k", 4), ("xor-epochs", 10**6)):
+        page.evaluate(SET_CONTROL, [id, value])
+    return [(speed, *page.evaluate(PLAY, [speed, 1000 * seconds])) for speed in XOR_SPEEDS]
 
 
 MNIST_GOAL_MS = 30.0  # the issue's budget for a redraw of every model and the chosen CNN's maps
@@ -225,6 +278,7 @@ def main() -> None:
     parser.add_argument("site", type=Path)
     parser.add_argument("--loads", type=int, default=3)
     parser.add_argument("--keystrokes", type=int, default=30)
+    parser.add_argument("--xor-seconds", type=float, default=3.0)
     parser.add_argument("--screenshots", type=Path, default=None)
     args = parser.parse_args()
     on_disk = sum(f.stat().st_size for f in args.site.rglob("*") if f.is_file())
@@ -239,6 +293,7 @@ def main() -> None:
         mnist = mnist_figures(page, args.site)
         has_lm = page.evaluate("() => lab.models.some((m) => m.kind === 'lm')")
         latencies, compute = keystrokes(page, args.keystrokes) if has_lm else ([], [])
+        xor = xor_figures(page, args.xor_seconds)
         page.context.close()
         if args.screenshots is not None:
             for path in screenshots(browser, url, args.screenshots):
@@ -268,6 +323,12 @@ def main() -> None:
             f" 16 MiB); a redraw of every model and the chosen CNN's maps: median {median:.1f}"
             f" ms, max {max(redraws):.1f} ms over {len(redraws)} "
             f"({'under' if median < MNIST_GOAL_MS else 'OVER'} the {MNIST_GOAL_MS:.0f} ms goal)"
+        )
+
+    for speed, epochs, frames in xor:
+        print(
+            f"XOR, k = 4, {speed} epochs a frame: {epochs:,.0f} epochs/s while drawing "
+            f"({frames:.0f} frames/s){'' if epochs >= XOR_GOAL else f', under {XOR_GOAL:,}'}"
         )
 
 

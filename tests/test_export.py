@@ -1,5 +1,6 @@
 """`dlclassics export`: the site's format, weights equal to the checkpoints bit for bit, the
-model cards, and bad input refused in one line with nothing left behind."""
+model cards, an `xor sweep`'s study, and bad input refused in one line with nothing left
+behind."""
 
 import hashlib
 import json
@@ -31,8 +32,13 @@ from dlclassics.core.checkpoint import load_checkpoint
 from dlclassics.lab.export import STATIC, export, mnist_test_files
 from dlclassics.mnist.data import Split, load, normalize
 from dlclassics.mnist.models import load_classifier
+from dlclassics.xor.analysis import unit_function
+from dlclassics.xor.sweep import load_weights
 
 ENTRY_KEYS = {"name", "kind", "path", "run", "command"}
+# A small `xor sweep` with every outcome: configurations that fail, some that solve, lone units.
+SWEEP = ["--lrs", "1", "--hidden", "1,2", "--max-epochs", "3000", "--max-runs", "4"]
+SWEEP += ["--successes", "3"]
 CARD_KEYS = {"name", "kind", "command", "run", "architecture", "settings", "machine", "results"}
 CARD_KEYS |= {"data", "seed", "version", "text", "model_path"}
 
@@ -53,6 +59,13 @@ def xor_runs(tmp_path_factory) -> tuple[Path, Path]:
     run_ok("xor", "solve", "--out", str(root / "solve"))
     run_ok("xor", "train", "--epochs", "20", "--out", str(root / "train"))
     return root / "solve", root / "train"
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "sweep"
+    run_ok("xor", "sweep", *SWEEP, "--out", str(out))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +100,15 @@ def check_site(site: Path, runs: dict[str, Path]) -> list[dict]:
     if (STATIC / "index.html").is_file():
         assert (site / "index.html").is_file()
     index = read_json(site / "models.json")
-    assert index.keys() == {"version", "models"} and index["version"] == __version__
+    assert index.keys() == {"version", "models", "studies"} and index["version"] == __version__
     names = [e["name"] for e in index["models"]]
     assert len(set(names)) == len(names)
     assert sorted(p.name for p in (site / "models").iterdir()) == sorted(names)
+    studies = [e["name"] for e in index["studies"]]
+    assert sorted(p.name for p in (site / "studies").glob("*")) == sorted(studies)
+    for entry in index["studies"]:
+        assert entry.keys() == ENTRY_KEYS and entry["path"] == f"studies/{entry['name']}"
+        assert [p.name for p in (site / entry["path"]).iterdir()] == ["study.json"]
     for entry in index["models"]:
         assert entry.keys() == ENTRY_KEYS
         assert entry["path"] == f"models/{entry['name']}"
@@ -219,17 +237,17 @@ def test_export_replaces_a_previous_site(tmp_path, xor_runs, lm_run):
     assert [p.name for p in tmp_path.iterdir()] == ["site"]
 
 
-def test_export_a_reproduction_and_skips_a_sweep(tmp_path, xor_runs):
+def test_export_a_reproduction_with_its_sweep(tmp_path, xor_runs, sweep_run):
     solve, train = xor_runs
     reproduction = make_run(tmp_path / "rep", "reproduce")
     shutil.copytree(solve, reproduction / "xor-solve")
     shutil.copytree(train, reproduction / "xor-train")
-    make_run(reproduction / "xor-sweep", "xor sweep")
+    shutil.copytree(sweep_run, reproduction / "xor-sweep")
     (reproduction / "plots").mkdir()
     site = tmp_path / "site"
     result = export_cli(str(reproduction), "--out", str(site))
     assert result.returncode == 0, result.stderr
-    assert "note: skipped" in result.stderr and "xor-sweep" in result.stderr
+    assert result.stderr == ""
     assert result.stdout == f"exported 6 models from 1 runs to {site}\n"
     runs = {
         "rep/xor-solve": reproduction / "xor-solve",
@@ -237,11 +255,174 @@ def test_export_a_reproduction_and_skips_a_sweep(tmp_path, xor_runs):
     }
     names = [e["name"] for e in check_site(site, runs)]
     assert names[0] == "xor-solve-k1-bypass" and names[3] == "xor-train-k1-bypass"
-    # A sweep alone has nothing to export.
-    sweep = make_run(tmp_path / "sweep", "xor sweep")
-    assert_one_line_error(
-        export_cli(str(sweep), "--out", str(tmp_path / "none")), tmp_path / "none"
+    studies = read_json(site / "models.json")["studies"]
+    assert studies == [
+        {
+            "name": "xor-sweep",
+            "kind": "xor-sweep",
+            "path": "studies/xor-sweep",
+            "run": "rep/xor-sweep",
+            "command": "xor sweep",
+        }
+    ]
+    # A sweep part that saved no checkpoint (it failed) is skipped, with a note.
+    shutil.rmtree(reproduction / "xor-sweep")
+    make_run(reproduction / "xor-sweep", "xor sweep")
+    result = export_cli(str(reproduction), "--out", str(site))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("note: skipped") and "xor-sweep" in result.stderr
+    assert read_json(site / "models.json")["studies"] == []
+    # A reproduction of the sweep alone: a site of its study.
+    alone = make_run(tmp_path / "alone", "reproduce")
+    shutil.copytree(sweep_run, alone / "xor-sweep")
+    assert export_cli(str(alone), "--out", str(site)).returncode == 0
+    index = read_json(site / "models.json")
+    assert index["models"] == [] and [s["run"] for s in index["studies"]] == ["alone/xor-sweep"]
+
+
+def protocol_runs(succeeded: list[bool], configs: int, max_runs: int, successes: int):
+    """Per configuration, the candidate runs "until N successes or M runs" makes."""
+    used = []
+    for c in range(configs):
+        made, solved = [], 0
+        for i in range(c * max_runs, (c + 1) * max_runs):
+            made.append(i)
+            solved += succeeded[i]
+            if solved == successes:
+                break
+        used.append(made)
+    return used
+
+
+def test_export_a_sweep_as_a_study(tmp_path, xor_runs, sweep_run):
+    site = tmp_path / "site"
+    result = export_cli(str(sweep_run), str(xor_runs[0]), "--out", str(site))
+    assert result.returncode == 0, result.stderr
+    check_site(site, {"solve": xor_runs[0]})
+    index = read_json(site / "models.json")
+    assert [e["name"] for e in index["models"]] == ["k1-bypass", "k2", "k4"]
+    assert index["studies"] == [
+        {
+            "name": "sweep",
+            "kind": "xor-sweep",
+            "path": "studies/sweep",
+            "run": "sweep",
+            "command": "xor sweep",
+        }
+    ]
+    study = read_json(site / "studies/sweep/study.json")
+    config = read_json(sweep_run / "config.json")
+    results = read_json(sweep_run / "results.json")
+    trial = read_json(sweep_run / "trials/study/result.json")["result"]
+    weights = load_weights(sweep_run)
+    assert {k: study[k] for k in ("name", "kind", "command", "run", "version")} == {
+        "name": "sweep",
+        "kind": "xor-sweep",
+        "command": "xor sweep",
+        "run": "sweep",
+        "version": config["version"],
+    }
+    assert Path(study["run_path"]) == sweep_run.resolve()
+    protocol = study["protocol"]
+    for key in ("extra", "max_runs", "successes", "max_epochs", "patience", "min_delta", "goal"):
+        assert protocol[key] == config[key], key
+    assert protocol["seed"] == config["seed"]
+    # The grid: lr x hidden x bypass, then the extra configuration (lr 0.25, 1 unit, bypass).
+    assert protocol["grid"] == [
+        {"lr": 1.0, "hidden": h, "bypass": b} for h in (1, 2) for b in (False, True)
+    ] + [{"lr": 0.25, "hidden": 1, "bypass": True}]
+    assert [c["extra"] for c in study["configs"]] == [False] * 4 + [True]
+    assert (study["seconds"], study["run_epochs"]) == (results["seconds"], results["run_epochs"])
+    # Each configuration: its figures as results.json has them, and every run the protocol
+    # made, with the trial's figures and, for one hidden unit, the checkpoint's unit.
+    used = protocol_runs(trial["succeeded"], len(protocol["grid"]), 4, 3)
+    assert len(study["configs"]) == len(results["configs"]) == len(used)
+    for ours, theirs, runs in zip(study["configs"], results["configs"], used, strict=True):
+        assert {k: v for k, v in ours.items() if k not in ("extra", "outcomes")} == theirs
+        assert len(ours["outcomes"]) == theirs["runs"] == len(runs)
+        for outcome, i in zip(ours["outcomes"], runs, strict=True):
+            figures = {k: trial[k][i] for k in ("epochs", "train_loss", "val_loss")}
+            assert outcome.items() >= (figures | {"succeeded": trial["succeeded"][i]}).items()
+            if ours["hidden"] == 1:
+                assert outcome["weight"] == weights.hidden[:2, 0, i].tolist()
+                assert outcome["bias"] == weights.hidden[2, 0, i].item()
+                assert outcome["function"] == unit_function(
+                    weights.hidden[:2, 0, i], outcome["bias"]
+                )
+            else:
+                assert outcome.keys() == figures.keys() | {"succeeded"}
+        assert [o["epochs"] for o in ours["outcomes"] if o["succeeded"]] == theirs["epochs"]
+    # The lone hidden units: results.json's analysis, its units the solved runs' ones.
+    lone = [n for n, c in enumerate(study["configs"]) if c["hidden"] == 1]
+    assert [h["config"] for h in study["hidden_unit"]] == lone
+    for ours, theirs in zip(study["hidden_unit"], results["hidden_unit"], strict=True):
+        assert ours == {"config": ours["config"]} | {
+            k: v for k, v in theirs.items() if k != "units"
+        }
+        solved = [o for o in study["configs"][ours["config"]]["outcomes"] if o["succeeded"]]
+        assert [{"weight": o["weight"], "bias": o["bias"]} for o in solved] == theirs["units"]
+        assert sum(ours["functions"].values()) == len(solved)
+    assert any(h["functions"] for h in study["hidden_unit"])  # the tiny sweep solves one
+    assert study["hand_set"] == {"weight": [1.0, 1.0], "bias": -1.5, "function": "AND"}
+    # A sweep alone makes a site of one study and no model.
+    result = export_cli(str(sweep_run), "--out", str(site))
+    assert result.returncode == 0, result.stderr
+    index = read_json(site / "models.json")
+    assert index["models"] == [] and [s["name"] for s in index["studies"]] == ["sweep"]
+
+
+def _tampered(tmp_path: Path, sweep_run: Path, name: str) -> Path:
+    run = tmp_path / name
+    shutil.copytree(sweep_run, run)
+    return run
+
+
+def _edit_json(path: Path, change) -> None:
+    data = read_json(path)
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _edit_weights(run: Path, change) -> None:
+    path = run / "trials/study/checkpoint.pt"
+    checkpoint = load_checkpoint(path)
+    change(checkpoint["model"])
+    torch.save(checkpoint, path)
+
+
+def test_a_bad_sweep_is_one_line_and_leaves_nothing(tmp_path, sweep_run):
+    out = tmp_path / "site"
+    cases = []
+
+    def case(name: str, says: str):
+        run = _tampered(tmp_path, sweep_run, name)
+        cases.append((run, says))
+        return run
+
+    shutil.rmtree(case("no-checkpoint", "no model") / "trials")
+    (case("damaged", "cannot load a checkpoint") / "trials/study/checkpoint.pt").write_bytes(b"x")
+    (case("unfinished", "not finished") / "results.json").unlink()
+    _edit_weights(case("narrow", "shape"), lambda w: w.update(out_direct=w["out_direct"][:, :-1]))
+    _edit_weights(case("nan", "not finite"), lambda w: w["hidden"].fill_(np.nan))
+    _edit_json(case("more-runs", "not this run's") / "config.json", lambda c: c.update(max_runs=5))
+    _edit_json(case("bad-config", "config.json") / "config.json", lambda c: c.update(lrs="x"))
+    _edit_json(
+        case("trial", "result.json") / "trials/study/result.json",
+        lambda r: r["result"]["epochs"].pop(),
     )
+    _edit_json(
+        case("successes", "does not match") / "results.json",
+        lambda r: r["configs"][2].update(successes=r["configs"][2]["successes"] + 1),
+    )
+    _edit_json(
+        case("functions", "lone hidden units") / "results.json",
+        lambda r: r["hidden_unit"][1].update(functions={"AND": 99}),
+    )
+    _edit_json(case("fewer", "configurations") / "results.json", lambda r: r["configs"].pop())
+    for run, says in cases:
+        result = export_cli(str(run), "--out", str(out))
+        assert_one_line_error(result, out)
+        assert says in result.stderr, (run.name, result.stderr)
 
 
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, xor_runs):

@@ -1,11 +1,17 @@
-"""`dlclassics export RUN [RUN...] --out SITE`: a static site of the models of run directories.
+"""`dlclassics export RUN [RUN...] --out SITE`: a static site of the models of run directories,
+and of their studies (`xor sweep` runs, whose networks have no checkpoint of their own).
 
 The site's format, which the page (`static/`) reads:
 
     SITE/index.html, SITE/...       every file of src/dlclassics/lab/static/, copied as it is
-    SITE/models.json                {"version": <package version>, "models": [ENTRY, ...]}
+    SITE/models.json                {"version": <package version>, "models": [ENTRY, ...],
+                                     "studies": [STUDY_ENTRY, ...]} (a site exported before
+                                     studies were has no "studies")
         ENTRY = {"name": str, "kind": "lm" | "mnist" | "xor", "path": "models/<name>",
                  "run": <run folder name>, "command": <the run's command, "lm study">}
+        STUDY_ENTRY = {"name": str, "kind": "xor-sweep", "path": "studies/<name>", "run",
+                       "command": "xor sweep"}
+    SITE/studies/<name>/study.json  an `xor sweep` run for the page's study explorer (STUDY below)
     SITE/models/<name>/weights.safetensors
                                     every tensor of the model's PyTorch state_dict, float32,
                                     little-endian, the same key names (LM: embedding.weight,
@@ -60,8 +66,28 @@ card.json: {"name", "kind", "command", "run",
     "test": MNIST only, "test.json" where the export wrote test.json (and samples.json),
     "text": a one-paragraph summary of all that}
 
+STUDY = {"name", "kind", "command", "run", "run_path": the run's folder on the exporting machine,
+    "version": the package version that ran it (config.json's),
+    "protocol": {"grid": [{"lr", "hidden", "bypass"}, ...] (lr x hidden x bypass, then the extra
+        configuration where "extra"), "extra", "max_runs", "successes", "max_epochs",
+        "patience", "min_delta", "goal", "seed"},
+    "seconds", "run_epochs": results.json's,
+    "configs": per grid point, in its order: {"lr", "hidden", "bypass", "extra": whether it is
+        the extra configuration, "runs", "successes", "failures", "epochs" (the solved runs'),
+        "mean_epochs", "std_epochs", "mean_train_loss", "mean_val_loss" (results.json's),
+        "outcomes": [every run the protocol made, in order: {"succeeded", "epochs", "train_loss",
+            "val_loss"} (the trial's result.json), and for one hidden unit its "weight" [w1, w2]
+            and "bias" (the trial's checkpoint) and "function", the Boolean function it computes
+            where its output exceeds 1/2 (xor.analysis)]},
+    "hidden_unit": per configuration of one hidden unit, results.json's analysis: {"config": its
+        index in "configs", "lr", "bypass", "functions": {function: solved runs}},
+    "hand_set": `xor solve`'s hidden unit of k=1 with bypass: {"weight", "bias", "function"}}
+config.json, result.json, the checkpoint and results.json are checked against each other: a
+sweep that does not add up is refused.
+
 Model names are the trials' (`layers1-forward`, `logreg`, `single_conv_b50`, `k1-bypass`); a
-name that more than one run given holds is prefixed by its run's folder name and "-". The site
+name that more than one run given holds is prefixed by its run's folder name and "-". A study is
+named by its run's folder (a reproduction's part: `xor-sweep`), numbered where shared. The site
 is built in a temporary folder next to SITE and renamed into place at the end, so a failed export
 leaves nothing, and a previous site at SITE is replaced only then.
 """
@@ -76,7 +102,7 @@ import secrets
 import shutil
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +127,7 @@ from dlclassics.core.rundir import (
     CONFIG,
     MAX_RECORD_BYTES,
     RECORDED,
+    RESULT,
     RESULTS,
     TRIALS,
     RunDir,
@@ -119,13 +146,20 @@ from dlclassics.mnist.evaluate import split_metrics
 from dlclassics.mnist.experiment import load_data
 from dlclassics.mnist.models import load_classifier
 from dlclassics.options import make_config
+from dlclassics.study import load_result
+from dlclassics.xor.analysis import unit_function
+from dlclassics.xor.batched import Weights
+from dlclassics.xor.config import GridPoint, SweepConfig, grid
 from dlclassics.xor.data import INPUTS, TARGETS
 from dlclassics.xor.model import XorNet, net_name
+from dlclassics.xor.solutions import HAND_WEIGHTS
+from dlclassics.xor.sweep import StudyResult, StudyTrial, protocol_runs
 
 STATIC = Path(__file__).parent / "static"
-MODELS_JSON, MODELS = "models.json", "models"
+MODELS_JSON, MODELS, STUDIES = "models.json", "models", "studies"
 WEIGHTS, CARD, VOCAB = "weights.safetensors", "card.json", "vocab.json"
 TEST, SPRITE, SAMPLES = "test.json", "test-mistakes.png", "samples.json"
+STUDY = "study.json"
 MISTAKES_PER_CELL, SPRITE_COLUMNS, SAMPLES_PER_CLASS = 100, 40, 2
 MNIST_CONFIGS: dict[str, type[MnistConfig]] = {"mnist fc": FcConfig, "mnist cnn": CnnConfig}
 KINDS = {
@@ -136,9 +170,10 @@ KINDS = {
     "xor solve": "xor",
     "xor train": "xor",
 }
+# Batched: its networks are rows of one tensor, with no checkpoint of their own, so the run is
+# exported as a study, every run's figures, for the page's explorer.
+STUDY_KINDS = {"xor sweep": "xor-sweep"}
 REPRODUCE = "reproduce"
-# Batched: its networks are rows of one tensor, with no checkpoint of their own.
-SKIPPED = {"xor sweep": "a batched study keeps no network's checkpoint"}
 # A name becomes a folder and a URL path of the site: nothing a browser or a shell reads apart.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -198,18 +233,15 @@ def _open_run(path: Path, label: str, config: dict[str, Any]) -> Run:
 
 
 def find_runs(path: Path, note: Note = _note) -> list[Run]:
-    """The run directories of `path`: itself, or a reproduction's parts (a batched study's
-    skipped with a note)."""
+    """The run directories of `path`: itself, or a reproduction's parts (a study's part that
+    saved no checkpoint, a failed one, skipped with a note)."""
     path = Path(path)
     config = _read_config(path)
     command = config["command"]
-    if command in SKIPPED:
-        note(f"skipped {path}: `{command}` has no models to export ({SKIPPED[command]})")
-        return []
-    if command in KINDS:
+    if command in KINDS or command in STUDY_KINDS:
         return [_open_run(path, path.name, config)]
     if command != REPRODUCE:
-        known = ", ".join([*KINDS, REPRODUCE])
+        known = ", ".join([*KINDS, *STUDY_KINDS, REPRODUCE])
         raise InputError(f"{path} is a `dlclassics {command}` run: export takes {known} runs")
     runs = []
     for part in sorted(p for p in path.iterdir() if p.is_dir() and not p.is_symlink()):
@@ -217,9 +249,9 @@ def find_runs(path: Path, note: Note = _note) -> list[Run]:
             continue  # plots/, site/, ...: not a part
         part_config = _read_config(part)
         part_command = part_config["command"]
-        if part_command in SKIPPED:
-            note(f"skipped {part}: `{part_command}` has no models to export")
-        elif part_command in KINDS:
+        if part_command in STUDY_KINDS and not _study_checkpoint(part).is_file():
+            note(f"skipped {part}: its `{part_command}` saved no {CHECKPOINT}")
+        elif part_command in KINDS or part_command in STUDY_KINDS:
             runs.append(_open_run(part, f"{path.name}/{part.name}", part_config))
     return runs
 
@@ -571,6 +603,168 @@ def read_models(run: Run) -> list[Model]:
     return models
 
 
+# ---- a study: an `xor sweep`, every run the protocol made ------------------------------------
+
+# Per configuration, its figures as results.json has them.
+STATISTICS = (
+    "runs",
+    "successes",
+    "failures",
+    "epochs",
+    "mean_epochs",
+    "std_epochs",
+    "mean_train_loss",
+    "mean_val_loss",
+)
+HAND_SET = next(n for n in HAND_WEIGHTS if n["k"] == 1 and n["bypass"])
+
+
+def _study_checkpoint(path: Path) -> Path:
+    return RunDir(path).trial(StudyTrial().name) / CHECKPOINT
+
+
+def _sweep_config(run: Run) -> SweepConfig:
+    try:
+        return make_config(SweepConfig, _settings(run.config))
+    except InputError as e:
+        raise InputError(f"{run.path / CONFIG}: {e}") from None
+
+
+def _sweep_weights(run: Run, points: list[GridPoint], max_runs: int) -> Weights:
+    """The final weights of every candidate run, checked: this grid's, finite, bounded."""
+    path = _study_checkpoint(run.path)
+    if not path.is_file():
+        raise InputError(f"no model in {run.path}: it holds no {path.relative_to(run.path)}")
+    _, _, checkpoint = _checkpoint(run, StudyTrial().name)
+    if checkpoint["model_args"] != {"grid": [asdict(p) for p in points], "max_runs": max_runs}:
+        raise InputError(f"{path} is not this run's: its grid is not the one of {CONFIG}")
+    runs, width = len(points) * max_runs, max(p.hidden for p in points)
+    with torch.device("meta"):
+        skeleton = Weights(
+            torch.empty(3, width, runs), torch.empty(width, runs), torch.empty(3, runs)
+        )
+    _bounded(path, skeleton, checkpoint["model"], "the xor sweep's networks")
+    return Weights(**checkpoint["model"])
+
+
+def _statistics(
+    run: Run, point: GridPoint, entry: Any, result: StudyResult, used: list[int]
+) -> dict[str, Any]:
+    """The configuration's entry of results.json, checked against the runs it summarises."""
+    ok = [i for i in used if result.succeeded[i]]
+    counts = {
+        "runs": len(used),
+        "successes": len(ok),
+        "failures": len(used) - len(ok),
+        "epochs": [result.epochs[i] for i in ok],
+    }
+    means = STATISTICS[len(counts) :]
+    valid = (
+        isinstance(entry, dict)
+        and entry.keys() >= {*asdict(point), *STATISTICS}
+        and {k: entry[k] for k in [*asdict(point), *counts]} == asdict(point) | counts
+        and all(conforms(entry[k], float | None) for k in means)
+    )
+    if not valid:
+        at = f"lr {point.lr:g}, hidden {point.hidden}, bypass {point.bypass}"
+        raise InputError(f"{run.path / RESULTS} does not match its trial's {RESULT} at {at}")
+    return {k: entry[k] for k in STATISTICS}
+
+
+def _outcome(result: StudyResult, weights: Weights, point: GridPoint, i: int) -> dict[str, Any]:
+    """Run i's figures; for a lone hidden unit, its weights and the function it computes."""
+    outcome = {
+        "succeeded": result.succeeded[i],
+        "epochs": result.epochs[i],
+        "train_loss": result.train_loss[i],
+        "val_loss": result.val_loss[i],
+    }
+    if point.hidden == 1:
+        weight, bias = weights.hidden[:2, 0, i], float(weights.hidden[2, 0, i])
+        outcome |= {
+            "weight": weight.tolist(),
+            "bias": bias,
+            "function": unit_function(weight, bias),
+        }
+    return outcome
+
+
+def read_study(run: Run, name: str) -> dict[str, Any]:
+    """The study.json of an `xor sweep` run (see the module's docstring): its config.json, its
+    trial's result.json and checkpoint and its results.json, checked against each other."""
+    config = _sweep_config(run)
+    points = grid(config)
+    weights = _sweep_weights(run, points, config.max_runs)
+    if not run.results:
+        raise InputError(f"{run.path} is not finished (no {RESULTS}): run it again to finish it")
+    trial = RunDir(run.path).trial(StudyTrial().name)
+    result = load_result(config, StudyTrial(), trial, StudyResult, run.path)
+    runs = len(points) * config.max_runs
+    lengths = {len(v) for k, v in vars(result).items() if k != "seconds"} if result else set()
+    if lengths != {runs}:
+        raise InputError(f"{trial / RESULT} is missing, damaged or not of this run's settings")
+    entries = run.results.get("configs")
+    if not isinstance(entries, list) or len(entries) != len(points):
+        raise InputError(f"{run.path / RESULTS} does not list the {len(points)} configurations")
+    configs = []
+    for n, (point, entry, used) in enumerate(
+        zip(points, entries, protocol_runs(config, result), strict=True)
+    ):
+        configs.append(
+            asdict(point)
+            | {"extra": config.extra and n == len(points) - 1}
+            | _statistics(run, point, entry, result, used)
+            | {"outcomes": [_outcome(result, weights, point, i) for i in used]}
+        )
+    lone = [n for n, p in enumerate(points) if p.hidden == 1]
+    analyses = run.results.get("hidden_unit")
+    if not isinstance(analyses, list) or len(analyses) != len(lone):
+        raise InputError(f"{run.path / RESULTS} has no lone hidden unit analysis of this grid")
+    hidden_unit = []
+    for n, analysis in zip(lone, analyses, strict=True):
+        functions = Counter(o["function"] for o in configs[n]["outcomes"] if o["succeeded"])
+        if not isinstance(analysis, dict) or analysis.get("functions") != functions:
+            raise InputError(f"{run.path / RESULTS}: its lone hidden units are not its runs'")
+        point = points[n]
+        hidden_unit.append(
+            {
+                "config": n,
+                "lr": point.lr,
+                "bypass": point.bypass,
+                "functions": analysis["functions"],
+            }
+        )
+    weight, bias = HAND_SET["hidden_weight"][0], HAND_SET["hidden_bias"][0]
+    return {
+        "name": name,
+        "kind": STUDY_KINDS[run.command],
+        "command": run.command,
+        "run": run.label,
+        "run_path": str(run.path.resolve()),
+        "version": run.config.get("version"),
+        "protocol": {
+            "grid": [asdict(p) for p in points],
+            "extra": config.extra,
+            "max_runs": config.max_runs,
+            "successes": config.successes,
+            "max_epochs": config.max_epochs,
+            "patience": config.patience,
+            "min_delta": config.min_delta,
+            "goal": config.goal,
+            "seed": config.seed,
+        },
+        "seconds": run.results.get("seconds"),
+        "run_epochs": run.results.get("run_epochs"),
+        "configs": configs,
+        "hidden_unit": hidden_unit,
+        "hand_set": {
+            "weight": weight,
+            "bias": bias,
+            "function": unit_function(torch.tensor(weight), bias),
+        },
+    }
+
+
 def _names(models: list[Model]) -> list[str]:
     """The models' names: a trial's, prefixed by its run's folder name where several runs hold
     it (then numbered, where even that is shared)."""
@@ -594,7 +788,10 @@ def _is_site(path: Path) -> bool:
         index = parse_json(read_regular(path / MODELS_JSON, MAX_RECORD_BYTES, follow=False))
     except (InputError, ValueError):
         return False
-    return isinstance(index, dict) and index.keys() == {"version", "models"}
+    return isinstance(index, dict) and index.keys() in (
+        {"version", "models"},
+        {"version", "models", STUDIES},
+    )
 
 
 def check_out(out: Path) -> None:
@@ -657,32 +854,53 @@ def _replace(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _study_names(studies: list[Run]) -> list[str]:
+    """The studies' names: their run's folder name as a NAME, numbered where shared."""
+    names: list[str] = []
+    for run in studies:
+        folder = run.label.rsplit("/", 1)[-1]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder).lstrip("._-") or "study"
+        base, n = name, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.append(name)
+    return names
+
+
 def export(runs: list[Path], out: Path, note: Note = _note) -> list[dict[str, Any]]:
-    """Write the site of the models in `runs` (run directories, or reproductions) to `out`;
-    the entries of its models.json. Bad input (a path that is no run directory, a run holding no
-    model, an `out` that cannot take a site) is an InputError, and leaves `out` as it was."""
+    """Write the site of the models and studies in `runs` (run directories, or reproductions)
+    to `out`; the entries of its models.json's models. Bad input (a path that is no run
+    directory, a run holding no model, an `out` that cannot take a site) is an InputError, and
+    leaves `out` as it was."""
     out = Path(out)
     check_out(out)
     # Said only once the site is written: a refused export says one line, its error.
     notes: list[str] = []
     seen: set[Path] = set()
     models: list[Model] = []
+    study_runs: list[Run] = []
     for path in map(Path, runs):
         if path.resolve() in seen:
             continue
         seen.add(path.resolve())
         found = []
-        for run in find_runs(path, notes.append):
+        runs_here = find_runs(path, notes.append)
+        for run in runs_here:
+            if run.command in STUDY_KINDS:
+                study_runs.append(run)
+                continue
             models_of_run = read_models(run)
             if KINDS[run.command] == "mnist" and models_of_run:
                 _add_test_files(run, models_of_run, notes.append)
             if models_of_run and not run.results:
                 notes.append(f"{run.path} is not finished (no {RESULTS}): no results in its cards")
             found += models_of_run
-        if not found and _read_config(path)["command"] not in SKIPPED:
+        if not found and not any(run.command in STUDY_KINDS for run in runs_here):
             raise InputError(f"no model in {path}: none of its trials holds a {CHECKPOINT}")
         models += found
-    if not models:
+    study_names = _study_names(study_runs)
+    studies = [read_study(run, name) for run, name in zip(study_runs, study_names, strict=True)]
+    if not models and not studies:
         raise InputError(f"no models to export in the runs given ({'; '.join(notes)})")
     tmp = _new_folder(out)
     try:
@@ -700,7 +918,21 @@ def export(runs: list[Path], out: Path, note: Note = _note) -> list[dict[str, An
                     "command": model.run.command,
                 }
             )
-        write_json(tmp / MODELS_JSON, {"version": __version__, "models": entries})
+        study_entries = []
+        for study in studies:
+            name = study["name"]
+            atomic_write_bytes(tmp / STUDIES / name / STUDY, _json_bytes(study))
+            study_entries.append(
+                {
+                    "name": name,
+                    "kind": study["kind"],
+                    "path": f"{STUDIES}/{name}",
+                    "run": study["run"],
+                    "command": study["command"],
+                }
+            )
+        index = {"version": __version__, "models": entries, "studies": study_entries}
+        write_json(tmp / MODELS_JSON, index)
         _replace(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -22,12 +22,24 @@
 //       row-major Float32Array. side is 28 for the first stage, 14 for the second, ...
 //   lab.mnist.test(model), lab.mnist.samples(model)   test.json and samples.json, or null
 //   lab.xor.forward(weights, T, inputs)         one output per [x1, x2]
+//   lab.xor.weights(name)                       an exported XOR net's weights
+//   lab.xor.init({k, bypass, init, seed})       starting weights: init "linear" (nn.Linear's,
+//       as `xor train`) or "xavier" (as `xor sweep`), drawn from the seed (not torch's draws)
+//   lab.xor.train({k, bypass, temperature, optimizer, lr, epochs, weights, earlyStopping})
+//       {losses, weights}: `xor train --dtype float64` from these weights (or, without them,
+//       from lab.xor.init's with `init` and `seed`), optimizer "adam" or "sgd"; losses[i] is
+//       the loss before step i + 1, weights those after the last step. earlyStopping:
+//       {patience, minDelta, goal, maxEpochs (default: epochs)}, `xor sweep`'s rule on its
+//       validation points; then also {epochs, stopped}: the epochs run and whether it stopped.
+// XOR weights are `xor solve --weights` entries: {k, bypass, hidden_weight (k rows of 2),
+// hidden_bias (k), out_weight (the 2 bypass weights first, then the k hidden), out_bias}.
 // `model` is a model's name and may be left out: then the first forward language model, or the
 // only (first) model of that kind.
 
 import {
   Classifier, LanguageModel, logSoftmax, readSafetensors, softmax, xorForward, xorWeights,
 } from "./models.js";
+import { EarlyStopping, XorTrainer, initWeights } from "./xor.js";
 
 // ---- words, exactly as src/dlclassics/lm/words.py cuts them -----------------------------------
 
@@ -281,6 +293,38 @@ function layers(modelName) {
   return { convs: net.convs, linears: net.linears };
 }
 
+// The XOR nets trained here, in float64, as `xor train` and `xor sweep` train them (xor.js).
+function xorInit({ k = 2, bypass = false, init = "linear", seed = 0 } = {}) {
+  if (!(Number.isInteger(k) && k >= 1 && k <= 1024)) {
+    throw new Error(`k must be a whole number from 1 to 1024, got ${k}`);
+  }
+  return initWeights({ k, bypass: Boolean(bypass), init, random: randomGenerator(seed) });
+}
+
+function xorTrain({
+  k, bypass, temperature = 0.5, optimizer = "adam", lr = 0.01, epochs = 1000, weights,
+  init, seed, earlyStopping,
+} = {}) {
+  const start = weights ?? xorInit({ k, bypass, init, seed });
+  const trainer = new XorTrainer(start, { temperature, optimizer, lr });
+  if ((k !== undefined && k !== trainer.k) || (bypass !== undefined && Boolean(bypass) !== trainer.bypass)) {
+    throw new Error(`the weights are a net of k=${trainer.k}, bypass=${trainer.bypass}`);
+  }
+  const most = earlyStopping?.maxEpochs ?? epochs;
+  if (!(Number.isInteger(most) && most >= 1)) {
+    throw new Error(`epochs must be a whole number >= 1, got ${most}`);
+  }
+  const stopping = earlyStopping ? new EarlyStopping(earlyStopping) : null;
+  const losses = [];
+  let stopped = false;
+  for (let epoch = 1; epoch <= most && !stopped; epoch++) {
+    losses.push(trainer.step());
+    if (stopping) stopped = stopping.update(epoch, trainer.valLoss());
+  }
+  const result = { losses, weights: trainer.weights() };
+  return stopping ? { ...result, epochs: losses.length, stopped } : result;
+}
+
 // ---- the global -------------------------------------------------------------------------------
 
 const lab = {
@@ -302,6 +346,8 @@ const lab = {
     forward: (weights, temperature, inputs) => xorForward(weights, temperature, inputs),
     // The exported XOR nets' weights, by name.
     weights: (name) => pick("xor", name).weights,
+    init: xorInit,
+    train: xorTrain,
   },
 };
 

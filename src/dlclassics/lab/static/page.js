@@ -5,6 +5,7 @@ import lab from "./lab.js";
 import { entropy, softmax } from "./models.js";
 import { $, bars, element, percent } from "./dom.js";
 import { startMnist } from "./mnist.js";
+import { startXor } from "./xorpage.js";
 
 // Runs `show`, putting its error (or nothing) in the element `errorId`.
 function guarded(errorId, show) {
@@ -24,13 +25,25 @@ function options(select, names) {
 
 // ---- tabs -------------------------------------------------------------------------------------
 
+// #lm, #mnist or #xor in the URL opens that tab (the XOR tab's state may follow: #xor?...).
+function showTab(name) {
+  const tab = document.querySelector(`.tab[data-tab="${name}"]`);
+  if (!tab) return;
+  for (const t of document.querySelectorAll(".tab, .panel")) t.classList.remove("active");
+  tab.classList.add("active");
+  $(name).classList.add("active");
+}
+
+const tabInUrl = () => location.hash.match(/^#(\w+)/)?.[1];
+
 for (const tab of document.querySelectorAll(".tab")) {
   tab.addEventListener("click", () => {
-    for (const t of document.querySelectorAll(".tab, .panel")) t.classList.remove("active");
-    tab.classList.add("active");
-    $(tab.dataset.tab).classList.add("active");
+    showTab(tab.dataset.tab);
+    history.replaceState(null, "", `#${tab.dataset.tab}`);
   });
 }
+showTab(tabInUrl());
+window.addEventListener("hashchange", () => showTab(tabInUrl()));
 
 function unavailable(panelId, message) {
   const note = $(panelId).querySelector(".unavailable");
@@ -211,62 +224,6 @@ function startLm() {
   gen();  // a first sentence, and its command, without a click
   showCard();
   studyChart();
-}
-
-// ---- XOR --------------------------------------------------------------------------------------
-
-// The hand-set nets of src/dlclassics/xor/solutions.py, for a site that exported no XOR run.
-const HAND_SET = {
-  "k1-bypass (hand-set)": { hidden_weight: [[1, 1]], hidden_bias: [-1.5], out_weight: [1, 1, -2], out_bias: -0.5 },
-  "k2 (hand-set)": { hidden_weight: [[1, 1], [1, 1]], hidden_bias: [-0.5, -1.5], out_weight: [1, -1], out_bias: -0.5 },
-  "k4 (hand-set)": {
-    hidden_weight: [[-1, -1], [-1, 1], [1, -1], [1, 1]], hidden_bias: [0.5, -0.5, -0.5, -1.5],
-    out_weight: [0, 1, 1, 0], out_bias: -0.5,
-  },
-};
-
-let xorNets = {};
-const N = 41;  // grid points per side
-
-function drawSurface() {
-  const t = temperature($("xor-temperature"));
-  $("xor-t-value").textContent = showT(t);
-  const weights = xorNets[$("xor-net").value];
-  const points = [];
-  for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) points.push([j / (N - 1), i / (N - 1)]);
-  const out = lab.xor.forward(weights, t, points);
-  const plot = $("xor-canvas").getContext("2d");
-  const pad = 12;  // room for the dots at the corners
-  const side = plot.canvas.width - 2 * pad;
-  const cell = side / N;
-  // Cell centres run from x = 0 to x = 1, bottom to top for x2.
-  const at = (x1, x2) => [pad + cell / 2 + x1 * (side - cell), pad + side - cell / 2 - x2 * (side - cell)];
-  plot.clearRect(0, 0, plot.canvas.width, plot.canvas.height);
-  points.forEach(([x1, x2], n) => {
-    const shade = Math.round(255 * (1 - out[n]));
-    plot.fillStyle = `rgb(${shade}, ${shade}, 255)`;
-    const [x, y] = at(x1, x2);
-    plot.fillRect(x - cell / 2, y - cell / 2, cell + 1, cell + 1);
-  });
-  for (const [x1, x2] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
-    plot.beginPath();
-    plot.arc(...at(x1, x2), 8, 0, 2 * Math.PI);
-    plot.fillStyle = x1 !== x2 ? "#d62728" : "#2ca02c";
-    plot.fill();
-  }
-  const card = lab.models.find((m) => m.name === $("xor-net").value)?.card;
-  $("xor-card").textContent = card ? cardText({ name: $("xor-net").value, card }) : "";
-}
-
-function startXor() {
-  const exported = lab.models.filter((m) => m.kind === "xor");
-  xorNets = exported.length
-    ? Object.fromEntries(exported.map((m) => [m.name, lab.xor.weights(m.name)]))
-    : HAND_SET;
-  options($("xor-net"), Object.keys(xorNets));
-  $("xor-net").addEventListener("change", drawSurface);
-  $("xor-temperature").addEventListener("input", drawSurface);
-  drawSurface();
 }
 
 // ---- start ------------------------------------------------------------------------------------
