@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -267,11 +268,13 @@ def test_newest_runs_are_only_those_of_their_commands(tmp_path):
     unfinished.mkdir(parents=True)
     (unfinished / "result.json").write_text("{}")
     make_trial(tmp_path / "2-tune", "tune", "layers1-forward")
-    make_trial(tmp_path / "2-sweep", "xor sweep", "k2")
+    sweep = make_trial(tmp_path / "2-sweep", "xor sweep", "study")
     make_lm(tmp_path / "2-broken").parent.parent.joinpath("config.json").write_text("{")
     assert newest_lm_model(tmp_path) == lm
     assert newest_run(tmp_path, ("xor solve", "xor train")) == solve.parent.parent
     assert newest_mnist_model(tmp_path) is None
+    # The sweep is the XOR tab's study, picked beside the XOR networks, not instead of them.
+    assert newest_runs(tmp_path) == [lm.parent.parent, solve.parent.parent, sweep.parent.parent]
 
 
 # ---- the command, in this process up to the server's loop
@@ -328,6 +331,17 @@ def test_the_newest_runs_are_served_and_one_that_cannot_be_is_left_out(no_server
     save_classifier(cnn / "checkpoint.pt", build("single_conv"), "single_conv", {}, DIGITS)
     assert invoke_cli("serve", "--port", "0").returncode == 0
     assert "single_conv_b50" in [m["name"] for m in no_server[1]["models"]["models"]]
+    # A damaged study is left out the same way; a good one is served, in the XOR tab.
+    sweep = make_trial(runs / "sweep", "xor sweep", "study").parent.parent
+    r = invoke_cli("serve", "--port", "0")
+    assert f"warning: left out {sweep}" in r.stderr and r.returncode == 0
+    shutil.rmtree(sweep)
+    args = ["--lrs", "0.5", "--hidden", "1", "--max-epochs", "600", "--max-runs", "2"]
+    sweep_args = ["xor", "sweep", *args, "--successes", "1", "--quiet", "--out", str(sweep)]
+    assert invoke_cli(*sweep_args).returncode == 0
+    r = invoke_cli("serve", "--port", "0")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    assert [s["kind"] for s in no_server[-1]["models"]["studies"]] == ["xor-sweep"]
 
 
 def test_serving_on_every_interface_says_so_in_one_line(no_server):

@@ -1,5 +1,5 @@
-"""The runs `serve` shows by default: the newest language model, digit classifier and XOR runs
-under runs/.
+"""The runs `serve` shows by default: the newest language model, digit classifier, XOR and XOR
+study runs under runs/.
 
 A run directory says which command made it in its config.json, and keeps each trained model in
 `trials/<name>/checkpoint.pt`. The search goes down any depth, so that the parts of a
@@ -19,6 +19,7 @@ LM_COMMANDS = ("lm train", "lm study")
 # A CNN first: the digit canvas's best classifier; an `mnist fc` run where there is none.
 MNIST_COMMANDS = (("mnist cnn",), ("mnist fc",))
 XOR_COMMANDS = ("xor solve", "xor train")
+STUDY_COMMANDS = ("xor sweep",)  # the XOR tab's study explorer
 
 
 def _runs_of(runs: Path, commands: tuple[str, ...]) -> Iterator[Path]:
@@ -82,8 +83,9 @@ def newest_mnist_model(runs: Path) -> Path | None:
 
 def newest_runs(runs: Path) -> list[Path]:
     """The runs `serve` exports by default: the newest language model's run (a study's whole),
-    the newest digit classifier's and the newest XOR run, those there are."""
+    the newest digit classifier's, the newest XOR run and the newest XOR study, those there
+    are."""
     lm = newest_lm_model(runs)
     picks = [lm.parent.parent if lm else None, newest_mnist_model(runs)]
-    picks.append(newest_run(runs, XOR_COMMANDS))
+    picks += [newest_run(runs, XOR_COMMANDS), newest_run(runs, STUDY_COMMANDS)]
     return [run for run in picks if run is not None]

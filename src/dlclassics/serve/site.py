@@ -8,7 +8,15 @@ from typing import Any
 from dlclassics import __version__
 from dlclassics.core.errors import InputError, first_line
 from dlclassics.core.rundir import write_json
-from dlclassics.lab.export import MODELS_JSON, STATIC, export, find_runs, read_models
+from dlclassics.lab.export import (
+    MODELS_JSON,
+    STATIC,
+    STUDY_KINDS,
+    export,
+    find_runs,
+    read_models,
+    read_study,
+)
 from dlclassics.serve.models import newest_runs
 
 
@@ -23,7 +31,10 @@ def refusal(run: Path) -> str | None:
     refuses is left out, so that the other models are still shown."""
     try:
         for part in find_runs(run, lambda message: None):
-            read_models(part)
+            if part.command in STUDY_KINDS:
+                read_study(part, "study")
+            else:
+                read_models(part)
     except InputError as e:
         return first_line(e)
     return None
