@@ -3,11 +3,9 @@
 
 import contextlib
 import functools
-import gzip
 import json
 import os
 import pty
-import random
 import shutil
 import signal
 import subprocess
@@ -21,10 +19,19 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+
+# The data generators live in small_data.py, which CI's site build runs as a script too; the test
+# modules keep importing them from here.
+from small_data import CORPUS_WORDS as CORPUS_WORDS
+from small_data import idx_bytes as idx_bytes
+from small_data import make_images as make_images
+from small_data import write_corpus as write_corpus
+from small_data import write_data_home as write_data_home
+from small_data import write_idx_set as write_idx_set
+from small_data import write_svo_corpus as write_svo_corpus
 
 import dlclassics
 from dlclassics.cli import main
@@ -252,45 +259,10 @@ def faulty_server():
     server.close()
 
 
-# MNIST: IDX files of a tiny learnable dataset.
-
-
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    """`array` as an IDX file: its magic number, its dimensions, its bytes."""
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Noise plus a bright 5x5 block whose position gives the class: easy to learn."""
-    images = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
-    for i, c in enumerate(labels):
-        r, col = 4 + 12 * (c // 5), 1 + 5 * (c % 5)
-        images[i, r : r + 5, col : col + 5] = 250
-    return images
-
+# MNIST.
 
 # A small `mnist cnn` grid that trains in seconds.
 CNN_FAST = ["--archs", "single_conv,double_conv", "--batch-sizes", "50", "--eval-every", "5"]
-
-
-def write_idx_set(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
-    """The four standard IDX files of a tiny learnable dataset."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = np.arange(n) % 10
-        rng.shuffle(labels)
-        files = {
-            f"{prefix}-images-idx3-ubyte": idx_bytes(make_images(labels, rng), 0x803),
-            f"{prefix}-labels-idx1-ubyte": idx_bytes(labels, 0x801),
-        }
-        for name, raw in files.items():
-            if gz:
-                (folder / f"{name}.gz").write_bytes(gzip.compress(raw, mtime=0))
-            else:
-                (folder / name).write_bytes(raw)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -300,34 +272,9 @@ def idx_dir(tmp_path_factory) -> Path:
     return write_idx_set(tmp_path_factory.mktemp("idx"), n_train=500, n_test=100)
 
 
-# Language model: corpora and tiny models.
+# Language model: tiny models.
 
 TINY_LM = ["--embedding-size", "8", "--hidden-size", "16", "--batch-size", "16", "--no-bf16"]
-CORPUS_WORDS = ["love", "i", "you", "cake", "tea", "the", "a", "dog", "cat", "runs", "eats", "big"]
-
-
-def write_corpus(path: Path, n: int = 300, seed: int = 0, words: list[str] = CORPUS_WORDS) -> Path:
-    """`n` sentences of 2 to 8 words drawn uniformly from `words` ("Love cake the."): a
-    vocabulary the tests know, and no structure to learn beyond word frequencies."""
-    r = random.Random(seed)
-    lines = [" ".join(r.choice(words) for _ in range(r.randint(2, 8))) for _ in range(n)]
-    path.write_text("\n".join(f"{s.capitalize()}." for s in lines) + "\n")
-    return path
-
-
-def write_svo_corpus(path: Path, sentences: int = 400) -> Path:
-    """`sentences` sentences of a subject, a verb and an object ("a cat sees the ball."): a
-    corpus with structure, that a model learns in a few steps."""
-    rng = random.Random(0)
-    subjects = ["a cat", "the dog", "a man", "two birds"]
-    verbs = ["sees", "eats"]
-    objects = ["a cake", "the ball", "some food"]
-    lines = [
-        f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}."
-        for _ in range(sentences)
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def train_tiny_lm(tmp: Path, epochs: int) -> tuple[Path, Path, list[str]]:

@@ -231,8 +231,8 @@ def test_export_replaces_a_previous_site(tmp_path, xor_runs, lm_run):
     assert_one_line_error(export_cli(str(tmp_path / "missing"), "--out", str(site)))
     assert (site / "models.json").read_bytes() == before
     # and one that succeeds replaces it whole.
-    entries = export([lm_run], site)
-    assert [e["name"] for e in entries] == ["layers1-forward"]
+    index = export([lm_run], site)
+    assert [e["name"] for e in index["models"]] == ["layers1-forward"] and index["studies"] == []
     assert sorted(p.name for p in (site / "models").iterdir()) == ["layers1-forward"]
     assert [p.name for p in tmp_path.iterdir()] == ["site"]
 
@@ -248,7 +248,7 @@ def test_export_a_reproduction_with_its_sweep(tmp_path, xor_runs, sweep_run):
     result = export_cli(str(reproduction), "--out", str(site))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert result.stdout == f"exported 6 models from 1 runs to {site}\n"
+    assert result.stdout == f"exported 6 models and 1 study from 1 runs to {site}\n"
     runs = {
         "rep/xor-solve": reproduction / "xor-solve",
         "rep/xor-train": reproduction / "xor-train",

@@ -19,6 +19,7 @@ from dlclassics.lm.cli import lm
 from dlclassics.options import machine_options, output_options, resume_option, scale_options
 from dlclassics.reproduce.cli import reproduce
 from dlclassics.serve.cli import serve
+from dlclassics.site.cli import site
 from dlclassics.study_cli import study
 from dlclassics.tune.cli import tune
 
@@ -72,7 +73,7 @@ def experiment_command(experiment: Experiment) -> click.Command:
 GROUPS = {"xor": xor, "mnist": mnist, "lm": lm}
 for _experiment in EXPERIMENTS:
     GROUPS[_experiment.command.split()[0]].add_command(experiment_command(_experiment))
-for _group in (*GROUPS.values(), reproduce, export, serve, study, tune):
+for _group in (*GROUPS.values(), reproduce, export, serve, site, study, tune):
     cli.add_command(_group)
 
 

@@ -15,12 +15,14 @@ import click
     "is written).",
 )
 def export(runs: tuple[Path, ...], out: Path) -> None:
-    """A static site of the models in RUN... (lm train, lm study, mnist fc, mnist cnn, xor solve,
-    xor train and reproduce run directories): the lab's page, each model's weights
-    (safetensors), vocabulary and model card. Open SITE/index.html through any static server,
-    `python -m http.server` in SITE say: it makes no request outside its folder."""
+    """A static site of the models and studies in RUN... (lm train, lm study, mnist fc, mnist
+    cnn, xor solve, xor train, xor sweep and reproduce run directories): the lab's page, each
+    model's weights (safetensors), vocabulary and model card, each XOR study's runs. Open
+    SITE/index.html through any static server, `python -m http.server` in SITE say: it makes no
+    request outside its folder."""
     from dlclassics.lab.export import export as export_site
+    from dlclassics.lab.export import holds
 
-    entries = export_site(list(runs), out)
+    index = export_site(list(runs), out)
     count = len({path.resolve() for path in runs})  # as export counts them: each once
-    click.echo(f"exported {len(entries)} models from {count} runs to {out}")
+    click.echo(f"exported {holds(index)} from {count} runs to {out}")

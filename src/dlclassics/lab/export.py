@@ -837,11 +837,12 @@ def _copy_static(site: Path) -> None:
         raise InputError(f"cannot copy the page into {site}: {e}") from None
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """`tmp` renamed to `out`; a previous site there is moved aside first and removed after."""
+def replace_folder(tmp: Path, out: Path, check: Callable[[Path], None] = check_out) -> None:
+    """`tmp` renamed to `out`; a previous site there (as `check` accepts it) is moved aside
+    first and removed after."""
     old = None
     if out.is_dir():
-        check_out(out)  # again: it may have changed while the site was written
+        check(out)  # again: it may have changed while the site was written
         old = out.with_name(f".{out.name}.{secrets.token_hex(4)}.old")
         os.rename(out, old)
     try:
@@ -867,9 +868,16 @@ def _study_names(studies: list[Run]) -> list[str]:
     return names
 
 
-def export(runs: list[Path], out: Path, note: Note = _note) -> list[dict[str, Any]]:
+def holds(index: dict[str, Any]) -> str:
+    """What a site's models.json lists, for the commands' messages: "7 models and 1 study"."""
+    text = f"{len(index['models'])} models"
+    studies = len(index.get("studies", []))
+    return text + (f" and {studies} {'study' if studies == 1 else 'studies'}" if studies else "")
+
+
+def export(runs: list[Path], out: Path, note: Note = _note) -> dict[str, Any]:
     """Write the site of the models and studies in `runs` (run directories, or reproductions)
-    to `out`; the entries of its models.json's models. Bad input (a path that is no run
+    to `out`; its models.json (version, models, studies). Bad input (a path that is no run
     directory, a run holding no model, an `out` that cannot take a site) is an InputError, and
     leaves `out` as it was."""
     out = Path(out)
@@ -933,11 +941,11 @@ def export(runs: list[Path], out: Path, note: Note = _note) -> list[dict[str, An
             )
         index = {"version": __version__, "models": entries, "studies": study_entries}
         write_json(tmp / MODELS_JSON, index)
-        _replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp)
         raise
     for message in notes:
         note(message)
-    return entries
+    return index

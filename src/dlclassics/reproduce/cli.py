@@ -126,13 +126,13 @@ def _export_lab(root: Path) -> str:
     """The lab of the reproduction's models, exported into `root/site/`: the report's line
     about it (a reproduction without a model, every part failed say, has none)."""
     from dlclassics.core.errors import InputError, first_line
-    from dlclassics.lab.export import export
+    from dlclassics.lab.export import export, holds
 
     try:
-        models = export([root], root / SITE)
+        index = export([root], root / SITE)
     except InputError as e:
         return f"No lab: {first_line(e)}."
     return (
-        f"The lab, its {len(models)} models in the browser: [{SITE}/index.html]({SITE}/index.html)"
+        f"The lab, its {holds(index)} in the browser: [{SITE}/index.html]({SITE}/index.html)"
         f" (through a static server: `python -m http.server -d {root / SITE}`)."
     )

@@ -92,6 +92,7 @@ def serve(runs: tuple[Path, ...], host: str, port: int, allow_hosts: list[str]) 
     rebinding).
     """
     # Here, not at the top: the export loads torch, and `--help` should not wait for it.
+    from dlclassics.lab.export import holds
     from dlclassics.serve import server, site
 
     hosts = server.accepted_hosts(host, allow_hosts)
@@ -102,10 +103,10 @@ def serve(runs: tuple[Path, ...], host: str, port: int, allow_hosts: list[str]) 
         # Listening first: a port in use is said before a long export, not after it.
         with server.site_server(folder, host, port, hosts) as httpd:
             chosen = list(runs) or site.default_runs(RUNS, _warn)
-            entries = site.write_site(chosen, folder)
-            if entries:
+            index = site.write_site(chosen, folder)
+            if index["models"] or index["studies"]:
                 names = ", ".join(str(run) for run in dict.fromkeys(chosen))
-                click.echo(f"exported {len(entries)} models from {names}")
+                click.echo(f"exported {holds(index)} from {names}")
             else:
                 click.echo(NO_MODELS)
             click.echo(

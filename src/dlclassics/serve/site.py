@@ -52,11 +52,11 @@ def default_runs(runs: Path, warn: Callable[[str], None]) -> list[Path]:
     return picked
 
 
-def write_site(runs: list[Path], out: Path) -> list[dict[str, Any]]:
-    """The site of `runs` written to `out`, the page alone where there are none; the entries of
-    its models.json. Bad input (a path that is no run directory, a run holding no model) is an
+def write_site(runs: list[Path], out: Path) -> dict[str, Any]:
+    """The site of `runs` written to `out`, the page alone where there are none; its
+    models.json. Bad input (a path that is no run directory, a run holding no model) is an
     InputError."""
     if not runs:
         empty_site(out)
-        return []
+        return {"models": [], "studies": []}
     return export(runs, out)
