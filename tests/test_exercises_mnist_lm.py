@@ -111,8 +111,9 @@ def test_perplexity(tiny, capsys):
     assert "divided by 5 words" in said(capsys)
     assert not lm.check_perplexity(math.exp(log_p), model, vocab, SENTENCE)
     assert "probability, not its perplexity" in said(capsys)
-    assert not lm.check_perplexity(float("nan"), model, vocab, SENTENCE)
-    assert "finite" in said(capsys)
+    for not_finite in (float("nan"), 10**400):  # the int is a Real no float holds
+        assert not lm.check_perplexity(not_finite, model, vocab, SENTENCE)
+        assert "finite" in said(capsys)
 
 
 def test_perplexity_refuses_unknown_words(tiny, capsys):

@@ -67,6 +67,7 @@ EXERCISES = {
             ({**OR_NAND, "hidden_weight": [[1.0, 1.0]]}, "must have shape (2, 2)"),
             ({"hidden_weight": [[1.0, 1.0], [-1.0, -1.0]]}, "lacks the key 'hidden_bias'"),
             ("OR and NAND", "should be a dict"),
+            ({**OR_NAND, "out_bias": 10**400}, "too large to convert to float"),
         ],
     ),
     "temperature": (
@@ -78,6 +79,7 @@ EXERCISES = {
             (-1.0, "positive number"),
             (float("nan"), "positive number"),
             (True, "positive number"),
+            (10**400, "should be finite"),
         ],
     ),
     "bce": (

@@ -301,6 +301,8 @@ def test_bad_settings_are_errors(page):
         ("lab.xor.train({k: 0})", "k must be"),
         ("lab.xor.train({temperature: 0})", "temperature must be positive"),
         ("lab.xor.train({epochs: 1.5})", "epochs must be"),
+        ("lab.xor.train({epochs: 1e7})", "epochs must be a whole number from 1 to 1000000"),
+        ("lab.xor.train({earlyStopping: {maxEpochs: 1e7}})", "from 1 to 1000000"),
         ("lab.xor.init({init: 'he'})", "init must be one of linear, xavier"),
         ("lab.xor.train({k: 3, weights: lab.xor.init({k: 2})})", "k=2"),
     ]:
@@ -412,10 +414,22 @@ def test_the_url_restores_the_state(browser, server, page):
         assert again.input_value("#xor-lr") == "0.3" and again.is_checked("#xor-early")
         assert _epoch(again) == 7 and _loss(again) == loss and _titles(again) == titles
         assert again.url == url
+    # A link pasted into an open tab changes only the hash: its state is restored too.
+    with lab(browser, server + "#xor") as open_tab:
+        open_tab.evaluate("url => { location.hash = new URL(url).hash; }", url)
+        open_tab.wait_for_function("document.getElementById('xor-k').value === '4'")
+        assert _epoch(open_tab) == 7 and _loss(open_tab) == loss and _titles(open_tab) == titles
     # A link that does not fit is said, and the tab starts from its defaults.
-    with lab(browser, server + "#xor?k=2&bypass=0&w=1,2,3") as broken:
-        assert "not restored" in broken.inner_text("#xor-error")
-        assert _epoch(broken) == 0 and broken.input_value("#xor-k") == "2"
+    for bad in ("#xor?k=2&bypass=0&w=1,2,3", "#xor?k=1&bypass=0&w=1,,2,3,4"):
+        with lab(browser, server + bad) as broken:
+            assert "not restored" in broken.inner_text("#xor-error")
+            assert _epoch(broken) == 0 and broken.input_value("#xor-k") == "2"
+
+
+def test_a_learning_rate_xor_train_refuses_is_refused(page):
+    _set(page, "xor-lr", 1001)
+    assert "the learning rate must be above 0 and at most 1000" in page.inner_text("#xor-error")
+    assert "--lr 1001" not in page.inner_text("#xor-command")
 
 
 @pytest.mark.parametrize("tab", ["lm", "mnist", "xor"])

@@ -37,6 +37,10 @@ def runs(tmp_path_factory) -> Path:
     _cli("xor", "solve", "--quiet", "--out", str(root / "solve"))
     _cli("export", str(root / "sweep"), str(root / "solve"), "--out", str(root / "site"))
     _cli("export", str(root / "solve"), "--out", str(root / "no-study"))
+    # Wider than the page's trainer draws (16 hidden units): the explorer shows, a click refuses.
+    wide = ["--lrs", "1", "--hidden", "17", "--max-epochs", "20", "--max-runs", "1"]
+    _cli("xor", "sweep", *wide, "--successes", "1", "--quiet", "--out", str(root / "wide"))
+    _cli("export", str(root / "wide"), "--out", str(root / "wide-site"))
     return root
 
 
@@ -139,6 +143,17 @@ def test_a_site_without_a_study_says_how_to_get_one(runs, browser, errors):
         assert "dlclassics xor sweep --out RUN" in note
         assert "dlclassics export RUN --out SITE" in note
         plain.close()
+
+
+def test_a_configuration_the_trainer_refuses_is_an_error_not_loaded(runs, browser, errors):
+    with serve_folder(runs / "wide-site") as url:
+        wide = _open_xor(browser, url, errors, 1000)
+        wide.click("#xor-study .study-config[data-config='0']")
+        status = wide.locator("#xor-study .error")
+        assert "k must be a whole number from 1 to 16, got 17" in status.inner_text()
+        assert "Loaded" not in wide.inner_text("#xor-study")
+        assert "got 17" in wide.inner_text("#xor-error")
+        wide.close()
 
 
 def test_no_error(page, errors):

@@ -18,9 +18,14 @@ from dlclassics.lm.words import words
 TOLERANCE = 1e-3
 
 
-def _is_number(answer: object) -> bool:
-    """A real number, Python's or NumPy's, but not a bool."""
-    return isinstance(answer, numbers.Real) and not isinstance(answer, bool)
+def _is_finite(answer: object) -> bool:
+    """A finite real number, Python's or NumPy's, but not a bool (nor an int no float holds)."""
+    if not isinstance(answer, numbers.Real) or isinstance(answer, bool):
+        return False
+    try:
+        return math.isfinite(answer)
+    except OverflowError:
+        return False
 
 
 def _close(a: float, b: float) -> bool:
@@ -38,7 +43,7 @@ def check_perplexity(
     )
     if missing(answer, "`ppl`, a number", hint):
         return False
-    if not _is_number(answer) or not math.isfinite(answer):
+    if not _is_finite(answer):
         return verdict([f"{answer!r} is not a finite number"], hint)
     scored = sentence_probability(model, vocab, sentence)
     if scored.unknown:
@@ -102,7 +107,7 @@ def check_entropies(
         return verdict(
             [f"want a dict with one entropy per temperature in {list(temperatures)}"], hint
         )
-    if not all(_is_number(h) and math.isfinite(h) for h in answer.values()):
+    if not all(_is_finite(h) for h in answer.values()):
         return verdict(["every entropy must be a finite number"], hint)
     want = entropies(model, vocab, given, temperatures)
     inverse = entropies(model, vocab, given, [1 / t for t in temperatures])

@@ -41,7 +41,7 @@ def _network(spec: Any, k: int, bypass: bool, problems: list[str]) -> XorNet | N
         return XorNet.from_spec({**spec, "k": k, "bypass": bypass}, COLD)
     except KeyError as e:
         problems.append(f"the answer lacks the key {e}")
-    except (InputError, TypeError, ValueError, RuntimeError) as e:
+    except (InputError, TypeError, ValueError, RuntimeError, OverflowError) as e:
         problems.append(f"these weights do not fit the network: {first_line(e)}")
     return None
 
@@ -85,10 +85,14 @@ def _positive_number(answer: Any, what: str, problems: list[str]) -> float | Non
     if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not answer > 0:
         problems.append(f"{what} should be a positive number, got {answer!r}")
         return None
-    if not math.isfinite(answer):
-        problems.append(f"{what} should be finite, got {answer!r}")
+    try:
+        value = float(answer)  # an int of 400 digits is a Real no float holds
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        problems.append(f"{what} should be finite, got {answer!r:.40}")
         return None
-    return float(answer)
+    return value
 
 
 def _hand_set_loss(temperature: float) -> float:

@@ -6,6 +6,7 @@ thirty round trips through Python. Where no C++ compiler or ninja is found, or t
 """
 
 import functools
+import hashlib
 import shutil
 import warnings
 from collections.abc import Callable
@@ -18,7 +19,14 @@ import torch
 Epochs = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 SOURCE = Path(__file__).with_name("fused.cpp")
-NAME = "dlclassics_xor_fused"  # of the library in torch's extension cache
+
+
+def library_name(source: Path) -> str:
+    """The library's name in torch's extension cache, one per checkout and source: under one
+    name, two checkouts would rebuild it in turn (its build file records the source's path),
+    and one could load it while the other rewrites it."""
+    digest = hashlib.sha256(str(source.resolve()).encode() + b"\0" + source.read_bytes())
+    return f"dlclassics_xor_fused_{digest.hexdigest()[:12]}"
 
 
 @functools.cache
@@ -33,7 +41,8 @@ def load_epochs() -> Epochs | None:
     if shutil.which(compiler) is None or not cpp_extension.is_ninja_available():
         return None
     try:
-        cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O2"], is_python_module=False)
+        name = library_name(SOURCE)
+        cpp_extension.load(name, [str(SOURCE)], extra_cflags=["-O2"], is_python_module=False)
     except (OSError, RuntimeError) as e:  # a failed build is a RuntimeError with ninja's log
         reason = str(e).splitlines()[0]
         warnings.warn(f"fused XOR epochs not built ({reason}); Python runs them", stacklevel=2)

@@ -311,8 +311,9 @@ function xorTrain({
     throw new Error(`the weights are a net of k=${trainer.k}, bypass=${trainer.bypass}`);
   }
   const most = earlyStopping?.maxEpochs ?? epochs;
-  if (!(Number.isInteger(most) && most >= 1)) {
-    throw new Error(`epochs must be a whole number >= 1, got ${most}`);
+  // Every epoch's loss is kept: `xor train`'s bound keeps that to megabytes.
+  if (!(Number.isInteger(most) && most >= 1 && most <= 10 ** 6)) {
+    throw new Error(`epochs must be a whole number from 1 to 1000000, got ${most}`);
   }
   const stopping = earlyStopping ? new EarlyStopping(earlyStopping) : null;
   const losses = [];

@@ -3,7 +3,7 @@
 // study explorer draw every surface with it.
 
 const N = 41;  // grid points per side: cells centred on 0, 1/40, ..., 1
-const grid = new OffscreenCanvas(N, N);  // one pixel per grid point, then scaled up
+let grid = null;  // one pixel per grid point, then scaled up; made on first use
 const pixels = new ImageData(N, N);
 
 // f(x1, x2) -> a value in [0, 1]. The canvas keeps its own size; a small one gets smaller dots.
@@ -15,6 +15,7 @@ export function drawSurface(canvas, f, { points = true } = {}) {
       pixels.data.set([shade, shade, 255, 255], at);
     }
   }
+  if (!grid) grid = Object.assign(document.createElement("canvas"), { width: N, height: N });
   grid.getContext("2d").putImageData(pixels, 0, 0);
   const plot = canvas.getContext("2d");
   const size = canvas.width;

@@ -30,7 +30,8 @@ const HAND_SET = {
 // Their pre-activations are +-0.5 or further from 0: at T = 0.1 the units are steps already.
 const HAND_SET_T = 0.1;
 const MAX_K = 16;  // the page draws a surface per hidden unit
-const MAX_EPOCHS = 10 ** 6;  // `xor train`'s bound
+const MAX_EPOCHS = 10 ** 6;  // `xor train`'s bounds, so that the command shown runs
+const MAX_LR = 1000;
 
 let run = null;  // {settings, start, given, trainer, losses, stopping, stoppedAt}
 let playing = false;
@@ -47,12 +48,20 @@ function wholeNumber(id, name, low, high) {
   return value;
 }
 
+function positive(id, name, high) {
+  const value = Number($(id).value);
+  if (!(value > 0 && value <= high)) {
+    throw new Error(`${name} must be above 0 and at most ${high}, got ${$(id).value}`);
+  }
+  return value;
+}
+
 function settings() {
   return {
     k: wholeNumber("xor-k", "k", 1, MAX_K),
     bypass: $("xor-bypass").checked,
     optimizer: $("xor-optimizer").value,
-    lr: Number($("xor-lr").value),
+    lr: positive("xor-lr", "the learning rate", MAX_LR),
     temperature: Number($("xor-temperature").value),
     epochs: wholeNumber("xor-epochs", "epochs", 1, MAX_EPOCHS),
     init: $("xor-init").value,
@@ -349,6 +358,8 @@ function unflat(values, k, bypass) {
 
 // The state after #xor?: the settings, the seed, the starting weights (w) and the epoch reached
 // (at), which a reload trains again: training is deterministic.
+let written = null;  // the state last put in the URL: a hash change to another one is a link
+
 function writeUrl() {
   if (!$("xor").classList.contains("active") || !run) return;
   const { settings: s, trainer } = run;
@@ -360,7 +371,8 @@ function writeUrl() {
   q.set("w", flat(run.start).join(","));
   if (run.given) q.set("given", 1);
   if (run.losses.length) q.set("at", run.losses.length);
-  history.replaceState(null, "", `#xor?${q.toString().replace(/%2C/g, ",")}`);
+  written = `#xor?${q.toString().replace(/%2C/g, ",")}`;
+  history.replaceState(null, "", written);
 }
 
 function restore(hash) {
@@ -375,7 +387,9 @@ function restore(hash) {
     "xor-goal": early?.[2],
   });
   const { k, bypass } = settings();
-  restart(unflat(q.get("w").split(",").map(Number), k, bypass), q.get("given") === "1");
+  const pieces = q.get("w").split(",");
+  if (pieces.some((piece) => piece.trim() === "")) throw new Error("the link has an empty weight");
+  restart(unflat(pieces.map(Number), k, bypass), q.get("given") === "1");
   advance(Number(q.get("at")) || 0);
   draw();
   writeUrl();
@@ -431,8 +445,8 @@ function load({ k, bypass, lr, optimizer, init, temperature, earlyStopping }) {
   play();
 }
 
-// Runs `action`, showing its error (a bad setting) under the controls instead.
-function guarded(action) {
+// Runs `action`, showing its error (a bad setting) under the controls, then throwing it on.
+function shown(action) {
   return (...args) => {
     $("xor-error").textContent = "";
     try {
@@ -440,6 +454,19 @@ function guarded(action) {
     } catch (e) {
       pause();
       $("xor-error").textContent = e.message;
+      throw e;
+    }
+  };
+}
+
+// `shown`, for the page's own controls: the error shown is all there is to do about it.
+function guarded(action) {
+  const show = shown(action);
+  return (...args) => {
+    try {
+      show(...args);
+    } catch {
+      // shown under the controls
     }
   };
 }
@@ -485,6 +512,10 @@ export function startXor() {
   });
   $("xor-edit-value").addEventListener("input", guarded(typed));
   document.querySelector("button[data-tab=xor]").addEventListener("click", writeUrl);
+  // A link to another state, pasted into this open tab, changes only the hash.
+  window.addEventListener("hashchange", guarded(() => {
+    if (location.hash.startsWith("#xor?") && location.hash !== written) restore(location.hash);
+  }));
 
   guarded(() => {
     try {
@@ -499,7 +530,7 @@ export function startXor() {
 
   // The study explorer, another module: the tab works without it.
   import("./study.js")
-    .then(({ startStudy }) => startStudy($("xor-study"), guarded(load)))
+    .then(({ startStudy }) => startStudy($("xor-study"), shown(load)))
     .catch((e) => {
       $("xor-study").textContent = `The study explorer did not load: ${e.message}`;
     });
