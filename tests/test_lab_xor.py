@@ -23,7 +23,8 @@ from conftest import chromium, invoke_cli, read_json, require_browser, serve_fol
 from dlclassics.xor.batched import Weights, train_batched
 from dlclassics.xor.config import GridPoint
 from dlclassics.xor.data import INPUTS, TARGETS, VAL_INPUTS, VAL_TARGETS
-from dlclassics.xor.model import XorNet
+from dlclassics.xor.model import XorNet, net_name
+from dlclassics.xor.solutions import HAND_WEIGHTS
 from dlclassics.xor.train import train
 
 pytestmark = pytest.mark.slow  # a browser start per module
@@ -387,6 +388,10 @@ def test_presets_load_the_hand_set_and_the_exported_nets(page, exported_net):
         ".getImageData(120, 120, 1, 1).data; return b === 255 && r < 128; })()"
     )
     assert _state(page)["w"] == "1,1,-1.5,1,1,-2,-0.5"
+    # The page's copy of the hand-set nets is solutions.py's, every one.
+    for spec in HAND_WEIGHTS:
+        page.select_option("#xor-preset", f"{net_name(spec['k'], spec['bypass'])} (hand-set)")
+        assert [float(v) for v in _state(page)["w"].split(",")] == _flat(spec)
     page.select_option("#xor-preset", EXPORTED)
     assert page.input_value("#xor-k") == "2" and not page.is_checked("#xor-bypass")
     assert page.input_value("#xor-temperature") == "0.5"  # the net's own
