@@ -248,7 +248,7 @@ def test_export_a_reproduction_with_its_sweep(tmp_path, xor_runs, sweep_run):
     result = export_cli(str(reproduction), "--out", str(site))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert result.stdout == f"exported 6 models and 1 study from 1 runs to {site}\n"
+    assert result.stdout == f"exported 6 models and 1 study from 1 run to {site}\n"
     runs = {
         "rep/xor-solve": reproduction / "xor-solve",
         "rep/xor-train": reproduction / "xor-train",

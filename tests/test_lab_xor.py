@@ -472,6 +472,10 @@ def test_the_command_line_trains_the_same_net(page, tmp_path):
     with torch.no_grad():
         loss = F.binary_cross_entropy(final(INPUTS.double()), TARGETS.double()).item()
     assert _loss(page) == pytest.approx(loss, rel=1e-3)  # the page shows 4 digits
+    # and says what the command prints: its loss before the last step.
+    printed = f"{results['configs'][0]['final_loss']:.4g}"
+    assert f'# it prints "final loss {printed}"' in page.inner_text("#xor-command")
+    assert f"k2: final loss {printed}," in result.stdout
     assert _close(
         results["loss_curves"]["k2"],
         page.evaluate(

@@ -25,4 +25,4 @@ def export(runs: tuple[Path, ...], out: Path) -> None:
 
     index = export_site(list(runs), out)
     count = len({path.resolve() for path in runs})  # as export counts them: each once
-    click.echo(f"exported {holds(index)} from {count} runs to {out}")
+    click.echo(f"exported {holds(index)} from {count} run{'s' * (count != 1)} to {out}")

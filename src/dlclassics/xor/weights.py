@@ -61,8 +61,11 @@ def checked(spec: dict[str, Any], temperature: float) -> NetSpec:
         rows = net.hidden_weight
         # Checked before the network is built: a huge k would allocate gigabytes first.
         if not isinstance(rows, list) or len(rows) != net.k:
-            got = len(rows) if isinstance(rows, list) else type(rows).__name__
-            raise InputError(f"hidden_weight must have shape ({net.k}, 2) for k={net.k}; got {got}")
+            got = f"{len(rows)} rows" if isinstance(rows, list) else f"a {type(rows).__name__}"
+            raise InputError(
+                f"hidden_weight must have shape ({net.k}, 2) for k={net.k}: {net.k} rows of 2; "
+                f"got {got}"
+            )
         # The shapes and values checked now, before a run directory exists.
         built = net.network(temperature)
         check_weights(f"the network k={net.k}", built, built.state_dict(), bound=MAX_WEIGHT)

@@ -321,6 +321,11 @@ function commandLine() {
     `--optimizer ${s.optimizer} --lr ${s.lr} --epochs ${run.stoppedAt ?? s.epochs} ` +
     `--temperature ${s.temperature} --dtype float64 --init weights.json`,
   ];
+  if (run.losses.length && finished()) {
+    // xor train's "final loss" is its last recorded one, before the last step, as the curve.
+    lines.push(`# it prints "final loss ${Number(run.losses.at(-1).toPrecision(4))}": the loss `
+      + "before the last step (the page shows the loss after it)");
+  }
   if (s.early) {
     lines.push(`# xor train has no early stopping: ${run.stoppedAt === null
       ? "--epochs is the most; the run may stop sooner"
