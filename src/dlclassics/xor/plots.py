@@ -48,6 +48,8 @@ def sweep_plots(configs: list[dict], plots: Path) -> list[Path]:
         ax.plot(xs, list(means.values()), "o-", label="mean over configurations")
         if key == "bypass":
             ax.set_xticks([0, 1], ["no", "yes"])
+        if key == "hidden":  # the widths of the grid, not 1.5 or 2.5 units
+            ax.set_xticks(list(means))
         if key == "lr":
             ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel.capitalize()} by {xlabel}")
