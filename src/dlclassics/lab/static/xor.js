@@ -52,6 +52,26 @@ export function initWeights({ k, bypass, init = "linear", random }) {
   throw new Error(`init must be one of ${INITS.join(", ")}, got ${init}`);
 }
 
+// A net's weights as one list, in state_dict order: hidden.weight (k x 2, row-major),
+// hidden.bias (k), out.weight (n), out.bias (1); and back.
+export const flatWeights = (w) => [
+  ...w.hidden_weight.flat(), ...w.hidden_bias, ...w.out_weight, w.out_bias,
+];
+
+export function unflatWeights(values, k, bypass) {
+  const n = k + (bypass ? 2 : 0);
+  if (values.length !== 3 * k + n + 1) {
+    throw new Error(`${values.length} numbers are not the weights of a net of k=${k}`);
+  }
+  return {
+    k, bypass,
+    hidden_weight: Array.from({ length: k }, (_, j) => [values[2 * j], values[2 * j + 1]]),
+    hidden_bias: Array.from(values.slice(2 * k, 3 * k)),
+    out_weight: Array.from(values.slice(3 * k, 3 * k + n)),
+    out_bias: values[3 * k + n],
+  };
+}
+
 // A net and its optimiser. The parameters live in one Float64Array, in state_dict order:
 // hidden.weight (k x 2, row-major), hidden.bias (k), out.weight (n), out.bias (1); Adam and SGD
 // are elementwise, so one array is the same as PyTorch's four tensors.
@@ -71,10 +91,7 @@ export class XorTrainer {
       throw new Error(`optimizer must be one of ${OPTIMIZERS.join(", ")}, got ${optimizer}`);
     }
     Object.assign(this, { k, n, bypass: n === k + 2, temperature, optimizer, lr });
-    const values = [
-      ...weights.hidden_weight.flat(), ...weights.hidden_bias, ...weights.out_weight,
-      weights.out_bias,
-    ].map(Number);
+    const values = flatWeights(weights).map(Number);
     if (values.length !== 3 * k + n + 1 || !values.every(Number.isFinite)) {
       throw new Error("the weights must be finite numbers of the net's shapes");
     }
@@ -161,14 +178,7 @@ export class XorTrainer {
   }
 
   weights() {
-    const { k, n, p } = this;
-    return {
-      k, bypass: this.bypass,
-      hidden_weight: Array.from({ length: k }, (_, j) => [p[2 * j], p[2 * j + 1]]),
-      hidden_bias: Array.from(p.subarray(2 * k, 3 * k)),
-      out_weight: Array.from(p.subarray(3 * k, 3 * k + n)),
-      out_bias: p[3 * k + n],
-    };
+    return unflatWeights(this.p, this.k, this.bypass);
   }
 }
 

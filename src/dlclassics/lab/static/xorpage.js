@@ -10,7 +10,9 @@
 import lab from "./lab.js";
 import { $, element } from "./dom.js";
 import { drawSurface } from "./surface.js";
-import { EarlyStopping, INPUTS, TARGETS, XorTrainer } from "./xor.js";
+import {
+  EarlyStopping, INPUTS, TARGETS, XorTrainer, flatWeights, unflatWeights,
+} from "./xor.js";
 
 // The hand-set nets of src/dlclassics/xor/solutions.py (`xor solve`).
 const HAND_SET = {
@@ -345,22 +347,6 @@ function showStart() {
   $("xor-download").href = downloadUrl;
 }
 
-const flat = (w) => [...w.hidden_weight.flat(), ...w.hidden_bias, ...w.out_weight, w.out_bias];
-
-function unflat(values, k, bypass) {
-  const n = k + (bypass ? 2 : 0);
-  if (values.length !== 3 * k + n + 1) {
-    throw new Error(`the link's weights are ${values.length} numbers, not a net of k=${k}`);
-  }
-  return {
-    k, bypass,
-    hidden_weight: Array.from({ length: k }, (_, j) => values.slice(2 * j, 2 * j + 2)),
-    hidden_bias: values.slice(2 * k, 3 * k),
-    out_weight: values.slice(3 * k, 3 * k + n),
-    out_bias: values[3 * k + n],
-  };
-}
-
 // The state after #xor?: the settings, the seed, the starting weights (w) and the epoch reached
 // (at), which a reload trains again: training is deterministic.
 let written = null;  // the state last put in the URL: a hash change to another one is a link
@@ -373,7 +359,7 @@ function writeUrl() {
     epochs: s.epochs, init: s.init, seed: s.seed, speed: $("xor-speed").value,
   });
   if (s.early) q.set("early", [s.early.patience, s.early.minDelta, s.early.goal].join(","));
-  q.set("w", flat(run.start).join(","));
+  q.set("w", flatWeights(run.start).join(","));
   if (run.given) q.set("given", 1);
   if (run.losses.length) q.set("at", run.losses.length);
   written = `#xor?${q.toString().replace(/%2C/g, ",")}`;
@@ -394,7 +380,7 @@ function restore(hash) {
   const { k, bypass } = settings();
   const pieces = q.get("w").split(",");
   if (pieces.some((piece) => piece.trim() === "")) throw new Error("the link has an empty weight");
-  restart(unflat(pieces.map(Number), k, bypass), q.get("given") === "1");
+  restart(unflatWeights(pieces.map(Number), k, bypass), q.get("given") === "1");
   advance(Number(q.get("at")) || 0);
   draw();
   writeUrl();
