@@ -29,17 +29,17 @@ Usage: python benchmarks/lab.py SITE [--loads 3] [--keystrokes 30] [--xor-second
 """
 
 import argparse
-import functools
 import os
 import statistics
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from dlclassics.serve.server import LOOPBACK, site_server
 
 CHROMIUM = os.environ.get("DLCLASSICS_CHROMIUM", "/usr/bin/chromium")
 # tests/test_lab.py's: no sandbox (containers), no GPU, no traffic of Chromium's own.
@@ -97,23 +97,17 @@ COMPUTE_ONLY = """
 """
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @contextmanager
 def serve(site: Path) -> Iterator[str]:
-    """`site` over http://127.0.0.1:PORT/, as `python -m http.server` in it serves it."""
-    handler = functools.partial(_Quiet, directory=str(site))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
+    """`site` over http://127.0.0.1:PORT/, by the server `dlclassics serve` runs."""
+    with site_server(site, "127.0.0.1", 0, LOOPBACK) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_port}/"
+        finally:
+            httpd.shutdown()
+            thread.join(timeout=10)
 
 
 def load(browser: Browser, url: str) -> tuple[Page, dict[str, float]]:
