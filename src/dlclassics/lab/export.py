@@ -871,7 +871,7 @@ def _study_names(studies: list[Run]) -> list[str]:
 def holds(index: dict[str, Any]) -> str:
     """What a site's models.json lists, for the commands' messages: "7 models and 1 study"."""
     text = f"{len(index['models'])} models"
-    studies = len(index.get("studies", []))
+    studies = len(index["studies"])
     return text + (f" and {studies} {'study' if studies == 1 else 'studies'}" if studies else "")
 
 

@@ -151,7 +151,7 @@ def summarize(config: XorTrainConfig, results: list[TrainResult], run: RunDir) -
     configs = [{k: v for k, v in asdict(r).items() if k != "losses"} for r in results]
     columns = {"k": "k", "bypass": "bypass", "final loss": "final_loss"}
     columns["learned XOR"] = "learned_xor"
-    optimizer = {"adam": "Adam", "sgd": "SGD"}[config.optimizer]
+    optimizer = OPTIMIZERS[config.optimizer].__name__  # Adam, SGD
     md = f"# XOR trained ({optimizer}, BCE)\n\n" + table(configs, columns)
     md += truth_tables_markdown(results)
     return Summary({"configs": configs, "loss_curves": curves}, md)
